@@ -1,0 +1,10 @@
+/* sbx — umbrella header: include this to get the whole public API. */
+#ifndef SBX_SBX_H
+#define SBX_SBX_H
+
+#include <sbx/export.h>
+#include <sbx/error.h>
+#include <sbx/log.h>
+#include <sbx/version.h>
+
+#endif

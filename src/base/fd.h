@@ -1,0 +1,27 @@
+/* sbx internal — file-descriptor helpers. All return 0 / a count on success
+ * and a negative errno on failure; all retry on EINTR. */
+#ifndef SBX_BASE_FD_H
+#define SBX_BASE_FD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Read exactly `len` bytes. Returns len, or fewer at end of file, or -errno. */
+ssize_t sbx_read_full(int fd, void *buf, size_t len);
+/* Write all of `len` bytes. Returns len or -errno (-EPIPE, ...). */
+ssize_t sbx_write_full(int fd, const void *buf, size_t len);
+
+int sbx_set_cloexec(int fd, bool on);
+int sbx_set_nonblock(int fd, bool on);
+bool sbx_fd_is_open(int fd);
+
+/* Close every fd >= 3 not listed in keep[0..n) (close_range between the
+ * kept ones; a /proc/self/fd walk when close_range is unavailable). Safe
+ * between fork and exec: no allocation. Returns 0 or -errno. */
+int sbx_close_all_except(const int *keep, size_t n);
+
+/* Monotonic clock in nanoseconds. */
+unsigned long long sbx_now_ns(void);
+
+#endif
