@@ -5,6 +5,7 @@
 #include <sbx/export.h>
 #include <sbx/error.h>
 #include <sbx/log.h>
+#include <sbx/policy.h>
 #include <sbx/version.h>
 
 #endif
