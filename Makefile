@@ -35,13 +35,18 @@ run: build
 	@./scripts/run-demo.sh $(BUILD)
 
 bench: build
-	@for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] || continue; echo "== $$b"; "$$b" || exit 1; done
+	@for b in $$(find $(BUILD)/bench -maxdepth 2 -type f -name 'bench_*' -perm -u+x | sort); do \
+		echo "== $$b"; "$$b" || exit 1; done
 
 install: build
 	$(MESON) install -C $(BUILD)
 
-fuzz: deps
-	CC=clang $(MESON) setup build-fuzz -Dfuzz=enabled -Dtests=false -Db_lundef=false 2>/dev/null || true
+build-fuzz/build.ninja: | deps
+	CC=clang $(MESON) setup build-fuzz -Dfuzz=enabled -Dtests=false -Db_lundef=false
+
+# libFuzzer binaries land in build-fuzz/fuzz/<comp>/; run one with e.g.
+#   build-fuzz/fuzz/ipc/fuzz_request -max_total_time=60
+fuzz: deps build-fuzz/build.ninja
 	$(NINJA) -C build-fuzz
 
 clean:
