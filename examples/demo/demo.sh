@@ -8,7 +8,7 @@ try() {
     if out=$("$@" 2>&1); then
         printf '  allowed  %-44s\n' "$what"
     else
-        printf '  refused  %-44s %s\n' "$what" "$(printf '%s' "$out" | head -n1)"
+        printf '  refused  %-44s %s\n' "$what" "$(printf '%s' "$out" | tail -n1)"
     fi
 }
 
