@@ -20,9 +20,9 @@ static char *dir;
 
 static void setup(void)
 {
+    cr_assert_not_null(getenv("SBX_BIN"), "SBX_BIN is not set (run through meson test)");
     dir = sbx_test_mkdtemp("sbx-cli");
     cr_assert_not_null(dir);
-    cr_assert_not_null(getenv("SBX_BIN"), "SBX_BIN is not set (run through meson test)");
 }
 
 static void teardown(void)
@@ -268,4 +268,113 @@ Test(sbx, policy_compile_summary)
     write_file("incmissing.policy", "include nothere.policy\n", 0644);
     expect_one_line_error(SBX("policy", "compile", "incmissing.policy"), SBX_EXIT_FAILURE,
                           "incmissing.policy:1:9: cannot read included file");
+}
+
+Test(sbx, check_explains_decisions)
+{
+    write_file("p.policy",
+               "# data policy\n"
+               "files allow-readonly /data/**\n"
+               "files allow-any /data/out/**\n"
+               "files deny /data/secret/**\n"
+               "files allow-readonly ${CWD}/**\n"
+               "view /opt/tools exec\n",
+               0644);
+    result *r = SBX("check", "--policy", "p.policy", "read", "/data/in/x");
+    cr_expect_eq(r->code, 0, "%s", r->err);
+    cr_expect_str_eq(r->out, "allow: read /data/in/x (p.policy:2: files allow-readonly /data/**)\n");
+    r = SBX("check", "--policy", "p.policy", "write", "/data/out/f", "trunc");
+    cr_expect_eq(r->code, 0);
+    cr_expect_str_eq(r->out, "allow: write /data/out/f (p.policy:3: files allow-any /data/out/**)\n");
+    /* deny wins over the earlier allow */
+    r = SBX("check", "--policy", "p.policy", "read", "/data/secret/key");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect_str_eq(r->out,
+                     "deny: read /data/secret/key (p.policy:4: files deny /data/secret/**)\n");
+    /* read-only does not admit a write: nothing matched */
+    r = SBX("check", "--policy", "p.policy", "write", "/data/in/x");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect_str_eq(r->out, "deny: write /data/in/x (no rule matched \u2192 denied)\n");
+    r = SBX("check", "--policy", "p.policy", "create", "/elsewhere");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect(strstr(r->out, "no rule matched"));
+    /* relative paths resolve against the current directory, lexically */
+    r = SBX("check", "--policy", "p.policy", "read", "sub/../file.txt");
+    cr_expect_eq(r->code, 0, "%s", r->out);
+    char want[4400];
+    snprintf(want, sizeof want, "allow: read %s/file.txt (p.policy:5: files allow-readonly %s/**)\n",
+             dir, dir);
+    cr_expect_str_eq(r->out, want);
+    /* ".." cannot climb out of a rule: /data/out/../secret is /data/secret */
+    r = SBX("check", "--policy", "p.policy", "read", "/data/out/../secret/k");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect(strstr(r->out, "deny: read /data/secret/k"), "%s", r->out);
+    /* rename needs both ends */
+    r = SBX("check", "--policy", "p.policy", "rename", "/data/out/a", "/data/in/b");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect(strstr(r->out, "deny: rename /data/out/a /data/in/b\n"), "%s", r->out);
+    cr_expect(strstr(r->out, "  source /data/out/a: allow (p.policy:3"), "%s", r->out);
+    cr_expect(strstr(r->out, "  destination /data/in/b: deny (no rule matched"), "%s", r->out);
+    r = SBX("check", "--policy", "p.policy", "rename", "/data/out/a", "/data/out/b");
+    cr_expect_eq(r->code, 0, "%s", r->out);
+    r = SBX("check", "--policy", "p.policy", "mkdir", "/data/out/d");
+    cr_expect_eq(r->code, 0, "%s", r->out);
+    r = SBX("check", "--policy", "p.policy", "unlink", "/data/in/f");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED, "%s", r->out);
+    r = SBX("check", "--policy", "p.policy", "stat", "/data/in/f");
+    cr_expect_eq(r->code, 0, "%s", r->out);
+    /* exec is the native view's business */
+    r = SBX("check", "--policy", "p.policy", "exec", "/usr/bin/env");
+    cr_expect_eq(r->code, 0);
+    cr_expect(strstr(r->out, "allow: exec /usr/bin/env (native view"), "%s", r->out);
+    r = SBX("check", "--policy", "p.policy", "exec", "/opt/tools/bin/x");
+    cr_expect_eq(r->code, 0);
+    cr_expect(strstr(r->out, "view /opt/tools exec"), "%s", r->out);
+    r = SBX("check", "--policy", "p.policy", "exec", "/data/in/prog");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    /* command-line rules carry their option as origin, after the file's */
+    r = SBX("check", "--policy", "p.policy", "--allow-write", "/scratch/**", "write", "/scratch/x");
+    cr_expect_eq(r->code, 0);
+    cr_expect_str_eq(r->out, "allow: write /scratch/x (--allow-write: files allow-any /scratch/**)\n");
+    r = SBX("check", "--allow-read", "/data/**", "--deny", "/data/secret/**", "read",
+            "/data/secret/x");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect(strstr(r->out, "(--deny: files deny /data/secret/**)"), "%s", r->out);
+}
+
+Test(sbx, check_with_profiles_and_bad_input)
+{
+    /* the default profile keeps secrets out and lets /etc be read */
+    result *r = SBX("check", "read", "/etc/shadow");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED);
+    cr_expect(strstr(r->out, "(profile:default:"), "%s", r->out);
+    cr_expect(strstr(r->out, "files deny /etc/shadow*"), "%s", r->out);
+    r = SBX("check", "read", "/etc/hostname");
+    cr_expect_eq(r->code, 0, "%s", r->out);
+    r = SBX("check", "write", "/etc/hostname");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED, "%s", r->out);
+    r = SBX("check", "--profile", "strict", "read", "/etc/hostname");
+    cr_expect_eq(r->code, SBX_EXIT_DENIED, "%s", r->out);
+    write_file("bad.policy", "files allow-readonly /x\nlimit cpu 5d\n", 0644);
+    expect_one_line_error(SBX("check", "--policy", "bad.policy", "read", "/x"), SBX_EXIT_FAILURE,
+                          "bad.policy:2:12: bad duration suffix");
+    expect_one_line_error(SBX("check", "--policy", "nope.policy", "read", "/x"), SBX_EXIT_FAILURE,
+                          "nope.policy: cannot read policy file");
+    expect_one_line_error(SBX("check", "chmod", "/x"), SBX_EXIT_FAILURE, "unknown operation 'chmod'");
+    expect_one_line_error(SBX("check", "read"), SBX_EXIT_FAILURE, "read needs a PATH");
+    expect_one_line_error(SBX("check"), SBX_EXIT_FAILURE, "missing OPERATION");
+}
+
+Test(sbx, policy_dump)
+{
+    write_file("p.policy", "files allow-readonly /data/**\nfiles deny /data/secret/**\n", 0644);
+    result *r = SBX("policy", "dump", "p.policy");
+    cr_expect_eq(r->code, 0, "%s", r->err);
+    cr_expect(strstr(r->out, "origin=\"p.policy:1\""), "%s", r->out);
+    cr_expect(strstr(r->out, "origin=\"p.policy:2\""), "%s", r->out);
+    cr_expect(strstr(r->out, "\"/data/secret/\""), "%s", r->out);
+    write_file("bad.policy", "files allow-readonly data\n", 0644);
+    expect_one_line_error(SBX("policy", "dump", "bad.policy"), SBX_EXIT_FAILURE,
+                          "bad.policy:1:22: bad pattern");
+    expect_one_line_error(SBX("policy", "dump"), SBX_EXIT_FAILURE, "missing FILE");
 }

@@ -1,6 +1,7 @@
 /* sbx command — `sbx policy show|list|compile|dump`. */
 #include <string.h>
 
+#include <sbx/error.h>
 #include <sbx/policy.h>
 #include <sbx/policyfile.h>
 
@@ -74,10 +75,14 @@ static int dump(const char *file)
     int r = load("policy dump", file, &p);
     if (r)
         return r;
+    r = sbx_policy_dump(p, stdout);
     sbx_policy_unref(p);
-    fprintf(stderr, "sbx: policy dump: the policy compiler is not built into this sbx yet "
-                    "(use 'sbx policy compile')\n");
-    return SBX_EXIT_FAILURE;
+    if (r < 0) {
+        fprintf(stderr, "sbx: policy dump: %s: cannot compile the policy: %s\n", file,
+                sbx_strerror(r));
+        return SBX_EXIT_FAILURE;
+    }
+    return SBX_EXIT_OK;
 }
 
 int sbx_cmd_policy(const sbx_cli *cli)
