@@ -48,7 +48,9 @@ static const char default_text[] =
     "files allow-query ${CWD}\n"
     "files allow-readonly ${CWD}/**\n"
     "\n"
-    "# The private scratch directory, read-write.\n"
+    "# The private scratch directory, read-write: bound into the native view\n"
+    "# (it is private to this run, so native speed is safe) and allowed by rule.\n"
+    "view ${SCRATCH} rw\n"
     "files allow-any ${SCRATCH}\n"
     "files allow-any ${SCRATCH}/**\n"
     "\n" SECRETS

@@ -691,6 +691,14 @@ Test(policyfile, default_profile_content)
     cr_expect(scratch_any);
     cr_expect(home_deny);
     cr_expect(p->default_view);
+    bool scratch_view = false;
+    for (size_t i = 0; i < p->n_views; i++) {
+        if (!strcmp(p->views[i].path, "/tmp/scr"))
+            scratch_view = p->views[i].flags == SBX_VIEW_WRITABLE;
+        else
+            cr_expect_not(p->views[i].flags & SBX_VIEW_WRITABLE, "only scratch is a rw view");
+    }
+    cr_expect(scratch_view);
     cr_expect_neq(sbx_policy_effective_limit(p, SBX_LIMIT_MEMORY), SBX_LIMIT_UNSET);
     sbx_policy_unref(p);
 }

@@ -17,6 +17,8 @@
 
 int sbx_cmd_run(const sbx_cli *cli)
 {
+    /* When the runtime is wired: create the scratch directory first
+     * (sbx_cli_scratch_create) and pass it here, so ${SCRATCH} names it. */
     sbx_cli_vars vars;
     sbx_cli_vars_init(&vars, NULL);
     sbx_policy *policy = NULL;
