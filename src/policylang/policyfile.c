@@ -27,6 +27,7 @@
 #define MAX_LINE_BYTES 4096
 #define MAX_WORDS 8
 #define MAX_INCLUDE_DEPTH 16
+#define MAX_FILES_READ 256 /* per load: bounds include fan-out (k^depth reads) */
 #define MAX_STATEMENTS 100000
 #define MAX_EXPANDED 4096
 
@@ -74,6 +75,7 @@ typedef struct ctx {
     sbx_policy *scratch;
     open_file stack[MAX_INCLUDE_DEPTH + 1];
     size_t depth;
+    unsigned files_read;
 } ctx;
 
 /* ---- errors ---- */
@@ -630,6 +632,10 @@ static int parse_file(ctx *c, const char *path, const char *from_file, unsigned 
         return fail(c, SBX_ERROR_BAD_POLICY, from_file, from_line, from_word->col, from_word->s,
                     from_word->len, "includes nested too deeply (at most %d levels)",
                     MAX_INCLUDE_DEPTH);
+    if (from_file && ++c->files_read > MAX_FILES_READ)
+        return fail(c, SBX_ERROR_TOO_LARGE, from_file, from_line, from_word->col, from_word->s,
+                    from_word->len, "too many included files (at most %d per policy)",
+                    MAX_FILES_READ);
     SBX_AUTOFREE char *buf = NULL;
     size_t len = 0;
     struct stat st;

@@ -564,6 +564,42 @@ Test(policyfile_files, include_cycles)
     sbx_policy_unref(p);
 }
 
+Test(policyfile_files, include_fan_out_is_bounded)
+{
+    /* each level includes the next one ten times: 10^8 reads unbounded */
+    for (int i = 0; i < 8; i++) {
+        char name[32], text[400] = "";
+        snprintf(name, sizeof name, "f%d.policy", i);
+        for (int k = 0; k < 10; k++) {
+            size_t l = strlen(text);
+            snprintf(text + l, sizeof text - l, "include f%d.policy\n", i + 1);
+        }
+        write_file(name, text);
+    }
+    write_file("f8.policy", "# leaf\n");
+    sbx_policy *p = sbx_policy_new();
+    sbx_policyfile_error e;
+    char *f0 = path_in("f0.policy");
+    cr_expect_eq(sbx_policy_load_file(p, f0, &V, &e), SBX_ERROR_TOO_LARGE);
+    cr_expect(strstr(e.message, "too many included files"), "%s", e.formatted);
+    free(f0);
+    sbx_policy_unref(p);
+}
+
+Test(policyfile_files, include_cycle_through_a_symlink)
+{
+    write_file("a.policy", "net none\ninclude link.policy\n");
+    char *a = path_in("a.policy"), *link = path_in("link.policy");
+    cr_assert_eq(symlink("a.policy", link), 0);
+    sbx_policy *p = sbx_policy_new();
+    sbx_policyfile_error e;
+    cr_expect_eq(sbx_policy_load_file(p, a, &V, &e), SBX_ERROR_BAD_POLICY);
+    cr_expect(strstr(e.message, "include cycle"), "%s", e.formatted);
+    free(a);
+    free(link);
+    sbx_policy_unref(p);
+}
+
 Test(policyfile_files, include_depth_limit)
 {
     /* a chain of 20 distinct files: deeper than the limit of 16 */
