@@ -223,3 +223,16 @@ Test(cli_prep, clean_environment)
     sbx_cli_env_free(e);
     sbx_cli_env_free(NULL);
 }
+
+Test(cli_prep, exit_status)
+{
+    cr_expect_eq(sbx_cli_exit_status(false, 0), 0);
+    cr_expect_eq(sbx_cli_exit_status(false, 3), 3);
+    cr_expect_eq(sbx_cli_exit_status(false, 255), 255);
+    cr_expect_eq(sbx_cli_exit_status(true, 9), 137);
+    cr_expect_eq(sbx_cli_exit_status(true, 15), 143);
+    cr_expect_eq(sbx_cli_exit_status(false, -1), SBX_EXIT_FAILURE);
+    cr_expect_eq(sbx_cli_exit_status(false, 256), SBX_EXIT_FAILURE);
+    cr_expect_eq(sbx_cli_exit_status(true, 0), SBX_EXIT_FAILURE);
+    cr_expect_eq(sbx_cli_exit_status(true, 200), SBX_EXIT_FAILURE);
+}

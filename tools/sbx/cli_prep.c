@@ -326,3 +326,10 @@ char **sbx_cli_build_env(const char *const *env, size_t n_env, const char *scrat
     out[n] = NULL;
     return out;
 }
+
+int sbx_cli_exit_status(bool killed, int code)
+{
+    if (killed)
+        return code > 0 && code < 128 ? SBX_EXIT_SIGNAL_BASE + code : SBX_EXIT_FAILURE;
+    return code >= 0 && code <= 255 ? code : SBX_EXIT_FAILURE;
+}

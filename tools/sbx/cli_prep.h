@@ -50,4 +50,9 @@ int sbx_cli_scratch_remove(const char *path);
 char **sbx_cli_build_env(const char *const *env, size_t n_env, const char *scratch);
 void sbx_cli_env_free(char **envp);
 
+/* sbx run's exit status for a target that exited with `code` (killed ==
+ * false) or was killed by signal `code` (killed == true): the program's own
+ * status, or 128 + N. Out-of-range values give SBX_EXIT_FAILURE. */
+int sbx_cli_exit_status(bool killed, int code);
+
 #endif
