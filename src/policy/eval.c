@@ -14,7 +14,7 @@
 #define EVAL_BUDGET (1ull << 24) /* characters scanned per evaluation */
 #define MAX_GROUP 64             /* fragments in one pattern */
 #define MAX_LISTS 64             /* directory prefixes looked up per request */
-#define LINEAR_BELOW 12          /* services with fewer rules are scanned */
+#define LINEAR_BELOW 4           /* services with fewer rules are scanned */
 
 typedef struct view {
     const unsigned char *buf;
