@@ -152,7 +152,7 @@ void sbx_cli_format_size(char *buf, size_t cap, uint64_t v)
         snprintf(buf, cap, "%" PRIu64 "%c", v, units[u]);
 }
 
-static const char *semantics_name(int s)
+const char *sbx_cli_semantics_name(int s)
 {
     switch (s) {
     case SBX_FILES_ALLOW_ANY:
@@ -190,12 +190,12 @@ void sbx_cli_print_summary(FILE *out, const sbx_policy *p)
     for (int s = SBX_FILES_ALLOW_ANY; s <= SBX_FILES_DENY; s++) {
         if (!per[s])
             continue;
-        fprintf(out, "%s%s %zu", sep, semantics_name(s), per[s]);
+        fprintf(out, "%s%s %zu", sep, sbx_cli_semantics_name(s), per[s]);
         sep = ", ";
     }
     fprintf(out, "%s\n", p->n_rules ? ")" : "");
     for (size_t i = 0; i < p->n_rules; i++)
-        fprintf(out, "  files %-14s %s  # %s\n", semantics_name(p->rules[i].semantics),
+        fprintf(out, "  files %-14s %s  # %s\n", sbx_cli_semantics_name(p->rules[i].semantics),
                 p->rules[i].pattern, p->rules[i].origin ? p->rules[i].origin : "");
     fprintf(out, "views: %zu extra, default view %s\n", p->n_views, p->default_view ? "on" : "off");
     for (size_t i = 0; i < p->n_views; i++) {

@@ -42,4 +42,7 @@ void sbx_cli_print_summary(FILE *out, const sbx_policy *policy);
 /* "512M", "1G", "1000": the shortest exact spelling of a size. */
 void sbx_cli_format_size(char *buf, size_t cap, uint64_t v);
 
+/* "allow-any", "allow-readonly", ..., "deny": the policy-language word. */
+const char *sbx_cli_semantics_name(int semantics);
+
 #endif

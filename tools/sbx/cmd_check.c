@@ -17,24 +17,6 @@
 #include "exit_codes.h"
 #include "policy/policy_object.h"
 
-static const char *semantics_word(int s)
-{
-    switch (s) {
-    case SBX_FILES_ALLOW_ANY:
-        return "allow-any";
-    case SBX_FILES_ALLOW_READONLY:
-        return "allow-readonly";
-    case SBX_FILES_ALLOW_QUERY:
-        return "allow-query";
-    case SBX_FILES_ALLOW_DIR_ANY:
-        return "allow-dir-any";
-    case SBX_FILES_DENY:
-        return "deny";
-    default:
-        return "?";
-    }
-}
-
 static bool allowed(const sbx_decision *d)
 {
     return d->action == SBX_ACTION_ASK_BROKER || d->action == SBX_ACTION_GIVE_READONLY;
@@ -50,11 +32,11 @@ static void explain(char *buf, size_t cap, const sbx_decision *d)
     const char *origin = d->origin[0] ? d->origin : "rule without origin";
     const char *extra = d->action == SBX_ACTION_GIVE_READONLY ? ", opened read-only" : "";
     if (d->semantics == SBX_FILES_DENY || allowed(d))
-        snprintf(buf, cap, "%s: files %s %s%s", origin, semantics_word(d->semantics), d->pattern,
-                 extra);
+        snprintf(buf, cap, "%s: files %s %s%s", origin, sbx_cli_semantics_name(d->semantics),
+                 d->pattern, extra);
     else
         snprintf(buf, cap, "%s: files %s %s does not admit this operation \u2192 denied", origin,
-                 semantics_word(d->semantics), d->pattern);
+                 sbx_cli_semantics_name(d->semantics), d->pattern);
 }
 
 static int ask(const sbx_policy *policy, const sbx_files_request *req, sbx_decision *d)

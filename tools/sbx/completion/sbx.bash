@@ -1,5 +1,6 @@
 # bash completion for sbx(1). Installed as
 # $datadir/bash-completion/completions/sbx; source it by hand otherwise.
+# shellcheck disable=SC2207  # COMPREPLY=($(compgen ...)) is the completion idiom
 
 _sbx_profiles="default strict learn"
 
