@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <sbx/export.h>
@@ -59,6 +60,99 @@ SBX_API int sbx_policy_add_rule_ex(sbx_policy *policy, sbx_subsystem subsys, int
 /* sbx_policy_add_rule_ex without origin and error detail. */
 SBX_API int sbx_policy_add_rule(sbx_policy *policy, sbx_subsystem subsys, int semantics,
                                 const char *pattern);
+
+/* Check a pattern without adding it: 0, or SBX_ERROR_BAD_PATTERN with
+ * err->column (1-based) and err->message saying what is wrong. The rules:
+ * absolute; no empty, "." or ".." component; no trailing '/' (except "/");
+ * no run of three or more '*'; no dangling '\' at the end; at most 4095
+ * bytes. sbx_policy_add_rule_ex applies the same check. Thread-safe. */
+SBX_API int sbx_policy_validate_pattern(const char *pattern, sbx_policy_error *err);
+
+/* ---- decisions: asking the compiled policy ---- */
+
+/* What the engine decided (the seed's EvalResult). Which actions the files
+ * subsystem produces, and why the seed's other GIVE_* are absent, is in
+ * docs/policy.md. */
+typedef enum sbx_action {
+    SBX_ACTION_NONE = 0,               /* no decision (only with an error) */
+    SBX_ACTION_ASK_BROKER = 1,         /* allowed: the broker performs the call */
+    SBX_ACTION_DENY_ACCESS = 2,        /* refused with the policy's deny errno */
+    SBX_ACTION_FAKE_SUCCESS = 3,       /* not performed, reported as success */
+    SBX_ACTION_FAKE_ACCESS_DENIED = 4, /* refused with EACCES whatever the deny errno */
+    SBX_ACTION_SIGNAL_ALARM = 5,       /* refused, and a policy-violation event is raised */
+    SBX_ACTION_TERMINATE_PROCESS = 6,  /* the target is killed */
+    SBX_ACTION_GIVE_READONLY = 7,      /* performed, but an open is downgraded to O_RDONLY */
+    SBX_ACTION_COUNT_ = 8
+} sbx_action;
+
+/* "ASK_BROKER", "DENY_ACCESS", ...; "?" when unknown. Static string. */
+SBX_API const char *sbx_action_name(int action);
+
+/* The filesystem operations the broker decides on. A rename is two
+ * requests, RENAME_SRC on the old path and RENAME_DST on the new path, and
+ * is allowed only if both are; a hard link is LINK_SRC + LINK_DST likewise.
+ * The values are stable (they are policy service numbers). */
+typedef enum sbx_files_op {
+    SBX_FILES_OP_OPEN = 1,       /* open/openat/openat2/creat: open_flags, mode */
+    SBX_FILES_OP_STAT = 2,       /* stat/lstat/fstatat/statx */
+    SBX_FILES_OP_ACCESS = 3,     /* access/faccessat: access_mode (F_OK/R_OK/W_OK/X_OK) */
+    SBX_FILES_OP_READLINK = 4,   /* readlink/readlinkat */
+    SBX_FILES_OP_RENAME_SRC = 5, /* rename/renameat/renameat2, old path */
+    SBX_FILES_OP_RENAME_DST = 6, /* rename/renameat/renameat2, new path */
+    SBX_FILES_OP_MKDIR = 7,      /* mkdir/mkdirat: mode */
+    SBX_FILES_OP_UNLINK = 8,     /* unlink/unlinkat without AT_REMOVEDIR */
+    SBX_FILES_OP_RMDIR = 9,      /* rmdir, unlinkat(AT_REMOVEDIR) */
+    SBX_FILES_OP_COUNT_ = 10
+} sbx_files_op;
+
+/* "open", "stat", "access", "readlink", "rename-src", "rename-dst", "mkdir",
+ * "unlink", "rmdir"; "?" when unknown. Static string. */
+SBX_API const char *sbx_files_op_name(sbx_files_op op);
+/* The inverse of sbx_files_op_name (also accepts "rename" for RENAME_SRC);
+ * returns the op, or -EINVAL. */
+SBX_API int sbx_files_op_from_name(const char *name);
+
+/* One filesystem request, as the broker sees it after canonicalising the
+ * path. `path` MUST already be canonical: absolute, no "." or ".."
+ * component, no "//", no trailing '/' (except "/" itself); the engine
+ * matches bytes and resolves nothing. The request is borrowed. */
+typedef struct sbx_files_request {
+    sbx_files_op op;
+    const char *path;    /* canonical, NUL-terminated, at most 4095 bytes */
+    int open_flags;      /* OPEN: the open(2) flags (O_ACCMODE, O_CREAT, ...) */
+    unsigned mode;       /* OPEN with O_CREAT/O_TMPFILE, MKDIR: the mode */
+    int access_mode;     /* ACCESS: F_OK or R_OK|W_OK|X_OK */
+    bool is_dir;         /* STAT, ACCESS, READLINK, RENAME_SRC/DST, UNLINK: the object is a
+                          * directory (as the broker itself found it); ignored
+                          * for OPEN (O_DIRECTORY counts), MKDIR, RMDIR */
+} sbx_files_request;
+
+/* A decision and its explanation. */
+typedef struct sbx_decision {
+    int action;          /* sbx_action; DENY_ACCESS when no rule matched */
+    int rule;            /* index of the deciding rule in add order, -1 if none */
+    int semantics;       /* that rule's sbx_files_semantics, 0 if none */
+    char origin[256];    /* that rule's origin ("" if none given), or "" */
+    char pattern[256];   /* that rule's pattern (truncated), or "" */
+    char reason[128];    /* "matched ...", "no rule matched", ... */
+} sbx_decision;
+
+/* Decide `req` against `policy`'s files rules and explain why. The first
+ * call compiles the policy and caches the compiled form (again after rules
+ * were added); on a frozen policy this is thread-safe. The rules: an
+ * explicit SBX_FILES_DENY that matches wins whatever the order; otherwise
+ * the first allow rule (in add order) whose pattern matches and whose
+ * semantics admits the operation decides (ASK_BROKER); otherwise DENY with
+ * reason "no rule matched". Returns 0 with *out filled (whatever the
+ * decision), -EINVAL (bad arguments; out->action = DENY_ACCESS), or a
+ * compile error (-ENOMEM, SBX_ERROR_TOO_LARGE). */
+SBX_API int sbx_policy_check_files(const sbx_policy *policy, const sbx_files_request *req,
+                                   sbx_decision *out);
+
+/* Print the compiled policy as readable opcodes (the format `sbx policy
+ * dump` shows; stable, used by golden tests) to `out`. Returns 0 or a
+ * negative code. Same threading as sbx_policy_check_files. */
+SBX_API int sbx_policy_dump(const sbx_policy *policy, FILE *out);
 
 /* ---- presets: lockdown levels and job levels (docs/policy.md) ---- */
 

@@ -10,12 +10,18 @@
 #include <sbx/error.h>
 
 #include "base/cleanup.h"
+#include "policy/engine.h"
 
 SBX_API sbx_policy *sbx_policy_new(void)
 {
     sbx_policy *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    p->cache = sbx_policy_cache_new();
+    if (!p->cache) {
+        free(p);
+        return NULL;
+    }
     atomic_init(&p->refs, 1);
     atomic_init(&p->frozen, false);
     p->lockdown = SBX_LOCKDOWN_LOCKDOWN;
@@ -50,6 +56,7 @@ SBX_API void sbx_policy_unref(sbx_policy *policy)
     for (size_t i = 0; i < policy->n_views; i++)
         free(policy->views[i].path);
     free(policy->views);
+    sbx_policy_cache_free(policy->cache);
     free(policy);
 }
 
@@ -106,10 +113,9 @@ SBX_API int sbx_policy_add_rule_ex(sbx_policy *policy, sbx_subsystem subsys, int
         set_error(err, -EINVAL, 0, "unknown subsystem or semantics");
         return -EINVAL;
     }
-    if (!pattern || pattern[0] != '/') {
-        set_error(err, SBX_ERROR_BAD_PATTERN, 1, "pattern must be an absolute path");
-        return SBX_ERROR_BAD_PATTERN;
-    }
+    r = sbx_pattern_check(pattern, err);
+    if (r < 0)
+        return r;
     if (policy->n_rules >= SBX_POLICY_MAX_RULES) {
         set_error(err, SBX_ERROR_TOO_LARGE, 0, "too many rules");
         return SBX_ERROR_TOO_LARGE;
@@ -133,6 +139,11 @@ SBX_API int sbx_policy_add_rule_ex(sbx_policy *policy, sbx_subsystem subsys, int
         .origin = sbx_steal_ptr(&org),
     };
     return 0;
+}
+
+SBX_API int sbx_policy_validate_pattern(const char *pattern, sbx_policy_error *err)
+{
+    return sbx_pattern_check(pattern, err);
 }
 
 SBX_API int sbx_policy_add_rule(sbx_policy *policy, sbx_subsystem subsys, int semantics,

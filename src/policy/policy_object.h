@@ -32,6 +32,12 @@ typedef struct sbx_policy_shared_fd {
     int target_fd;
 } sbx_policy_shared_fd;
 
+/* The compiled-form cache of sbx_policy_check_files / sbx_policy_dump
+ * (src/policy/compile.c); mutable behind a const policy, own lock. */
+typedef struct sbx_policy_cache sbx_policy_cache;
+sbx_policy_cache *sbx_policy_cache_new(void);
+void sbx_policy_cache_free(sbx_policy_cache *cache);
+
 struct sbx_policy {
     atomic_uint refs;
     atomic_bool frozen;
@@ -57,6 +63,8 @@ struct sbx_policy {
     uint64_t mitigations;
     int deny_errno;
     bool audit;
+
+    sbx_policy_cache *cache; /* owned */
 };
 
 /* The limit in force: the explicit one if set, else the job preset's,

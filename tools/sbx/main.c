@@ -1,40 +1,53 @@
-/* sbx — the command-line front end. Subcommands arrive with the CLI issue;
- * this entry point already follows its conventions: 0 on success, 125 when
- * sbx itself is given bad input. */
+/* sbx — the command-line front end. A thin main: parse (cli_args.c, unit
+ * tested), then hand over to one function per subcommand. */
 #include <stdio.h>
-#include <string.h>
 
 #include <sbx/sbx.h>
 
-#define SBX_EXIT_USAGE 125
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: sbx COMMAND [ARGS...]\n"
-            "\n"
-            "sbx runs programs you do not fully trust as sandboxed targets of a broker.\n"
-            "\n"
-            "options:\n"
-            "  -h, --help     show this help\n"
-            "  -V, --version  print the sbx version\n");
-}
+#include "cli_args.h"
+#include "commands.h"
+#include "exit_codes.h"
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return SBX_EXIT_USAGE;
+    sbx_cli cli;
+    char err[1024];
+    int r = sbx_cli_parse(argc, argv, &cli, err, sizeof err);
+    if (r) {
+        fprintf(stderr, "sbx: %s\n", err);
+        sbx_cli_free(&cli);
+        return r;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+    switch (cli.command) {
+    case SBX_CMD_HELP:
+        r = sbx_cmd_help(&cli, stdout);
+        break;
+    case SBX_CMD_VERSION:
         printf("sbx %s\n", sbx_version());
-        return 0;
+        r = SBX_EXIT_OK;
+        break;
+    case SBX_CMD_RUN:
+        r = sbx_cmd_run(&cli);
+        break;
+    case SBX_CMD_CHECK:
+        r = sbx_cmd_check(&cli);
+        break;
+    case SBX_CMD_POLICY_SHOW:
+    case SBX_CMD_POLICY_LIST:
+    case SBX_CMD_POLICY_COMPILE:
+    case SBX_CMD_POLICY_DUMP:
+        r = sbx_cmd_policy(&cli);
+        break;
+    case SBX_CMD_NONE:
+    default:
+        fprintf(stderr, "sbx: internal error: no command\n");
+        r = SBX_EXIT_FAILURE;
+        break;
     }
-    fprintf(stderr, "sbx: unknown command '%s' (try 'sbx --help')\n", cmd);
-    return SBX_EXIT_USAGE;
+    sbx_cli_free(&cli);
+    if (fflush(stdout) != 0 && r == SBX_EXIT_OK) {
+        fprintf(stderr, "sbx: cannot write the output\n");
+        r = SBX_EXIT_FAILURE;
+    }
+    return r;
 }

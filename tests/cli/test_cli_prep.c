@@ -1,0 +1,238 @@
+/* The run/check preparation helpers (tools/sbx/cli_prep.c), linked
+ * directly: path normalisation, program lookup with 126/127, program and
+ * interpreter views, the scratch directory, the clean environment. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_prep.h"
+#include "exit_codes.h"
+#include "policy/policy_object.h"
+#include "sbx_test.h"
+
+Test(cli_prep, normalize_path)
+{
+    const struct {
+        const char *in, *cwd, *out;
+    } cases[] = {
+        { "/etc/passwd", NULL, "/etc/passwd" },
+        { "/", NULL, "/" },
+        { "//a///b/", NULL, "/a/b" },
+        { "/a/./b/.", NULL, "/a/b" },
+        { "/a/b/../c", NULL, "/a/c" },
+        { "/..", NULL, "/" },
+        { "/../../x", NULL, "/x" },
+        { "/a/..", NULL, "/" },
+        { "x", "/w/p", "/w/p/x" },
+        { "../x", "/w/p", "/w/x" },
+        { "./", "/w/p/", "/w/p" },
+        { "../../../..", "/w/p", "/" },
+        { "...", "/", "/..." },
+        { "a/.b/..c", "/", "/a/.b/..c" },
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_eq(sbx_cli_normalize_path(cases[i].in, cases[i].cwd, out, sizeof out), 0, "%s",
+                     cases[i].in);
+        cr_expect_str_eq(out, cases[i].out, "%s", cases[i].in);
+    }
+    cr_expect_eq(sbx_cli_normalize_path("x", NULL, out, sizeof out), -EINVAL);
+    cr_expect_eq(sbx_cli_normalize_path("x", "rel", out, sizeof out), -EINVAL);
+    cr_expect_eq(sbx_cli_normalize_path("", "/", out, sizeof out), -EINVAL);
+    char tiny[8];
+    cr_expect_eq(sbx_cli_normalize_path("/abcdefgh", NULL, tiny, sizeof tiny), -ENAMETOOLONG);
+    cr_expect_eq(sbx_cli_normalize_path("/abc/defg", NULL, tiny, sizeof tiny), -ENAMETOOLONG);
+    cr_expect_eq(sbx_cli_normalize_path("/abc/de", NULL, tiny, sizeof tiny), 0);
+}
+
+static char *dir;
+static void setup(void)
+{
+    dir = sbx_test_mkdtemp("cli-prep");
+    cr_assert_not_null(dir);
+}
+static void teardown(void)
+{
+    sbx_test_rmtree(dir);
+    free(dir);
+}
+TestSuite(cli_prep_files, .init = setup, .fini = teardown);
+
+static char *make(const char *name, const char *text, mode_t mode)
+{
+    char *p;
+    cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    chmod(p, mode);
+    return p;
+}
+
+Test(cli_prep_files, resolve_program)
+{
+    char out[PATH_MAX];
+    char *prog = make("tool", "#!/bin/sh\n", 0755);
+    char *plain = make("data", "x", 0644);
+    cr_expect_eq(sbx_cli_resolve_program("tool", dir, out, sizeof out), 0);
+    cr_expect_str_eq(out, prog);
+    cr_expect_eq(sbx_cli_resolve_program(prog, NULL, out, sizeof out), 0);
+    cr_expect_eq(sbx_cli_resolve_program("sh", NULL, out, sizeof out), 0);
+    cr_expect_eq(sbx_cli_resolve_program("sbx-nope-xyz", dir, out, sizeof out), SBX_EXIT_NOT_FOUND);
+    cr_expect_eq(sbx_cli_resolve_program("/nonexistent/x", NULL, out, sizeof out),
+                 SBX_EXIT_NOT_FOUND);
+    cr_expect_eq(sbx_cli_resolve_program("data", dir, out, sizeof out), SBX_EXIT_CANNOT_EXECUTE);
+    cr_expect_eq(sbx_cli_resolve_program(plain, NULL, out, sizeof out), SBX_EXIT_CANNOT_EXECUTE);
+    cr_expect_eq(sbx_cli_resolve_program(dir, NULL, out, sizeof out), SBX_EXIT_CANNOT_EXECUTE);
+    /* a later directory of the search path is tried when the first has none */
+    char *both;
+    cr_assert_geq(asprintf(&both, "/nonexistent:%s", dir), 0);
+    cr_expect_eq(sbx_cli_resolve_program("tool", both, out, sizeof out), 0);
+    free(both);
+    free(prog);
+    free(plain);
+}
+
+Test(cli_prep_files, program_and_interpreter_views)
+{
+    char *interp = make("myinterp", "\x7f" "ELF", 0755);
+    char *text;
+    cr_assert_geq(asprintf(&text, "#!%s -x\nbody\n", interp), 0);
+    char *script = make("script", text, 0755);
+    sbx_policy *p = sbx_policy_new();
+    cr_expect_eq(sbx_cli_add_program_views(p, script, NULL), 2);
+    cr_assert_eq(p->n_views, 2);
+    char real[PATH_MAX];
+    cr_assert_not_null(realpath(script, real));
+    cr_expect_str_eq(p->views[0].path, real);
+    cr_expect_eq(p->views[0].flags, SBX_VIEW_READONLY | SBX_VIEW_EXEC);
+    cr_assert_not_null(realpath(interp, real));
+    cr_expect_str_eq(p->views[1].path, real);
+    /* adding again adds nothing */
+    cr_expect_eq(sbx_cli_add_program_views(p, script, NULL), 0);
+    sbx_policy_unref(p);
+
+    /* a program in the default view needs no view; a symlink is resolved */
+    p = sbx_policy_new();
+    cr_expect_eq(sbx_cli_add_program_views(p, "/bin/sh", NULL), 0);
+    char *link;
+    cr_assert_geq(asprintf(&link, "%s/link", dir), 0);
+    cr_assert_eq(symlink("/bin/sh", link), 0);
+    cr_expect_eq(sbx_cli_add_program_views(p, link, NULL), 0);
+    cr_expect_eq(p->n_views, 0);
+    /* ...unless the default view is off */
+    sbx_policy_set_default_view(p, false);
+    cr_expect_eq(sbx_cli_add_program_views(p, "/bin/sh", NULL), 1);
+    sbx_policy_unref(p);
+
+    /* #!/usr/bin/env NAME: NAME is searched and made visible */
+    char *tool = make("tool", "\x7f" "ELF", 0755);
+    char *envscript = make("envscript", "#!/usr/bin/env -S tool --flag\n", 0755);
+    p = sbx_policy_new();
+    cr_expect_eq(sbx_cli_add_program_views(p, envscript, dir), 2);
+    cr_assert_not_null(realpath(tool, real));
+    cr_expect_str_eq(p->views[1].path, real);
+    sbx_policy_unref(p);
+    /* garbage "#!" lines add nothing beyond the script */
+    const char *bad[] = { "#!", "#!relative/interp\n", "#!/nonexistent/interp\n", "#!/bin/sh",
+                          "#!   \n" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *s = make("bad", bad[i], 0755);
+        p = sbx_policy_new();
+        int r = sbx_cli_add_program_views(p, s, NULL);
+        cr_expect(r == 1 || r == -ENOENT, "%s: %d", bad[i], r);
+        sbx_policy_unref(p);
+        free(s);
+    }
+    free(link);
+    free(tool);
+    free(envscript);
+    free(interp);
+    free(text);
+    free(script);
+}
+
+Test(cli_prep, default_view_trees)
+{
+    cr_expect(sbx_cli_in_default_view("/usr/bin/python3"));
+    cr_expect(sbx_cli_in_default_view("/lib64/ld-linux-x86-64.so.2"));
+    cr_expect(sbx_cli_in_default_view("/bin"));
+    cr_expect_not(sbx_cli_in_default_view("/usrlocal/x"));
+    cr_expect_not(sbx_cli_in_default_view("/library/x"));
+    cr_expect_not(sbx_cli_in_default_view("/home/u/bin/x"));
+    cr_expect_not(sbx_cli_in_default_view("/"));
+}
+
+Test(cli_prep_files, scratch_create_and_remove)
+{
+    setenv("TMPDIR", dir, 1);
+    char s[PATH_MAX];
+    cr_assert_eq(sbx_cli_scratch_create(s, sizeof s), 0);
+    cr_expect(!strncmp(s, dir, strlen(dir)));
+    cr_expect(strstr(s, "/sbx-scratch."));
+    struct stat st;
+    cr_assert_eq(stat(s, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0700);
+    /* fill it, including a symlink to something outside that must survive */
+    char *outside = make("outside", "keep", 0644);
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/a", s);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/a/b", s);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/a/b/f", s);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    snprintf(p, sizeof p, "%s/link", s);
+    cr_assert_eq(symlink(dir, p), 0);
+    cr_expect_eq(sbx_cli_scratch_remove(s), 0);
+    cr_expect_neq(access(s, F_OK), 0);
+    cr_expect_eq(access(outside, F_OK), 0, "removal followed a symlink out of scratch");
+    cr_expect_eq(sbx_cli_scratch_remove(s), -ENOENT);
+    free(outside);
+    char tiny[8];
+    cr_expect_eq(sbx_cli_scratch_create(tiny, sizeof tiny), -ENAMETOOLONG);
+}
+
+Test(cli_prep, clean_environment)
+{
+    setenv("SBX_TEST_VAR", "from-sbx", 1);
+    unsetenv("SBX_TEST_UNSET");
+    const char *env[] = { "A=1", "SBX_TEST_VAR", "SBX_TEST_UNSET", "B=x=y", "A=2",
+                          "SBX_SCRATCH=/evil" };
+    char **e = sbx_cli_build_env(env, sizeof env / sizeof env[0], "/tmp/s");
+    cr_assert_not_null(e);
+    const char *want[] = { "A=2", "SBX_TEST_VAR=from-sbx", "B=x=y", "SBX_SCRATCH=/tmp/s", NULL };
+    size_t n = 0;
+    for (; e[n]; n++) {
+        cr_assert_not_null(want[n], "extra entry %s", e[n]);
+        cr_expect_str_eq(e[n], want[n]);
+    }
+    cr_expect_eq(n, 4);
+    sbx_cli_env_free(e);
+    /* nothing asked: nothing passed, not even PATH or HOME */
+    e = sbx_cli_build_env(NULL, 0, NULL);
+    cr_assert_not_null(e);
+    cr_expect_null(e[0]);
+    sbx_cli_env_free(e);
+    sbx_cli_env_free(NULL);
+}
+
+Test(cli_prep, exit_status)
+{
+    cr_expect_eq(sbx_cli_exit_status(false, 0), 0);
+    cr_expect_eq(sbx_cli_exit_status(false, 3), 3);
+    cr_expect_eq(sbx_cli_exit_status(false, 255), 255);
+    cr_expect_eq(sbx_cli_exit_status(true, 9), 137);
+    cr_expect_eq(sbx_cli_exit_status(true, 15), 143);
+    cr_expect_eq(sbx_cli_exit_status(false, -1), SBX_EXIT_FAILURE);
+    cr_expect_eq(sbx_cli_exit_status(false, 256), SBX_EXIT_FAILURE);
+    cr_expect_eq(sbx_cli_exit_status(true, 0), SBX_EXIT_FAILURE);
+    cr_expect_eq(sbx_cli_exit_status(true, 200), SBX_EXIT_FAILURE);
+}
