@@ -6,6 +6,7 @@
 #include <sbx/error.h>
 #include <sbx/log.h>
 #include <sbx/policy.h>
+#include <sbx/policyfile.h>
 #include <sbx/version.h>
 
 #endif
