@@ -42,10 +42,12 @@ install: build
 	$(MESON) install -C $(BUILD)
 
 build-fuzz/build.ninja: | deps
-	CC=clang $(MESON) setup build-fuzz -Dfuzz=enabled -Dtests=false -Db_lundef=false
+	CC=clang $(MESON) setup build-fuzz -Dfuzz=enabled -Dtests=false -Db_lundef=false \
+		-Db_sanitize=address,undefined -Dc_args=-fsanitize=fuzzer-no-link
 
-# libFuzzer binaries land in build-fuzz/fuzz/<comp>/; run one with e.g.
-#   build-fuzz/fuzz/ipc/fuzz_request -max_total_time=60
+# libFuzzer binaries land in build-fuzz/fuzz/; the whole library is built
+# with coverage instrumentation. Run one with e.g.
+#   build-fuzz/fuzz/fuzz_policyfile -max_total_time=60 CORPUS_DIR
 fuzz: deps build-fuzz/build.ninja
 	$(NINJA) -C build-fuzz
 
