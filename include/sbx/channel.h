@@ -162,7 +162,7 @@ typedef struct sbx_channel_options {
     sbx_channel_peer_check peer_check;
     pid_t expected_peer_pid;  /* for SBX_CHANNEL_PEER_EXPECT_PID */
     uint32_t max_message_size;/* payload cap; 0: 16 MiB; at most SBX_PICKLE_MAX_SIZE */
-    size_t max_write_queue;   /* bytes queued unsent before send fails; 0: 64 MiB */
+    size_t max_write_queue;   /* bytes queued unsent before send fails; 0: 2 MiB */
     size_t max_incoming_queue;/* proxy: bytes waiting for the listener before reading pauses; 0: 64 MiB */
     bool abstract_socket;     /* named channels: use the abstract namespace */
 } sbx_channel_options;

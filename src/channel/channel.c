@@ -34,7 +34,12 @@
 #include "channel/message_internal.h"
 
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
-#define DEFAULT_MAX_QUEUE ((size_t)64 * 1024 * 1024)
+/* Outgoing bytes a sender may queue before send reports NO_SPACE: small
+ * enough to stay cache-warm (a sender running far ahead of its socket
+ * only turns memory bandwidth into latency). One message larger than this
+ * is still accepted into an empty queue. */
+#define DEFAULT_MAX_QUEUE ((size_t)2 * 1024 * 1024)
+#define DEFAULT_MAX_INCOMING ((size_t)64 * 1024 * 1024)
 #define RBUF_SIZE ((size_t)128 * 1024)
 /* Incomplete payloads at least this large get their own buffer. */
 #define BIG_THRESHOLD ((size_t)32 * 1024)
@@ -94,6 +99,7 @@ struct sbx_channel {
     bool big_active;
     sbx_message_header big_hdr;
     uint8_t *big;
+    size_t big_cap;
     size_t big_fill;
     uint64_t big_end;
 
@@ -182,7 +188,7 @@ static void report_error(sbx_channel *ch)
     ch->error_reported = true;
     atomic_store(&ch->connected, false);
     close_rx_fds(ch);
-    free(ch->big);
+    sbx_pickle_buffer_free(ch->big, ch->big_cap);
     ch->big = NULL;
     ch->big_active = false;
     for (int p = 0; p < 3; p++)
@@ -453,7 +459,8 @@ static int handle_reply(sbx_channel *ch, sbx_message *msg)
 
 /* A complete message whose stream range ends at `end`: give it its fds and
  * route it. Takes `payload`. */
-static int complete_message(sbx_channel *ch, const sbx_message_header *h, uint8_t *payload, uint64_t end)
+static int complete_message(sbx_channel *ch, const sbx_message_header *h, uint8_t *payload, size_t cap,
+                            uint64_t end)
 {
     /* The fds that arrived by `end` are this message's: exactly as many as
      * its header announced, or the peer is lying. */
@@ -461,7 +468,7 @@ static int complete_message(sbx_channel *ch, const sbx_message_header *h, uint8_
     while (n < ch->rfd_count && ch->rfds[n].tag <= end)
         n++;
     if (n != h->num_fds) {
-        free(payload);
+        sbx_pickle_buffer_free(payload, cap);
         return SBX_ERROR_PROTOCOL;
     }
     int fds[SBX_MESSAGE_MAX_FDS];
@@ -469,7 +476,7 @@ static int complete_message(sbx_channel *ch, const sbx_message_header *h, uint8_
         fds[i] = ch->rfds[i].fd;
     memmove(ch->rfds, ch->rfds + n, (ch->rfd_count - n) * sizeof ch->rfds[0]);
     ch->rfd_count -= n;
-    sbx_message *m = sbx_message_from_wire(h, payload, fds, n);
+    sbx_message *m = sbx_message_from_wire(h, payload, cap, fds, n);
     if (!m)
         return -ENOMEM;
     if (!ch->hello_received) {
@@ -501,7 +508,7 @@ static int parse_buffered(sbx_channel *ch)
         if (ch->big_fill < ch->big_hdr.payload_size)
             return 0;
         ch->big_active = false;
-        int r = complete_message(ch, &ch->big_hdr, sbx_steal_ptr(&ch->big), ch->big_end);
+        int r = complete_message(ch, &ch->big_hdr, sbx_steal_ptr(&ch->big), ch->big_cap, ch->big_end);
         if (r < 0)
             return r;
     }
@@ -522,16 +529,18 @@ static int parse_buffered(sbx_channel *ch)
             }
             ch->rstart += total;
             uint64_t end = ch->rx_total - (ch->rend - ch->rstart);
-            r = complete_message(ch, &h, p, end);
+            r = complete_message(ch, &h, p, h.payload_size, end);
             if (r < 0)
                 return r;
             continue;
         }
         if (h.payload_size >= BIG_THRESHOLD || total > RBUF_SIZE) {
             /* The payload size was checked against the cap above. */
-            uint8_t *big = malloc(h.payload_size);
+            size_t cap;
+            uint8_t *big = sbx_pickle_buffer_alloc(h.payload_size, &cap);
             if (!big)
                 return -ENOMEM;
+            ch->big_cap = cap;
             size_t part = have - SBX_MESSAGE_HEADER_SIZE;
             memcpy(big, ch->rbuf + ch->rstart + SBX_MESSAGE_HEADER_SIZE, part);
             ch->big = big;
@@ -552,8 +561,11 @@ static int parse_buffered(sbx_channel *ch)
     return 0;
 }
 
-/* One recvmsg. Returns bytes read, 0 when it would block, or an error. */
-static ssize_t read_once(sbx_channel *ch)
+/* One recvmsg. Returns bytes read, 0 when it would block, or an error.
+ * *drained: the read returned less than it asked for, so the socket was
+ * empty a moment ago (saves the EAGAIN round trip; polling is level
+ * triggered, so anything newer wakes the poller again). */
+static ssize_t read_once(sbx_channel *ch, bool *drained)
 {
     if (!ch->big_active && ch->rstart && RBUF_SIZE - ch->rend < BIG_TAIL) {
         memmove(ch->rbuf, ch->rbuf + ch->rstart, ch->rend - ch->rstart);
@@ -591,6 +603,10 @@ static ssize_t read_once(sbx_channel *ch)
         return SBX_ERROR_CHANNEL_ERROR;
     }
     size_t got = (size_t)n;
+    size_t asked = 0;
+    for (int i = 0; i < niov; i++)
+        asked += iov[i].iov_len;
+    *drained = got < asked;
     ch->rx_total += got;
     int err = 0;
     /* Take every fd out of the control data first, so none can leak
@@ -681,7 +697,8 @@ static int process(sbx_channel *ch)
         size_t budget = 0;
         bool more = true;
         while (budget < READ_BUDGET && ch->rq_count < READY_BUDGET) {
-            ssize_t n = read_once(ch);
+            bool drained = false;
+            ssize_t n = read_once(ch, &drained);
             if (n < 0) {
                 err = (int)n;
                 break;
@@ -694,6 +711,10 @@ static int process(sbx_channel *ch)
             int r = parse_buffered(ch);
             if (r < 0) {
                 err = r;
+                break;
+            }
+            if (drained) {
+                more = false;
                 break;
             }
         }
@@ -914,7 +935,7 @@ static int channel_create(int fd_in, bool named, const sbx_channel_options *opts
     if (!ch->opts.max_write_queue)
         ch->opts.max_write_queue = DEFAULT_MAX_QUEUE;
     if (!ch->opts.max_incoming_queue)
-        ch->opts.max_incoming_queue = DEFAULT_MAX_QUEUE;
+        ch->opts.max_incoming_queue = DEFAULT_MAX_INCOMING;
     if (listener)
         ch->listener = *listener;
     ch->named = named;
@@ -1071,7 +1092,7 @@ void sbx_channel_free(sbx_channel *ch)
     for (int p = 0; p < 3; p++)
         free_queue(&ch->rq_head[p], &ch->rq_tail[p]);
     close_rx_fds(ch);
-    free(ch->big);
+    sbx_pickle_buffer_free(ch->big, ch->big_cap);
     free(ch->rbuf);
     pthread_mutex_destroy(&ch->lock);
     pthread_cond_destroy(&ch->cond);

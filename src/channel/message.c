@@ -212,18 +212,19 @@ int sbx_message_decode_header(const uint8_t in[SBX_MESSAGE_HEADER_SIZE], uint32_
     return 0;
 }
 
-sbx_message *sbx_message_from_wire(const sbx_message_header *h, uint8_t *payload, int *fds, unsigned nfds)
+sbx_message *sbx_message_from_wire(const sbx_message_header *h, uint8_t *payload, size_t cap, int *fds,
+                                   unsigned nfds)
 {
     sbx_message *m = alloc_message();
     if (!m || nfds > SBX_MESSAGE_MAX_FDS) {
         for (unsigned i = 0; i < nfds; i++)
             sbx_close_keep_errno(fds[i]);
-        free(payload);
+        sbx_pickle_buffer_free(payload, cap);
         free(m);
         return NULL;
     }
     m->hdr = *h;
-    sbx_pickle_adopt(&m->payload, payload, h->payload_size, h->payload_size);
+    sbx_pickle_adopt(&m->payload, payload, h->payload_size, payload ? cap : 0);
     for (unsigned i = 0; i < nfds; i++)
         m->fds[i] = fds[i];
     m->nfds = nfds;
@@ -255,7 +256,7 @@ int sbx_message_parse(const uint8_t *buf, size_t len, uint32_t max_payload, sbx_
             return -ENOMEM;
         memcpy(p, buf + SBX_MESSAGE_HEADER_SIZE, h.payload_size);
     }
-    sbx_message *m = sbx_message_from_wire(&h, p, NULL, 0);
+    sbx_message *m = sbx_message_from_wire(&h, p, h.payload_size, NULL, 0);
     if (!m)
         return -ENOMEM;
     *out = m;

@@ -43,7 +43,8 @@ int sbx_message_decode_header(const uint8_t in[SBX_MESSAGE_HEADER_SIZE], uint32_
                               sbx_message_header *h);
 /* A received message: adopts `payload` (malloc'ed, may be NULL when size
  * is 0) and the fds (taken: closed on failure). NULL on -ENOMEM. */
-sbx_message *sbx_message_from_wire(const sbx_message_header *h, uint8_t *payload, int *fds, unsigned nfds);
+sbx_message *sbx_message_from_wire(const sbx_message_header *h, uint8_t *payload, size_t cap, int *fds,
+                                   unsigned nfds);
 /* Prepare msg for sending: fill payload size / fd count and wire_hdr. */
 void sbx_message_seal(sbx_message *msg);
 /* Parse one whole message from `buf` (len bytes): 1 and *out, *consumed on

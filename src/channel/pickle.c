@@ -10,6 +10,8 @@
 #include "channel/pickle_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,90 @@ static size_t pad4(size_t n)
     return (n + (SBX_PICKLE_ALIGN - 1)) & ~(size_t)(SBX_PICKLE_ALIGN - 1);
 }
 
+/* A tiny per-thread cache of large buffers. Big payloads are allocated and
+ * freed at a high rate (one per message); without the cache glibc trims
+ * and regrows its heap around each one, and page faults cost more than the
+ * copy into the socket. Two slots: a thread that both sends and receives
+ * large messages keeps one of each. Buffers are freed at thread exit. */
+#define CACHE_MIN ((size_t)32 * 1024)
+#define CACHE_MAX ((size_t)1024 * 1024)
+#define CACHE_SLOTS 8
+
+typedef struct buf_slot {
+    uint8_t *buf;
+    size_t cap;
+} buf_slot;
+
+static _Thread_local buf_slot tls_cache[CACHE_SLOTS];
+static _Thread_local bool tls_registered;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_thread_exit(void *unused)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        free(tls_cache[i].buf);
+        tls_cache[i].buf = NULL;
+    }
+}
+
+static void cache_init(void)
+{
+    (void)pthread_key_create(&cache_key, cache_thread_exit);
+}
+
+/* Keep buf for reuse; false when the cache does not want it. */
+static bool cache_put(uint8_t *buf, size_t cap)
+{
+    if (!buf || cap < CACHE_MIN || cap > CACHE_MAX)
+        return false;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        if (!tls_cache[i].buf) {
+            if (!tls_registered) {
+                (void)pthread_once(&cache_once, cache_init);
+                (void)pthread_setspecific(cache_key, &tls_cache); /* any non-NULL value */
+                tls_registered = true;
+            }
+            tls_cache[i].buf = buf;
+            tls_cache[i].cap = cap;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A cached buffer of at least `need` bytes (and not absurdly larger). */
+static uint8_t *cache_get(size_t need, size_t *cap)
+{
+    if (need < CACHE_MIN / 2)
+        return NULL;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        if (tls_cache[i].buf && tls_cache[i].cap >= need && tls_cache[i].cap / 4 <= need) {
+            uint8_t *b = tls_cache[i].buf;
+            *cap = tls_cache[i].cap;
+            tls_cache[i].buf = NULL;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+uint8_t *sbx_pickle_buffer_alloc(size_t size, size_t *cap)
+{
+    uint8_t *b = cache_get(size, cap);
+    if (b)
+        return b;
+    b = malloc(size ? size : 1);
+    *cap = size;
+    return b;
+}
+
+void sbx_pickle_buffer_free(uint8_t *buf, size_t cap)
+{
+    if (!cache_put(buf, cap))
+        free(buf);
+}
+
 void sbx_pickle_init(sbx_pickle *p)
 {
     p->data = NULL;
@@ -31,13 +117,13 @@ void sbx_pickle_init(sbx_pickle *p)
 
 void sbx_pickle_release(sbx_pickle *p)
 {
-    free(p->data);
+    sbx_pickle_buffer_free(p->data, p->cap);
     sbx_pickle_init(p);
 }
 
 void sbx_pickle_adopt(sbx_pickle *p, uint8_t *buf, size_t size, size_t cap)
 {
-    free(p->data);
+    sbx_pickle_buffer_free(p->data, p->cap);
     p->data = buf;
     p->size = size;
     p->cap = cap;
@@ -66,11 +152,23 @@ int sbx_pickle_reserve(sbx_pickle *p, size_t extra)
     size_t need = p->size + extra;
     if (need <= p->cap)
         return 0;
-    size_t ncap = p->cap ? p->cap : 64;
-    while (ncap < need)
-        ncap *= 2;
+    /* Double for runs of small fields; a large field gets exactly what it
+     * needs (no 2x overshoot that would push big payloads into mmap). */
+    size_t ncap = p->cap ? p->cap * 2 : 64;
+    if (ncap < need)
+        ncap = (need + 63) & ~(size_t)63;
     if (ncap > SBX_PICKLE_MAX_SIZE)
         ncap = SBX_PICKLE_MAX_SIZE;
+    size_t ccap;
+    uint8_t *c = cache_get(ncap, &ccap);
+    if (c) {
+        if (p->size)
+            memcpy(c, p->data, p->size);
+        free(p->data);
+        p->data = c;
+        p->cap = ccap;
+        return 0;
+    }
     uint8_t *n = realloc(p->data, ncap);
     if (!n)
         return -ENOMEM;

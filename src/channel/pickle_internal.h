@@ -19,6 +19,10 @@ void sbx_pickle_init(sbx_pickle *p);
 void sbx_pickle_release(sbx_pickle *p);
 /* Take ownership of a malloc'ed buffer holding `size` encoded bytes. */
 void sbx_pickle_adopt(sbx_pickle *p, uint8_t *buf, size_t size, size_t cap);
+/* Large payload buffers come from (and return to) a small per-thread
+ * cache; *cap is the usable size, >= size. */
+uint8_t *sbx_pickle_buffer_alloc(size_t size, size_t *cap);
+void sbx_pickle_buffer_free(uint8_t *buf, size_t cap);
 /* Make room for `extra` more bytes; 0, SBX_ERROR_TOO_LARGE or -ENOMEM. */
 int sbx_pickle_reserve(sbx_pickle *p, size_t extra);
 
