@@ -261,7 +261,8 @@ SBX_API int sbx_channel_proxy_new(int fd, const sbx_channel_options *opts,
                                   const sbx_channel_proxy_options *popts,
                                   sbx_channel_proxy **out);
 /* Stop the IO thread, close the channel, free queued messages. No callback
- * runs after it returns. NULL is a no-op. */
+ * runs after it returns. NULL is a no-op. No other thread may be inside a
+ * proxy call (send, send_sync, dispatch) when it is called. */
 SBX_API void sbx_channel_proxy_free(sbx_channel_proxy *proxy);
 /* Thread-safe sends (same contract as sbx_channel_send / _send_sync; the
  * sync form may not be called on the IO thread: SBX_ERROR_WRONG_STATE). */

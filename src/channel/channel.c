@@ -49,6 +49,11 @@
 /* Fairness and memory bound for one process_events call. */
 #define READ_BUDGET ((size_t)1024 * 1024)
 #define READY_BUDGET 1024u
+/* A peer sending fd-laden messages must not fill our fd table faster than
+ * the listener consumes them. */
+#define READY_FD_BUDGET 128u
+/* Our own fds waiting in the write queue (each message holds duplicates). */
+#define WRITE_FD_BUDGET 256u
 #define ABANDONED_MAX 64u
 #define WRITE_IOV_MAX 64
 
@@ -74,6 +79,7 @@ struct sbx_channel {
     pthread_cond_t cond;  /* sync waiters (threaded mode) */
     sbx_message *wq_head, *wq_tail;
     size_t wq_bytes;
+    unsigned wq_fds;      /* fds held by queued messages */
     size_t wq_off;        /* bytes of wq_head already written */
     bool wq_fds_sent;     /* wq_head's fds went out with its first bytes */
     int error;            /* 0 while open; first error, set once */
@@ -84,7 +90,7 @@ struct sbx_channel {
 
     /* Driving thread only from here. */
     bool error_reported;
-    bool hello_received;
+    _Atomic bool hello_received; /* read by other threads via peer_pid */
     bool connected_reported;
     _Atomic bool connected;
     pid_t peer_pid, hello_pid;
@@ -108,6 +114,7 @@ struct sbx_channel {
 
     sbx_message *rq_head[3], *rq_tail[3];
     unsigned rq_count;
+    unsigned rq_fds; /* fds held by ready messages: bounded like the bytes */
 
     bool threaded;
     pthread_t io_thread;
@@ -161,6 +168,7 @@ static void set_error_locked(sbx_channel *ch, int err)
     (void)shutdown(ch->fd, SHUT_RDWR);
     free_queue(&ch->wq_head, &ch->wq_tail);
     ch->wq_bytes = 0;
+    ch->wq_fds = 0;
     ch->wq_off = 0;
     pthread_cond_broadcast(&ch->cond);
 }
@@ -194,6 +202,7 @@ static void report_error(sbx_channel *ch)
     for (int p = 0; p < 3; p++)
         free_queue(&ch->rq_head[p], &ch->rq_tail[p]);
     ch->rq_count = 0;
+    ch->rq_fds = 0;
     int e = get_error(ch);
     sbx_debug("channel: closed: %s", sbx_strerror(e));
     if (ch->listener.on_error)
@@ -283,6 +292,7 @@ static int flush_locked(sbx_channel *ch)
                 ch->wq_tail = NULL;
             ch->wq_off = 0;
             ch->wq_fds_sent = false;
+            ch->wq_fds -= m->nfds;
             sbx_message_free(m); /* closes our copies of sent fds */
         }
     }
@@ -301,7 +311,8 @@ static int enqueue_send(sbx_channel *ch, sbx_message *msg)
         return SBX_ERROR_CHANNEL_ERROR;
     }
     /* One message always fits an empty queue; beyond that the limit holds. */
-    if (ch->wq_head && ch->wq_bytes + total > ch->opts.max_write_queue) {
+    if (ch->wq_head && (ch->wq_bytes + total > ch->opts.max_write_queue ||
+                        ch->wq_fds + msg->nfds > WRITE_FD_BUDGET)) {
         pthread_mutex_unlock(&ch->lock);
         sbx_message_free(msg);
         return SBX_ERROR_NO_SPACE;
@@ -313,6 +324,7 @@ static int enqueue_send(sbx_channel *ch, sbx_message *msg)
         ch->wq_head = msg;
     ch->wq_tail = msg;
     ch->wq_bytes += total;
+    ch->wq_fds += msg->nfds;
     int r = flush_locked(ch);
     bool pending = ch->wq_head != NULL;
     pthread_mutex_unlock(&ch->lock);
@@ -498,6 +510,7 @@ static int complete_message(sbx_channel *ch, const sbx_message_header *h, uint8_
         ch->rq_head[p] = m;
     ch->rq_tail[p] = m;
     ch->rq_count++;
+    ch->rq_fds += m->nfds;
     return 0;
 }
 
@@ -662,6 +675,7 @@ static sbx_message *pop_ready(sbx_channel *ch)
                 ch->rq_tail[p] = NULL;
             m->next = NULL;
             ch->rq_count--;
+            ch->rq_fds -= m->nfds;
             return m;
         }
     }
@@ -696,7 +710,7 @@ static int process(sbx_channel *ch)
     for (int round = 0; !err && round < 4; round++) {
         size_t budget = 0;
         bool more = true;
-        while (budget < READ_BUDGET && ch->rq_count < READY_BUDGET) {
+        while (budget < READ_BUDGET && ch->rq_count < READY_BUDGET && ch->rq_fds < READY_FD_BUDGET) {
             bool drained = false;
             ssize_t n = read_once(ch, &drained);
             if (n < 0) {
@@ -904,11 +918,12 @@ static int channel_create(int fd_in, bool named, const sbx_channel_options *opts
         return -EINVAL;
     if (opts && (unsigned)opts->peer_check > SBX_CHANNEL_PEER_UNVERIFIED)
         return -EINVAL;
-    int type = 0;
-    socklen_t tl = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+    int type = 0, domain = 0;
+    socklen_t tl = sizeof type, dl = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0)
         return sbx_neg_errno();
-    if (type != SOCK_STREAM)
+    if (type != SOCK_STREAM || domain != AF_UNIX)
         return -EINVAL;
     int r = sbx_set_nonblock(fd, true);
     if (r < 0)
@@ -941,6 +956,7 @@ static int channel_create(int fd_in, bool named, const sbx_channel_options *opts
     ch->named = named;
     atomic_init(&ch->next_sync_id, 1u);
     atomic_init(&ch->connected, false);
+    atomic_init(&ch->hello_received, false);
     if (!named) {
         /* Ask the kernel to attest who sent the HELLO bytes (a socketpair's
          * SO_PEERCRED names its creator, not the child that inherited it). */

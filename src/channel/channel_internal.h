@@ -20,5 +20,7 @@ void sbx_channel_set_threaded(sbx_channel *ch, pthread_t io, void (*wake)(void *
 /* Send an error reply to a sync request nobody handled. */
 void sbx_channel_reply_unhandled(sbx_channel *ch, const sbx_message *request);
 size_t sbx_channel_max_incoming(const sbx_channel *ch);
+/* Most fds the proxy holds for the listener before reading pauses. */
+#define SBX_CHANNEL_PROXY_MAX_FDS 128u
 
 #endif

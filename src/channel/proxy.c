@@ -46,6 +46,7 @@ struct sbx_channel_proxy {
     bool start;
     sbx_message *q_head[3], *q_tail[3];
     size_t q_bytes;
+    unsigned q_fds; /* fds held by queued messages */
     bool connected_pending;
     pid_t peer_pid;
     bool error_pending;
@@ -105,6 +106,7 @@ static void proxy_sink(void *ctx, sbx_message *msg)
         px->q_head[p] = msg;
     px->q_tail[p] = msg;
     px->q_bytes += SBX_MESSAGE_HEADER_SIZE + sbx_message_payload_size(msg);
+    px->q_fds += sbx_message_num_fds(msg);
     pthread_mutex_unlock(&px->lock);
     poke(px->event_fd);
 }
@@ -158,7 +160,7 @@ static void *io_main(void *arg)
         nfds_t n = 1;
         if (!failed) {
             pthread_mutex_lock(&px->lock);
-            bool full = px->q_bytes >= px->max_incoming;
+            bool full = px->q_bytes >= px->max_incoming || px->q_fds >= SBX_CHANNEL_PROXY_MAX_FDS;
             pthread_mutex_unlock(&px->lock);
             short ev = sbx_channel_poll_events(px->ch);
             if (full)
@@ -292,6 +294,7 @@ static sbx_message *pop_locked(sbx_channel_proxy *px)
                 px->q_tail[p] = NULL;
             m->next = NULL;
             px->q_bytes -= SBX_MESSAGE_HEADER_SIZE + sbx_message_payload_size(m);
+            px->q_fds -= sbx_message_num_fds(m);
             return m;
         }
     }
@@ -308,7 +311,7 @@ int sbx_channel_proxy_dispatch(sbx_channel_proxy *px, int timeout_ms)
         int count = 0;
         pthread_mutex_lock(&px->lock);
         drain(px->event_fd); /* anything queued after this pokes again */
-        bool was_full = px->q_bytes >= px->max_incoming;
+        bool was_full = px->q_bytes >= px->max_incoming || px->q_fds >= SBX_CHANNEL_PROXY_MAX_FDS;
         if (px->connected_pending) {
             px->connected_pending = false;
             pid_t pid = px->peer_pid;

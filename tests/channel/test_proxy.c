@@ -335,3 +335,50 @@ Test(proxy, flood_is_bounded_by_backpressure)
     sbx_channel_proxy_free(px);
     sbx_channel_free(peer);
 }
+
+/* A peer that floods fd-carrying messages while the listener is slow must
+ * not fill our fd table: reading pauses once enough fds are queued. */
+Test(proxy, fd_flood_is_bounded)
+{
+    int sv[2];
+    cr_assert_eq(sbx_channel_socketpair(sv), 0);
+    rec r = { 0 };
+    sbx_channel_proxy *px = proxy_on(sv[0], &r, NULL, NULL, false);
+    rec pr = { 0 };
+    sbx_channel_listener pl = rec_listener(&pr);
+    sbx_channel *peer;
+    cr_assert_eq(sbx_channel_new_from_fd(sv[1], NULL, &pl, &peer), 0);
+    int base = count_open_fds();
+    int maxfds = base, sent = 0, full = 0;
+    for (int i = 0; i < 4000; i++) {
+        sbx_message *m = sbx_message_new(1, T_BULK, SBX_PRIORITY_NORMAL);
+        sbx_message_write_fd(m, 0, false);
+        int rc = sbx_channel_send(peer, m);
+        if (rc == SBX_ERROR_NO_SPACE) {
+            full++;
+            usleep(200);
+        } else {
+            cr_assert_eq(rc, 0, "send: %s", sbx_strerror(rc));
+            sent++;
+        }
+        sbx_channel_process_events(peer);
+        if (i % 50 == 0) {
+            int n = count_open_fds();
+            if (n > maxfds)
+                maxfds = n;
+        }
+    }
+    cr_log_info("sent %d, refused %d, max extra fds %d", sent, full, maxfds - base);
+    cr_expect_gt(full, 0, "the sender was pushed back");
+    cr_expect_lt(maxfds - base, 1200, "fds held: %d", maxfds - base);
+    unsigned long long end = sbx_now_ns() + 5000000000ull;
+    while (r.nmsg < sent && sbx_now_ns() < end) {
+        sbx_channel_proxy_dispatch(px, 5);
+        sbx_channel_process_events(peer);
+    }
+    cr_expect_eq(r.nmsg, sent);
+    cr_expect_eq(r.errors, 0);
+    sbx_channel_proxy_free(px);
+    sbx_channel_free(peer);
+    cr_expect_leq(count_open_fds(), base - 2, "all released");
+}
