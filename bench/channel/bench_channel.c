@@ -28,38 +28,42 @@ static uint8_t *blob;
 
 /* ------------------------------------------------------------- raw side */
 
+/* Senders are persistent threads released batch by batch through a
+ * barrier, so neither side pays thread start-up (or a fresh malloc arena)
+ * inside a measurement. */
 typedef struct raw_tx {
     int fd;
     size_t size;
     int count;
+    int batches;
+    pthread_barrier_t go;
 } raw_tx;
 
 static void *raw_sender(void *arg)
 {
     raw_tx *t = arg;
-    for (int i = 0; i < t->count; i++)
-        if (sbx_write_full(t->fd, blob, t->size) < 0)
-            abort();
+    for (int b = 0; b < t->batches; b++) {
+        pthread_barrier_wait(&t->go);
+        for (int i = 0; i < t->count; i++)
+            if (sbx_write_full(t->fd, blob, t->size) < 0)
+                abort();
+    }
     return NULL;
 }
 
-static uint64_t raw_batch(int sv[2], size_t size, int count)
+static uint64_t raw_batch(raw_tx *t, int rfd)
 {
     static uint8_t buf[256 * 1024];
-    raw_tx t = { sv[1], size, count };
-    pthread_t th;
+    pthread_barrier_wait(&t->go);
     uint64_t t0 = bench_now_ns();
-    pthread_create(&th, NULL, raw_sender, &t);
-    size_t want = size * (size_t)count, got = 0;
+    size_t want = t->size * (size_t)t->count, got = 0;
     while (got < want) {
-        ssize_t n = read(sv[0], buf, sizeof buf);
+        ssize_t n = read(rfd, buf, sizeof buf);
         if (n <= 0)
             abort();
         got += (size_t)n;
     }
-    uint64_t t1 = bench_now_ns();
-    pthread_join(th, NULL);
-    return (t1 - t0) / (uint64_t)count;
+    return (bench_now_ns() - t0) / (uint64_t)t->count;
 }
 
 /* --------------------------------------------------------- channel side */
@@ -95,28 +99,33 @@ typedef struct ch_tx {
     sbx_channel *ch;
     size_t size;
     int count;
+    int batches;
+    pthread_barrier_t go;
 } ch_tx;
 
 static void *channel_sender(void *arg)
 {
     ch_tx *t = arg;
-    for (int i = 0; i < t->count; i++) {
-        for (;;) {
-            int r = sbx_channel_send(t->ch, data_msg(T_DATA, t->size));
-            if (r == 0)
-                break;
-            if (r != SBX_ERROR_NO_SPACE)
-                abort();
-            /* Queue full: wait until the socket takes more, as an event
-             * loop would (not until the whole queue drained). */
-            struct pollfd p = { sbx_channel_fd(t->ch), POLLOUT, 0 };
-            poll(&p, 1, 1000);
-            if (sbx_channel_process_events(t->ch) < 0)
-                abort();
+    for (int b = 0; b < t->batches; b++) {
+        pthread_barrier_wait(&t->go);
+        for (int i = 0; i < t->count; i++) {
+            for (;;) {
+                int r = sbx_channel_send(t->ch, data_msg(T_DATA, t->size));
+                if (r == 0)
+                    break;
+                if (r != SBX_ERROR_NO_SPACE)
+                    abort();
+                /* Queue full: wait until the socket takes more, as an
+                 * event loop would (not until the whole queue drained). */
+                struct pollfd p = { sbx_channel_fd(t->ch), POLLOUT, 0 };
+                poll(&p, 1, 1000);
+                if (sbx_channel_process_events(t->ch) < 0)
+                    abort();
+            }
         }
+        if (sbx_channel_flush(t->ch, -1) < 0)
+            abort();
     }
-    if (sbx_channel_flush(t->ch, -1) < 0)
-        abort();
     return NULL;
 }
 
@@ -130,17 +139,13 @@ static void drive_until(sbx_channel *ch, int *counter_field, int target)
     }
 }
 
-static uint64_t channel_batch(sbx_channel *tx, sbx_channel *rx, counter *c, size_t size, int count)
+static uint64_t channel_batch(ch_tx *t, sbx_channel *rx, counter *c)
 {
-    ch_tx t = { tx, size, count };
-    pthread_t th;
     int start = c->received;
+    pthread_barrier_wait(&t->go);
     uint64_t t0 = bench_now_ns();
-    pthread_create(&th, NULL, channel_sender, &t);
-    drive_until(rx, &c->received, start + count);
-    uint64_t t1 = bench_now_ns();
-    pthread_join(th, NULL);
-    return (t1 - t0) / (uint64_t)count;
+    drive_until(rx, &c->received, start + t->count);
+    return (bench_now_ns() - t0) / (uint64_t)t->count;
 }
 
 static void connect_pair(sbx_channel **a, sbx_channel **b, counter *ca, counter *cb,
@@ -178,17 +183,28 @@ static void throughput(size_t size, int count, int batches, bench_result *raw_r,
     bench_samples rs, cs;
     bench_samples_init(&rs, (size_t)batches);
     bench_samples_init(&cs, (size_t)batches);
-    /* one warm-up of each, then interleaved batches */
-    raw_batch(sv, size, count / 4 + 1);
-    channel_batch(a, b, &cb, size, count / 4 + 1);
+    raw_tx rt = { .fd = sv[1], .size = size, .count = count, .batches = batches + 1 };
+    ch_tx ct = { .ch = a, .size = size, .count = count, .batches = batches + 1 };
+    pthread_barrier_init(&rt.go, NULL, 2);
+    pthread_barrier_init(&ct.go, NULL, 2);
+    pthread_t rth, cth;
+    pthread_create(&rth, NULL, raw_sender, &rt);
+    pthread_create(&cth, NULL, channel_sender, &ct);
+    /* one warm-up batch of each, then interleaved batches */
+    raw_batch(&rt, sv[0]);
+    channel_batch(&ct, b, &cb);
     double *pair = malloc(sizeof *pair * (size_t)batches);
     for (int i = 0; i < batches; i++) {
-        uint64_t r = raw_batch(sv, size, count);
-        uint64_t c = channel_batch(a, b, &cb, size, count);
+        uint64_t r = raw_batch(&rt, sv[0]);
+        uint64_t c = channel_batch(&ct, b, &cb);
         bench_samples_add(&rs, r);
         bench_samples_add(&cs, c);
         pair[i] = (double)r / (double)c; /* channel throughput as a fraction of raw */
     }
+    pthread_join(rth, NULL);
+    pthread_join(cth, NULL);
+    pthread_barrier_destroy(&rt.go);
+    pthread_barrier_destroy(&ct.go);
     /* The median of adjacent-pair ratios resists load drift on a shared
      * machine better than the ratio of two medians. */
     qsort(pair, (size_t)batches, sizeof *pair, cmp_double);

@@ -224,7 +224,10 @@ SBX_API int sbx_channel_send(sbx_channel *ch, sbx_message *msg);
  * (or, on a proxy, sbx_channel_proxy_send_sync from any other thread). */
 SBX_API int sbx_channel_send_sync(sbx_channel *ch, sbx_message *msg, int timeout_ms, sbx_message **reply);
 /* Block until the write queue is empty (0), timeout_ms passes
- * (SBX_ERROR_TIMEOUT) or the channel fails. Driving thread only. */
+ * (SBX_ERROR_TIMEOUT) or the channel fails. It only writes, so any thread
+ * may call it (e.g. a sender that got SBX_ERROR_NO_SPACE). When the socket
+ * was full, queued data is written again only by process_events or flush,
+ * not by the next send. */
 SBX_API int sbx_channel_flush(sbx_channel *ch, int timeout_ms);
 
 SBX_API bool sbx_channel_is_connected(const sbx_channel *ch);

@@ -82,6 +82,7 @@ struct sbx_channel {
     unsigned wq_fds;      /* fds held by queued messages */
     size_t wq_off;        /* bytes of wq_head already written */
     bool wq_fds_sent;     /* wq_head's fds went out with its first bytes */
+    bool wq_blocked;      /* the last write hit EAGAIN: wait for POLLOUT */
     int error;            /* 0 while open; first error, set once */
     sync_wait *waiters;
     uint32_t abandoned[ABANDONED_MAX];
@@ -270,8 +271,10 @@ static int flush_locked(sbx_channel *ch)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ch->wq_blocked = true;
                 return 0;
+            }
             set_error_locked(ch, SBX_ERROR_CHANNEL_ERROR);
             return SBX_ERROR_CHANNEL_ERROR;
         }
@@ -325,7 +328,9 @@ static int enqueue_send(sbx_channel *ch, sbx_message *msg)
     ch->wq_tail = msg;
     ch->wq_bytes += total;
     ch->wq_fds += msg->nfds;
-    int r = flush_locked(ch);
+    /* A socket that was full a moment ago is retried when the poller sees
+     * POLLOUT (process_events / flush), not on every send. */
+    int r = ch->wq_blocked ? 0 : flush_locked(ch);
     bool pending = ch->wq_head != NULL;
     pthread_mutex_unlock(&ch->lock);
     if (r < 0)
@@ -742,6 +747,7 @@ static int process(sbx_channel *ch)
             break;
     }
     pthread_mutex_lock(&ch->lock);
+    ch->wq_blocked = false;
     if (!ch->error)
         (void)flush_locked(ch);
     pthread_mutex_unlock(&ch->lock);
@@ -859,6 +865,7 @@ int sbx_channel_flush(sbx_channel *ch, int timeout_ms)
     for (;;) {
         pthread_mutex_lock(&ch->lock);
         int e = ch->error;
+        ch->wq_blocked = false;
         if (!e)
             e = flush_locked(ch);
         bool empty = ch->wq_head == NULL;
