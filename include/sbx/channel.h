@@ -212,9 +212,11 @@ SBX_API short sbx_channel_poll_events(sbx_channel *ch);
 SBX_API int sbx_channel_process_events(sbx_channel *ch);
 
 /* Queue `msg` (always taken, even on failure) and write as much as the
- * socket takes. Thread-safe. 0; SBX_ERROR_NO_SPACE when the write queue
- * limit is reached; SBX_ERROR_CHANNEL_ERROR once closed; -EINVAL for a
- * reserved type or a reply/sync flag set by hand. */
+ * socket takes (nothing, if it was full at the last attempt: the queue is
+ * then written by process_events or flush). Thread-safe. 0;
+ * SBX_ERROR_NO_SPACE when the write queue limit (bytes, or 256 fds) is
+ * reached; SBX_ERROR_CHANNEL_ERROR once closed; -EINVAL for a reserved
+ * type or a reply/sync flag set by hand. */
 SBX_API int sbx_channel_send(sbx_channel *ch, sbx_message *msg);
 /* Send `msg` (taken) as a sync message and wait up to timeout_ms (< 0:
  * forever) for its reply, delivering other incoming messages to the

@@ -522,7 +522,7 @@ Test(channel, fds_freed_when_listener_ignores_them)
 
 /* ---------------------------------------------------- bulk and peer death */
 
-enum { T_CHUNK = 10, T_DONE = 11, T_ECHO = 20, T_SLOW = 21, T_DIE = 22, T_NOBODY = 23 };
+enum { T_CHUNK = 10, T_DONE = 11, T_ECHO = 20, T_SLOW = 21, T_DIE = 22, T_NOBODY = 23, T_ASK = 24 };
 
 static void child_sender(int fd)
 {
@@ -718,6 +718,24 @@ static bool responder(rec *r, sbx_message *msg)
         return true;
     if (t == T_SLOW)
         usleep(300 * 1000);
+    if (t == T_ASK) {
+        /* Ask the caller back before answering: its send_sync must serve
+         * our call while it waits for its own. */
+        sbx_message *q = sbx_message_new(1, T_ECHO, SBX_PRIORITY_NORMAL);
+        sbx_pickle_write_uint32(sbx_message_pickle(q), 1000);
+        sbx_message *inner = NULL;
+        uint32_t v = 0;
+        if (sbx_channel_send_sync(r->ch, q, 5000, &inner) == 0) {
+            sbx_pickle_reader rd;
+            sbx_message_reader(inner, &rd);
+            sbx_pickle_read_uint32(&rd, &v);
+            sbx_message_free(inner);
+        }
+        sbx_message *rep = sbx_message_new_reply(msg);
+        sbx_pickle_write_uint32(sbx_message_pickle(rep), v);
+        sbx_channel_send(r->ch, rep);
+        return true;
+    }
     sbx_message *rep = sbx_message_new_reply(msg);
     sbx_pickle_write_uint32(sbx_message_pickle(rep), r->vals[r->nmsg - 1] + 1);
     sbx_channel_send(r->ch, rep);
@@ -1037,4 +1055,35 @@ Test(channel, pid_namespace_same_ns_check_rejects)
 Test(channel, pid_namespace_expect_pid_accepts)
 {
     pid_ns_case(1);
+}
+
+static bool parent_echo(rec *r, sbx_message *msg)
+{
+    if (!sbx_message_is_sync(msg))
+        return true;
+    sbx_message *rep = sbx_message_new_reply(msg);
+    sbx_pickle_write_uint32(sbx_message_pickle(rep), r->vals[r->nmsg - 1] + 1);
+    sbx_channel_send(r->ch, rep);
+    return true;
+}
+
+/* Both sides in a sync call at once: each waiting side keeps serving. */
+Test(channel, nested_sync_calls_both_directions)
+{
+    int fd;
+    pid_t pid = spawn_responder(&fd);
+    rec r = { 0 };
+    r.handler = parent_echo;
+    sbx_channel_listener l = rec_listener(&r);
+    sbx_channel *ch;
+    cr_assert_eq(sbx_channel_new_from_fd(fd, NULL, &l, &ch), 0);
+    r.ch = ch;
+    sbx_message *rep = NULL;
+    cr_assert_eq(sbx_channel_send_sync(ch, u32_msg(T_ASK, SBX_PRIORITY_NORMAL, 0), 5000, &rep), 0);
+    cr_expect_eq(reply_u32(rep), 1001, "the peer's nested call was answered during our wait");
+    sbx_message_free(rep);
+    cr_expect_eq(r.nmsg, 1);
+    sbx_channel_free(ch);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
