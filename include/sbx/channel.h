@@ -208,7 +208,8 @@ SBX_API short sbx_channel_poll_events(sbx_channel *ch);
 /* Read what is available, deliver complete messages (highest priority
  * first, FIFO within a priority), flush queued writes. Never blocks.
  * Returns 0, or the channel's error once it is closed (on_error has then
- * fired). One thread drives a channel: not concurrently with itself. */
+ * fired). One thread drives a channel: a call while another thread is
+ * inside it returns SBX_ERROR_WRONG_STATE. */
 SBX_API int sbx_channel_process_events(sbx_channel *ch);
 
 /* Queue `msg` (always taken, even on failure) and write as much as the

@@ -117,6 +117,11 @@ struct sbx_channel {
     unsigned rq_count;
     unsigned rq_fds; /* fds held by ready messages: bounded like the bytes */
 
+    /* The thread inside process() (0: none) and its nesting depth: a
+     * second thread driving the same channel is refused, not raced. */
+    _Atomic unsigned long driver;
+    unsigned driver_depth;
+
     bool threaded;
     pthread_t io_thread;
     void (*wake)(void *);
@@ -759,11 +764,41 @@ static int process(sbx_channel *ch)
     return 0;
 }
 
+static bool enter_driver(sbx_channel *ch)
+{
+    unsigned long self = (unsigned long)pthread_self();
+    unsigned long cur = atomic_load(&ch->driver);
+    if (cur == self) {
+        ch->driver_depth++;
+        return true;
+    }
+    unsigned long none = 0;
+    if (!atomic_compare_exchange_strong(&ch->driver, &none, self))
+        return false;
+    ch->driver_depth = 1;
+    return true;
+}
+
+static void leave_driver(sbx_channel *ch)
+{
+    if (--ch->driver_depth == 0)
+        atomic_store(&ch->driver, 0ul);
+}
+
+static int process_guarded(sbx_channel *ch)
+{
+    if (!enter_driver(ch))
+        return SBX_ERROR_WRONG_STATE;
+    int r = process(ch);
+    leave_driver(ch);
+    return r;
+}
+
 int sbx_channel_process_events(sbx_channel *ch)
 {
     if (!ch)
         return -EINVAL;
-    return process(ch);
+    return process_guarded(ch);
 }
 
 /* ------------------------------------------------------------------ sync */
@@ -832,7 +867,8 @@ int sbx_channel_send_sync(sbx_channel *ch, sbx_message *msg, int timeout_ms, sbx
                 set_error(ch, SBX_ERROR_CHANNEL_ERROR);
                 break;
             }
-            (void)process(ch);
+            if (process_guarded(ch) == SBX_ERROR_WRONG_STATE)
+                usleep(1000); /* another thread drives it: let it read */
         }
     }
     pthread_mutex_lock(&ch->lock);
@@ -964,6 +1000,7 @@ static int channel_create(int fd_in, bool named, const sbx_channel_options *opts
     atomic_init(&ch->next_sync_id, 1u);
     atomic_init(&ch->connected, false);
     atomic_init(&ch->hello_received, false);
+    atomic_init(&ch->driver, 0ul);
     if (!named) {
         /* Ask the kernel to attest who sent the HELLO bytes (a socketpair's
          * SO_PEERCRED names its creator, not the child that inherited it). */

@@ -1,5 +1,6 @@
 /* Channel: handshake, framing, fds, hostile peers, priorities, sync. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -1086,4 +1087,117 @@ Test(channel, nested_sync_calls_both_directions)
     sbx_channel_free(ch);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+}
+
+typedef struct bigfd {
+    int messages;
+    int fds_ok;
+} bigfd;
+
+static bool check_big_with_fds(rec *r, sbx_message *msg)
+{
+    bigfd *b = r->user;
+    sbx_pickle_reader rd;
+    sbx_message_reader(msg, &rd);
+    const void *d;
+    size_t n;
+    uint32_t want;
+    cr_assert_eq(sbx_pickle_read_uint32(&rd, &want), 0);
+    for (uint32_t i = 0; i < want; i++) {
+        int fd;
+        cr_assert_eq(sbx_message_read_fd(msg, &rd, &fd), 0, "fd %u of %u", i, want);
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode))
+            b->fds_ok++;
+        close(fd);
+    }
+    cr_assert_eq(sbx_pickle_read_bytes(&rd, &d, &n), 0);
+    cr_assert(sbx_pickle_reader_done(&rd));
+    for (size_t i = 0; i < n; i += 4093)
+        cr_assert_eq(((const uint8_t *)d)[i], (uint8_t)(i ^ want));
+    b->messages++;
+    return true;
+}
+
+/* fds riding on large messages (read in place) and small ones (copied out
+ * of the read buffer), back to back, with the writer and reader in lock
+ * step or not. */
+Test(channel, fds_on_large_and_small_messages)
+{
+    rec r[2] = { 0 };
+    sbx_channel *a, *b;
+    make_pair(r, NULL, NULL, &a, &b);
+    bigfd st = { 0 };
+    r[1].user = &st;
+    r[1].handler = check_big_with_fds;
+    size_t sizes[] = { 200000, 10, 70000, 0, 1 << 20, 33000, 5 };
+    uint32_t nfds[] = { 2, 1, 3, 0, 32, 1, 4 };
+    uint8_t *data = malloc(1 << 20);
+    int expect_fds = 0, sent = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            for (size_t i = 0; i < sizes[k]; i += 4093)
+                data[i] = (uint8_t)(i ^ nfds[k]);
+            sbx_message *m = sbx_message_new(1, 70, SBX_PRIORITY_NORMAL);
+            sbx_pickle_write_uint32(sbx_message_pickle(m), nfds[k]);
+            for (uint32_t f = 0; f < nfds[k]; f++)
+                cr_assert_eq(sbx_message_write_fd(m, open("/dev/null", O_RDONLY | O_CLOEXEC), true), 0);
+            cr_assert_eq(sbx_pickle_write_bytes(sbx_message_pickle(m), data, sizes[k]), 0);
+            int rc;
+            while ((rc = sbx_channel_send(a, m)) == SBX_ERROR_NO_SPACE)
+                cr_assert_fail("queue full");
+            cr_assert_eq(rc, 0);
+            sent++;
+            expect_fds += (int)nfds[k];
+            if (round == 1) /* in lock step: each message read on its own */
+                while (st.messages < sent && !r[1].errors) {
+                    sbx_channel_process_events(a);
+                    sbx_channel_process_events(b);
+                }
+        }
+    }
+    unsigned long long end = sbx_now_ns() + 5000000000ull;
+    while (st.messages < sent && !r[1].errors && sbx_now_ns() < end) {
+        sbx_channel_process_events(a);
+        sbx_channel_process_events(b);
+    }
+    cr_expect_eq(r[1].errors, 0, "error %s", sbx_strerror(r[1].last_error));
+    cr_expect_eq(st.messages, sent);
+    cr_expect_eq(st.fds_ok, expect_fds);
+    free(data);
+    sbx_channel_free(a);
+    sbx_channel_free(b);
+}
+
+static void *drive_from_other_thread(void *arg)
+{
+    rec *r = arg;
+    *(int *)r->user = sbx_channel_process_events(r->ch);
+    return NULL;
+}
+
+static bool try_second_driver(rec *r, sbx_message *msg)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, drive_from_other_thread, r);
+    pthread_join(t, NULL);
+    return true;
+}
+
+/* Two threads may not drive one channel at once: the second is refused. */
+Test(channel, second_driver_thread_refused)
+{
+    rec r[2] = { 0 };
+    sbx_channel *a, *b;
+    make_pair(r, NULL, NULL, &a, &b);
+    int other = 1;
+    r[1].user = &other;
+    r[1].handler = try_second_driver;
+    cr_assert_eq(sbx_channel_send(a, u32_msg(5, SBX_PRIORITY_NORMAL, 1)), 0);
+    cr_assert(pump(a, b, got_one, &r[1], 2000));
+    cr_expect_eq(other, SBX_ERROR_WRONG_STATE);
+    /* after the callback returned, another thread may drive it */
+    cr_expect_eq(sbx_channel_process_events(b), 0);
+    sbx_channel_free(a);
+    sbx_channel_free(b);
 }
