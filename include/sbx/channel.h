@@ -47,6 +47,9 @@ typedef enum sbx_priority {
     SBX_PRIORITY_HIGH = 2,
 } sbx_priority;
 
+/* A message belongs to one thread at a time (its creator until it is sent,
+ * the listener during a callback, the caller for a sync reply); the
+ * message functions are not thread-safe on one message. */
 typedef struct sbx_message sbx_message;
 
 /* A new message with an empty payload, or NULL (out of memory or a bad
@@ -233,6 +236,7 @@ SBX_API int sbx_channel_send_sync(sbx_channel *ch, sbx_message *msg, int timeout
  * not by the next send. */
 SBX_API int sbx_channel_flush(sbx_channel *ch, int timeout_ms);
 
+/* These three are safe from any thread. */
 SBX_API bool sbx_channel_is_connected(const sbx_channel *ch);
 /* The peer's pid as passed to on_connected (0 before), and the pid its
  * HELLO claimed (in the peer's own pid namespace). */
