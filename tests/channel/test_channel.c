@@ -447,13 +447,14 @@ Test(channel, passed_fd_works_end_to_end)
  * channel fails and every received fd is closed. */
 Test(channel, unannounced_fds_are_closed_not_leaked)
 {
-    for (int variant = 0; variant < 5; variant++) {
+    for (int variant = 0; variant < 6; variant++) {
         int before = count_open_fds();
         rec r = { 0 };
         int raw;
         sbx_channel *ch = raw_peer_channel(&r, NULL, &raw);
         uint8_t buf[128];
-        write_all(raw, buf, raw_hello(buf, getpid(), false, 0));
+        if (variant != 5)
+            write_all(raw, buf, raw_hello(buf, getpid(), false, 0));
         int fds[40];
         for (int i = 0; i < 40; i++)
             fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -477,6 +478,10 @@ Test(channel, unannounced_fds_are_closed_not_leaked)
             put32(buf + 12, 0xFF);
             cr_assert_gt(send_with_fds(raw, buf, n, fds, 3), 0);
             break;
+        case 5: /* fds riding on the HELLO itself */
+            n = raw_hello(buf, getpid(), false, 0);
+            cr_assert_gt(send_with_fds(raw, buf, n, fds, 3), 0);
+            break;
         default: /* fds with a partial message, then the peer leaves */
             n = raw_u32_msg(buf, 5, 1, 0);
             put32(buf + 16, 2);
@@ -491,6 +496,8 @@ Test(channel, unannounced_fds_are_closed_not_leaked)
             sbx_channel_process_events(ch);
         cr_expect_eq(r.errors, 1, "variant %d", variant);
         cr_expect_eq(r.nmsg, 0, "variant %d", variant);
+        if (variant == 5)
+            cr_expect_eq(r.connected, 0);
         sbx_channel_free(ch);
         if (raw >= 0)
             close(raw);
@@ -1200,4 +1207,24 @@ Test(channel, second_driver_thread_refused)
     cr_expect_eq(sbx_channel_process_events(b), 0);
     sbx_channel_free(a);
     sbx_channel_free(b);
+}
+
+Test(channel, message_accessors)
+{
+    sbx_message *m = sbx_message_new(77, 9, SBX_PRIORITY_HIGH);
+    cr_assert_not_null(m);
+    cr_expect_eq(sbx_message_routing_id(m), 77);
+    cr_expect_eq(sbx_message_type(m), 9);
+    cr_expect_eq(sbx_message_priority(m), SBX_PRIORITY_HIGH);
+    cr_expect(!sbx_message_is_sync(m));
+    cr_expect(!sbx_message_is_reply(m));
+    cr_expect_eq(sbx_message_sync_id(m), 0);
+    cr_expect_null(sbx_message_new_reply(m), "only a sync message has a reply");
+    cr_expect_null(sbx_message_new(1, 1, (sbx_priority)3));
+    cr_expect_eq(sbx_message_write_fd(m, -1, false), -EBADF);
+    for (unsigned i = 0; i < SBX_MESSAGE_MAX_FDS; i++)
+        cr_assert_eq(sbx_message_write_fd(m, 0, false), 0);
+    cr_expect_eq(sbx_message_write_fd(m, 0, false), SBX_ERROR_TOO_LARGE);
+    cr_expect_eq(sbx_message_num_fds(m), SBX_MESSAGE_MAX_FDS);
+    sbx_message_free(m);
 }
