@@ -7,6 +7,8 @@
 #include <sbx/log.h>
 #include <sbx/policy.h>
 #include <sbx/policyfile.h>
+#include <sbx/pickle.h>
+#include <sbx/channel.h>
 #include <sbx/version.h>
 
 #endif
