@@ -17,6 +17,7 @@
 #include <sbx/ipc.h>
 
 #include "ipc/client.h"
+#include "ipc/dispatcher.h"
 #include "ipc/section.h"
 #include "ipc/wire.h"
 
