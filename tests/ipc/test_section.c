@@ -188,15 +188,11 @@ Test(ipc_section, policy_area_is_carried_and_read_only_for_the_target)
     cr_assert_eq(sbx_ipc_client_policy(c, &p, &n), 0);
     cr_expect_eq(n, sizeof pol);
     cr_expect_eq(memcmp(p, pol, n), 0);
-    /* The view is mapped read-only. */
-    pid_t pid = fork();
-    if (pid == 0) {
-        *(volatile char *)p = 1;
-        _exit(0);
-    }
-    int stt;
-    waitpid(pid, &stt, 0);
-    cr_expect(WIFSIGNALED(stt) && WTERMSIG(stt) == SIGSEGV);
+    /* The view is mapped read-only: the kernel refuses to write into it. */
+    int z = open("/dev/zero", O_RDONLY);
+    cr_expect_eq(read(z, (void *)p, 1), -1);
+    cr_expect_eq(errno, EFAULT);
+    close(z);
     sbx_ipc_client_free(c);
     broker_stop(&b, 1);
 }
