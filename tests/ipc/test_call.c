@@ -175,12 +175,14 @@ Test(ipc_call, state_transitions)
         held[i] = sbx_ipc_client_get_buffer(C);
     sbx_ipc_client_free_buffer(C, held[0]);
     ctl = sbx_ipc_client_control(C, (unsigned)held[0]);
-    slow_arg s = { .c = C, .ms = 300 };
+    slow_arg s = { .c = C, .ms = 1000 };
+    atomic_store(&slow_started, 0);
     pthread_t th;
     pthread_create(&th, NULL, slow_caller, &s);
     uint64_t t0 = t_now_ms();
-    while (atomic_load(&ctl->state) != SBX_CH_ACK && t_now_ms() - t0 < 2000)
+    while (!atomic_load(&slow_started) && t_now_ms() - t0 < 5000)
         usleep(1000);
+    cr_expect(atomic_load(&slow_started));
     cr_expect_eq(atomic_load(&ctl->state), SBX_CH_ACK);
     cr_expect_eq(atomic_load(&ctl->tag), TAG_SLOW);
     pthread_join(th, NULL);
