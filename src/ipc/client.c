@@ -360,13 +360,13 @@ static int transact(sbx_ipc_client *c, unsigned ch, uint32_t tag, uint32_t seq)
     return 0;
 }
 
-static void read_reply(const uint8_t *buf, sbx_ipc_reply *rep, uint32_t *rflags)
+static void read_reply(const sbx_ipc_control *ctl, sbx_ipc_reply *rep, uint32_t *rflags)
 {
-    rep->outcome = (int)sbx_wire_get32(buf + SBX_WIRE_REP_OUTCOME);
-    rep->status = (int)sbx_wire_get32(buf + SBX_WIRE_REP_STATUS);
-    *rflags = sbx_wire_get32(buf + SBX_WIRE_REP_FLAGS);
+    rep->outcome = ctl->rep_outcome;
+    rep->status = ctl->rep_status;
+    *rflags = ctl->rep_flags;
     for (unsigned i = 0; i < SBX_IPC_EXT_COUNT; i++)
-        rep->ext[i] = sbx_wire_get64(buf + SBX_WIRE_REP_EXT + 8 * i);
+        rep->ext[i] = ctl->rep_ext[i];
     rep->fd = -1;
 }
 
@@ -398,7 +398,7 @@ int sbx_ipc_client_transact_raw(sbx_ipc_client *c, unsigned ch, uint32_t tag, ui
         return r;
     }
     uint32_t rflags;
-    read_reply(sbx_ipc_client_buffer(c, ch), reply, &rflags);
+    read_reply(sbx_ipc_client_control(c, ch), reply, &rflags);
     r = finish(c, ch, seq, rflags, reply);
     errno = saved;
     return r;
@@ -433,7 +433,7 @@ int sbx_ipc_client_call_on(sbx_ipc_client *c, int channel, uint32_t tag, const s
         return rep->outcome = r;
     }
     uint32_t rflags;
-    read_reply(buf, rep, &rflags);
+    read_reply(ctl, rep, &rflags);
     if (rep->outcome == 0) {
         for (unsigned i = 0; i < nargs; i++)
             if (args[i].type == SBX_ARG_INOUT && args[i].v.buf.size)

@@ -1,7 +1,7 @@
 /* sbx internal — the shared section's layout, shared by client and server.
  *
  *   [ header            ]  64 bytes, written once by the broker
- *   [ control 0 .. N-1  ]  64 bytes each (atomic words, futex words)
+ *   [ control 0 .. N-1  ]  128 bytes each (atomic words, futex words, reply)
  *   [ buffer 0 .. N-1   ]  channel_size bytes each
  *   [ padding to a page ]
  *   [ policy area       ]  policy_size bytes, page-aligned
@@ -20,7 +20,6 @@
 #define SBX_IPC_MAGIC 0x31584253u /* "SBX1" little-endian */
 #define SBX_IPC_VERSION 1u
 #define SBX_IPC_HEADER_SIZE 64u
-#define SBX_IPC_CONTROL_SIZE 64u
 #define SBX_IPC_PAGE 4096u
 
 typedef struct sbx_ipc_header {
@@ -57,19 +56,31 @@ enum {
     SBX_SRV_DOORBELL = 2, /* sleeping in FUTEX_WAIT on header.doorbell */
 };
 
+/* One channel's control: two cache lines, one written by each side, so
+ * that a client spinning on pong never fights the broker for the line it
+ * writes its request words into. */
+#define SBX_IPC_CONTROL_SIZE 128u
 typedef struct sbx_ipc_control {
-    _Atomic uint32_t state;     /* SBX_CH_* */
+    /* line A: written by the client */
+    _Atomic uint32_t state;     /* SBX_CH_* (the broker CASes Busy -> Ack) */
     _Atomic uint32_t ping;      /* client bumps after writing a request (futex) */
-    _Atomic uint32_t pong;      /* broker bumps after writing the reply (futex) */
     _Atomic uint32_t tag;       /* request tag, published for prioritising */
-    _Atomic uint32_t srv_sleep; /* SBX_SRV_*, written by the broker */
-    _Atomic uint32_t srv_cpu;   /* broker thread's CPU + 1 (0: unknown) */
     _Atomic uint32_t cli_wait;  /* 1 while the client sleeps on pong */
     _Atomic uint32_t cli_cpu;   /* client's CPU + 1 at request time */
     uint32_t buffer_offset;     /* informational; the broker never reads it */
-    uint32_t reserved[7];
+    uint32_t reserved_a[10];
+    /* line B: written by the broker (the reply travels here) */
+    _Atomic uint32_t pong;      /* broker bumps after writing the reply (futex) */
+    _Atomic uint32_t srv_sleep; /* SBX_SRV_* */
+    _Atomic uint32_t srv_cpu;   /* broker thread's CPU + 1 (0: unknown) */
+    int32_t rep_outcome;        /* sbx result of the call */
+    int32_t rep_status;         /* errno-style status */
+    uint32_t rep_flags;         /* SBX_WIRE_RF_* */
+    uint64_t rep_ext[4];        /* extended values */
+    uint32_t reserved_b[2];
 } sbx_ipc_control;
-_Static_assert(sizeof(sbx_ipc_control) == SBX_IPC_CONTROL_SIZE, "control is 64 bytes");
+_Static_assert(sizeof(sbx_ipc_control) == SBX_IPC_CONTROL_SIZE, "control is 128 bytes");
+_Static_assert(offsetof(sbx_ipc_control, pong) == 64, "line B starts at 64");
 
 /* ---- channel buffer (wire format) ---- */
 
@@ -80,18 +91,10 @@ _Static_assert(sizeof(sbx_ipc_control) == SBX_IPC_CONTROL_SIZE, "control is 64 b
 #define SBX_WIRE_REQ_FLAGS 12u     /* u32 SBX_WIRE_F_* */
 #define SBX_WIRE_REQ_SEQ 16u       /* u32 call sequence (echoed with an fd) */
 #define SBX_WIRE_REQ_RSVD 20u      /* u32, must be 0 */
-/* Reply at offset 24, written by the broker. */
-#define SBX_WIRE_REP 24u
-#define SBX_WIRE_REP_OUTCOME 24u   /* i32 */
-#define SBX_WIRE_REP_STATUS 28u    /* i32 */
-#define SBX_WIRE_REP_FLAGS 32u     /* u32 SBX_WIRE_RF_* */
-#define SBX_WIRE_REP_RSVD 36u      /* u32 */
-#define SBX_WIRE_REP_EXT 40u       /* u64[4] */
-#define SBX_WIRE_REP_END 72u
-/* Parameter table at offset 72: 9 entries of {u32 type, u32 offset, u32 size, u32 rsvd}. */
-#define SBX_WIRE_PARAMS 72u
+/* Parameter table at offset 24: 9 entries of {u32 type, u32 offset, u32 size, u32 rsvd}. */
+#define SBX_WIRE_PARAMS 24u
 #define SBX_WIRE_PARAM_SIZE 16u
-#define SBX_WIRE_DATA (SBX_WIRE_PARAMS + 9u * SBX_WIRE_PARAM_SIZE) /* 216 */
+#define SBX_WIRE_DATA (SBX_WIRE_PARAMS + 9u * SBX_WIRE_PARAM_SIZE) /* 168 */
 #define SBX_WIRE_ALIGN 8u
 
 #define SBX_WIRE_F_FD_CLOEXEC 0x1u  /* a returned fd should be close-on-exec */

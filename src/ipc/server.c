@@ -178,7 +178,10 @@ static bool serve(pool_thread *t, watch *w)
     uint32_t want = SBX_CH_BUSY;
     if (!atomic_compare_exchange_strong(&ctl->state, &want, SBX_CH_ACK))
         return false;
-    atomic_store_explicit(&ctl->srv_cpu, t->cpu1, memory_order_relaxed);
+    /* srv_cpu is kept current by thread_sleep; writing it here again would
+     * pull the reply line away from a spinning client for nothing. */
+    if (atomic_load_explicit(&ctl->srv_cpu, memory_order_relaxed) != t->cpu1)
+        atomic_store_explicit(&ctl->srv_cpu, t->cpu1, memory_order_relaxed);
     size_t cap = s->section->layout.channel_size;
     uint8_t *shm = chan_buf(s, w->ch);
     uint8_t *copy = s->scratch + (size_t)w->ch * cap;
@@ -213,12 +216,11 @@ static bool serve(pool_thread *t, watch *w)
         }
         sbx_close_keep_errno(info.fd);
     }
-    sbx_wire_put32(shm + SBX_WIRE_REP_OUTCOME, (uint32_t)outcome);
-    sbx_wire_put32(shm + SBX_WIRE_REP_STATUS, (uint32_t)info.status);
-    sbx_wire_put32(shm + SBX_WIRE_REP_FLAGS, rflags);
-    sbx_wire_put32(shm + SBX_WIRE_REP_RSVD, 0);
+    ctl->rep_outcome = outcome;
+    ctl->rep_status = info.status;
+    ctl->rep_flags = rflags;
     for (unsigned i = 0; i < SBX_IPC_EXT_COUNT; i++)
-        sbx_wire_put64(shm + SBX_WIRE_REP_EXT + 8 * i, info.ext[i]);
+        ctl->rep_ext[i] = info.ext[i];
     atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
 
     uint32_t cc = atomic_load_explicit(&ctl->cli_cpu, memory_order_relaxed);
@@ -316,6 +318,12 @@ static void *thread_main(void *arg)
         if (served) {
             last_work = now_ns();
             spin_ok = remote;
+            /* The client shares our CPU: give it the CPU once (it may be
+             * about to send its next request) instead of spinning against
+             * it; if it has nothing to do, yield returns at once and we
+             * go to sleep on the next round. */
+            if (!remote)
+                sched_yield();
             continue;
         }
         /* Spin for the next request only while its client runs on another

@@ -77,7 +77,6 @@ int sbx_ipc_wire_encode(uint8_t *buf, size_t cap, uint32_t tag, uint32_t flags, 
     sbx_wire_put32(buf + SBX_WIRE_REQ_FLAGS, flags);
     sbx_wire_put32(buf + SBX_WIRE_REQ_SEQ, seq);
     sbx_wire_put32(buf + SBX_WIRE_REQ_RSVD, 0);
-    memset(buf + SBX_WIRE_REP, 0, SBX_WIRE_REP_END - SBX_WIRE_REP);
     memcpy(buf + SBX_WIRE_PARAMS, table, sizeof table);
     return (int)off;
 }

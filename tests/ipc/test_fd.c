@@ -193,7 +193,7 @@ static int call_no_collect(sbx_ipc_client *c, const char *path)
             return -ETIMEDOUT;
         sched_yield();
     }
-    int outcome = (int)sbx_wire_get32(buf + SBX_WIRE_REP_OUTCOME);
+    int outcome = ctl->rep_outcome;
     sbx_ipc_client_free_buffer(c, ch);
     return outcome;
 }

@@ -12,10 +12,10 @@
 Test(ipc_section, channel_count_from_sizes)
 {
     /* (ipc - header) / (control + channel), as in the seed. */
-    cr_expect_eq(sbx_ipc_channel_count_for(8192, 1024), (8192 - 64) / (64 + 1024));
-    cr_expect_eq(sbx_ipc_channel_count_for(131072, 8704), (131072 - 64) / (64 + 8704));
-    cr_expect_eq(sbx_ipc_channel_count_for(64 + 64 + 256, 256), 1);
-    cr_expect_eq(sbx_ipc_channel_count_for(64 + 64 + 256 - 64, 256), 0, "not even one channel");
+    cr_expect_eq(sbx_ipc_channel_count_for(8192, 1024), (8192 - 64) / (SBX_IPC_CONTROL_SIZE + 1024));
+    cr_expect_eq(sbx_ipc_channel_count_for(131072, 8704), (131072 - 64) / (SBX_IPC_CONTROL_SIZE + 8704));
+    cr_expect_eq(sbx_ipc_channel_count_for(64 + SBX_IPC_CONTROL_SIZE + 256, 256), 1);
+    cr_expect_eq(sbx_ipc_channel_count_for(64 + SBX_IPC_CONTROL_SIZE + 256 - 64, 256), 0, "not even one channel");
     cr_expect_eq(sbx_ipc_channel_count_for(8192, 1000), 0, "channel size not a multiple of 64");
     cr_expect_eq(sbx_ipc_channel_count_for(8190, 1024), 0, "ipc size not a multiple of 64");
     cr_expect_eq(sbx_ipc_channel_count_for(8192, 128), 0, "channel below the minimum");
@@ -24,7 +24,7 @@ Test(ipc_section, channel_count_from_sizes)
     sbx_ipc_section *s;
     sbx_ipc_section_options o = { .ipc_size = 8192, .channel_size = 1024 };
     cr_assert_eq(sbx_ipc_section_new(&o, &s), 0);
-    cr_expect_eq(sbx_ipc_section_channel_count(s), 7);
+    cr_expect_eq(sbx_ipc_section_channel_count(s), (8192 - 64) / (SBX_IPC_CONTROL_SIZE + 1024));
     cr_expect_eq(sbx_ipc_section_channel_size(s), 1024);
     sbx_ipc_section_free(s);
     o.channel_size = 8192;
@@ -54,8 +54,8 @@ Test(ipc_section, header_describes_layout_and_client_checks_it)
     cr_expect_eq(h->ipc_size, 16384);
     cr_expect_eq(h->policy_size, 5000);
     cr_expect_eq(h->channel_size, 1024);
-    cr_expect_eq(h->channel_count, (16384 - 64) / (64 + 1024));
-    cr_expect_eq(h->buffers_offset, 64 + 64 * h->channel_count);
+    cr_expect_eq(h->channel_count, (16384 - 64) / (SBX_IPC_CONTROL_SIZE + 1024));
+    cr_expect_eq(h->buffers_offset, 64 + SBX_IPC_CONTROL_SIZE * h->channel_count);
     cr_expect_eq(h->policy_offset % 4096, 0);
     struct stat st;
     fstat(sbx_ipc_section_fd(b.sec), &st);

@@ -194,9 +194,9 @@ static void *toctou_main(void *p)
         memcpy(buf + offs[0], "/no/x", 5);
         while (atomic_load(&ctl->pong) == p0)
             ;
-        int outcome = (int)sbx_wire_get32(buf + SBX_WIRE_REP_OUTCOME);
-        uint64_t allowed = sbx_wire_get64(buf + SBX_WIRE_REP_EXT);
-        uint64_t used = sbx_wire_get64(buf + SBX_WIRE_REP_EXT + 8);
+        int outcome = ctl->rep_outcome;
+        uint64_t allowed = ctl->rep_ext[0];
+        uint64_t used = ctl->rep_ext[1];
         if (outcome != 0 || (allowed && used != 'o') || (!allowed && used != 'n'))
             t->wrong++;
         t->done++;
