@@ -10,6 +10,13 @@
 #include "ipc/dispatcher.h"
 #include "ipc/wire.h"
 
+/* Compile the validator and the dispatcher into this file, so that with
+ * -Dfuzz=enabled they carry the fuzzer's coverage instrumentation (the
+ * static library they also live in is built without it). The archive's
+ * copies are then never pulled in. */
+#include "ipc/dispatcher.c"
+#include "ipc/wire.c"
+
 #define CAP 4096
 
 static int noop(sbx_ipc_info *info, const sbx_arg *args)
