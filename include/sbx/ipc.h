@@ -276,8 +276,13 @@ SBX_API void sbx_ipc_client_set_timeout_ms(sbx_ipc_client *c, unsigned ms);
  * back; the caller owns it.
  *
  * Thread-safe and ASYNC-SIGNAL-SAFE: usable from a plain thread and from a
- * signal handler (SIGSYS) at once. No malloc, no locks, no stdio; errno is
- * preserved. */
+ * signal handler (SIGSYS) at once, including a handler that interrupts a
+ * call in progress on the same thread (the nested call takes another
+ * channel, so a section needs more channels than calls that can be in
+ * progress at once; the default has 14). No malloc, no locks, no stdio;
+ * errno is preserved. Waits sleep in the kernel; every wait is bounded by
+ * the timeout, after which the broker's liveness is checked (a dead broker
+ * gives SBX_ERROR_CHANNEL_ERROR, a slow one is waited for). */
 SBX_API int sbx_ipc_client_call(sbx_ipc_client *c, uint32_t tag, const sbx_arg *args,
                                 unsigned nargs, unsigned flags, sbx_ipc_reply *reply);
 
