@@ -270,7 +270,8 @@ SBX_API void sbx_ipc_client_set_timeout_ms(sbx_ipc_client *c, unsigned ms);
  * copy it out (in/out buffers included) and free the channel.
  * Returns reply->outcome: 0 when the handler succeeded, the handler's
  * negative code, SBX_ERROR_INVALID_IPC when the broker rejected the request
- * (unknown tag, wrong types), SBX_ERROR_TOO_LARGE when it does not fit a
+ * (reply->status: EBADMSG malformed, ENOSYS unknown tag, EINVAL parameter
+ * types not the tag's signature), SBX_ERROR_TOO_LARGE when it does not fit a
  * channel, SBX_ERROR_CHANNEL_ERROR when the broker is gone. reply may be
  * NULL (a returned fd is then closed). reply->fd is -1 unless an fd came
  * back; the caller owns it.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/log.h"
 
 int sbx_ipc_dispatcher_new(sbx_ipc_dispatcher **out)
 {
@@ -87,9 +88,18 @@ int sbx_ipc_dispatch(const sbx_ipc_dispatcher *d, const sbx_ipc_request *req, sb
 {
     const sbx_ipc_service *s = sbx_ipc_dispatcher_find(d, req->tag);
     /* Unknown tag or a type signature that is not exactly the registered
-     * one: rejected before any handler code runs. */
-    if (!s || !sbx_ipc_service_matches(s, req))
+     * one: rejected before any handler code runs. The status says which. */
+    if (!s) {
+        info->status = ENOSYS;
+        sbx_debug("ipc: rejected request with unknown tag %u", req->tag);
         return SBX_ERROR_INVALID_IPC;
+    }
+    if (!sbx_ipc_service_matches(s, req)) {
+        info->status = EINVAL;
+        sbx_debug("ipc: rejected %s request tag %u: parameter types do not match its signature",
+                  s->subsystem ? s->subsystem : "?", req->tag);
+        return SBX_ERROR_INVALID_IPC;
+    }
     info->tag = req->tag;
     info->service_ctx = s->ctx;
     return s->handler(info, req->args);

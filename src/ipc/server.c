@@ -192,6 +192,7 @@ static bool serve(pool_thread *t, watch *w)
     int outcome;
     if (!len || sbx_ipc_wire_decode(copy, len, &req) < 0) {
         outcome = SBX_ERROR_INVALID_IPC;
+        info.status = EBADMSG; /* malformed: the wire checks failed */
         memset(&req, 0, sizeof req);
     } else {
         outcome = sbx_ipc_dispatch(s->d, &req, &info);

@@ -89,9 +89,12 @@ Test(ipc_call, unknown_tag_and_wrong_types_rejected_before_any_handler)
 {
     uint64_t runs = atomic_load(&handler_runs);
     sbx_arg a = sbx_arg_u32(1);
-    cr_expect_eq(sbx_ipc_client_call(C, 4242, &a, 1, 0, NULL), SBX_ERROR_INVALID_IPC);
+    sbx_ipc_reply rep;
+    cr_expect_eq(sbx_ipc_client_call(C, 4242, &a, 1, 0, &rep), SBX_ERROR_INVALID_IPC);
+    cr_expect_eq(rep.status, ENOSYS, "unknown tag is named as such");
     sbx_arg s = sbx_arg_string("10");
-    cr_expect_eq(sbx_ipc_client_call(C, TAG_SLOW, &s, 1, 0, NULL), SBX_ERROR_INVALID_IPC);
+    cr_expect_eq(sbx_ipc_client_call(C, TAG_SLOW, &s, 1, 0, &rep), SBX_ERROR_INVALID_IPC);
+    cr_expect_eq(rep.status, EINVAL, "a signature mismatch is named as such");
     sbx_arg two[] = { sbx_arg_u32(1), sbx_arg_u32(2) };
     cr_expect_eq(sbx_ipc_client_call(C, TAG_SLOW, two, 2, 0, NULL), SBX_ERROR_INVALID_IPC);
     cr_expect_eq(sbx_ipc_client_call(C, TAG_SLOW, NULL, 0, 0, NULL), SBX_ERROR_INVALID_IPC);
@@ -128,6 +131,7 @@ Test(ipc_call, malformed_raw_requests_rejected)
         uint32_t seq = atomic_load(&sbx_ipc_client_control(C, (unsigned)ch)->ping) + 1;
         cr_expect_eq(sbx_ipc_client_transact_raw(C, (unsigned)ch, TAG_SLOW, seq, &rep),
                      SBX_ERROR_INVALID_IPC, "case %d", k);
+        cr_expect_eq(rep.status, EBADMSG, "case %d status %d", k, rep.status);
     }
     cr_expect_eq(atomic_load(&handler_runs), runs);
     cr_expect_eq(sbx_ipc_server_rejected(B.srv), 8);
