@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (uint32_t i = 0; i < req.count; i++) {
         const sbx_arg *a = &req.args[i];
-        if (req.offset[i] % 8 || req.offset[i] < SBX_WIRE_DATA || req.offset[i] > n)
+        if (req.offset[i] % 8 || req.offset[i] < SBX_WIRE_DATA_AT(req.count) || req.offset[i] > n)
             abort();
         switch (a->type) {
         case SBX_ARG_STRING:

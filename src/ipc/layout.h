@@ -91,10 +91,14 @@ _Static_assert(offsetof(sbx_ipc_control, pong) == 64, "line B starts at 64");
 #define SBX_WIRE_REQ_FLAGS 12u     /* u32 SBX_WIRE_F_* */
 #define SBX_WIRE_REQ_SEQ 16u       /* u32 call sequence (echoed with an fd) */
 #define SBX_WIRE_REQ_RSVD 20u      /* u32, must be 0 */
-/* Parameter table at offset 24: 9 entries of {u32 type, u32 offset, u32 size, u32 rsvd}. */
+/* Parameter table at offset 24: `count` entries of {u32 type, u32 offset,
+ * u32 size, u32 rsvd}; parameter bytes follow it. A small request (PING1:
+ * 48 bytes) fits one cache line. */
+#define SBX_WIRE_HEAD 24u
 #define SBX_WIRE_PARAMS 24u
 #define SBX_WIRE_PARAM_SIZE 16u
-#define SBX_WIRE_DATA (SBX_WIRE_PARAMS + 9u * SBX_WIRE_PARAM_SIZE) /* 168 */
+#define SBX_WIRE_DATA_AT(count) (SBX_WIRE_PARAMS + (count) * SBX_WIRE_PARAM_SIZE)
+#define SBX_WIRE_MAX_HEAD SBX_WIRE_DATA_AT(9u) /* 168 */
 #define SBX_WIRE_ALIGN 8u
 
 #define SBX_WIRE_F_FD_CLOEXEC 0x1u  /* a returned fd should be close-on-exec */

@@ -12,11 +12,12 @@ static size_t align8(size_t v)
 int sbx_ipc_wire_encode(uint8_t *buf, size_t cap, uint32_t tag, uint32_t flags, uint32_t seq,
                         const sbx_arg *args, unsigned nargs, uint32_t *offsets)
 {
-    if (nargs > SBX_IPC_MAX_PARAMS || (nargs && !args) || cap < SBX_WIRE_DATA)
+    if (nargs > SBX_IPC_MAX_PARAMS || (nargs && !args))
         return -EINVAL;
-    size_t off = SBX_WIRE_DATA;
+    if (cap < SBX_WIRE_DATA_AT(nargs))
+        return SBX_ERROR_TOO_LARGE;
+    size_t off = SBX_WIRE_DATA_AT(nargs);
     uint8_t table[SBX_IPC_MAX_PARAMS * SBX_WIRE_PARAM_SIZE];
-    memset(table, 0, sizeof table);
     for (unsigned i = 0; i < nargs; i++) {
         const sbx_arg *a = &args[i];
         const void *src = NULL;
@@ -64,6 +65,7 @@ int sbx_ipc_wire_encode(uint8_t *buf, size_t cap, uint32_t tag, uint32_t flags, 
         sbx_wire_put32(t, (uint32_t)a->type);
         sbx_wire_put32(t + 4, (uint32_t)off);
         sbx_wire_put32(t + 8, (uint32_t)size);
+        sbx_wire_put32(t + 12, 0);
         if (offsets)
             offsets[i] = (uint32_t)off;
         off += room;
@@ -77,21 +79,21 @@ int sbx_ipc_wire_encode(uint8_t *buf, size_t cap, uint32_t tag, uint32_t flags, 
     sbx_wire_put32(buf + SBX_WIRE_REQ_FLAGS, flags);
     sbx_wire_put32(buf + SBX_WIRE_REQ_SEQ, seq);
     sbx_wire_put32(buf + SBX_WIRE_REQ_RSVD, 0);
-    memcpy(buf + SBX_WIRE_PARAMS, table, sizeof table);
+    memcpy(buf + SBX_WIRE_PARAMS, table, (size_t)nargs * SBX_WIRE_PARAM_SIZE);
     return (int)off;
 }
 
 size_t sbx_ipc_wire_copy_in(uint8_t *copy, const uint8_t *shm, size_t cap)
 {
-    if (cap < SBX_WIRE_DATA)
+    if (cap < SBX_WIRE_HEAD)
         return 0;
     /* First the fixed head; the total is taken from the copy, so a target
      * rewriting it after this point changes nothing we use. */
-    memcpy(copy, shm, SBX_WIRE_DATA);
+    memcpy(copy, shm, SBX_WIRE_HEAD);
     uint32_t total = sbx_wire_get32(copy + SBX_WIRE_REQ_TOTAL);
-    if (total < SBX_WIRE_DATA || total > cap)
+    if (total < SBX_WIRE_HEAD || total > cap)
         return 0;
-    memcpy(copy + SBX_WIRE_DATA, shm + SBX_WIRE_DATA, total - SBX_WIRE_DATA);
+    memcpy(copy + SBX_WIRE_HEAD, shm + SBX_WIRE_HEAD, total - SBX_WIRE_HEAD);
     return total;
 }
 
@@ -136,12 +138,13 @@ int sbx_ipc_utf8_valid(const uint8_t *s, size_t n)
 int sbx_ipc_wire_decode(uint8_t *copy, size_t len, sbx_ipc_request *req)
 {
     memset(req, 0, sizeof *req);
-    if (len < SBX_WIRE_DATA || len > UINT32_MAX || ((uintptr_t)copy & 7u))
+    if (len < SBX_WIRE_HEAD || len > UINT32_MAX || ((uintptr_t)copy & 7u))
         return SBX_ERROR_INVALID_IPC;
     uint32_t total = sbx_wire_get32(copy + SBX_WIRE_REQ_TOTAL);
     uint32_t count = sbx_wire_get32(copy + SBX_WIRE_REQ_COUNT);
     uint32_t flags = sbx_wire_get32(copy + SBX_WIRE_REQ_FLAGS);
-    if (total != len || count > SBX_IPC_MAX_PARAMS || (flags & ~SBX_WIRE_F_ALL) ||
+    if (total != len || count > SBX_IPC_MAX_PARAMS || total < SBX_WIRE_DATA_AT(count) ||
+        (flags & ~SBX_WIRE_F_ALL) ||
         sbx_wire_get32(copy + SBX_WIRE_REQ_RSVD) != 0)
         return SBX_ERROR_INVALID_IPC;
     req->tag = sbx_wire_get32(copy + SBX_WIRE_REQ_TAG);
@@ -153,16 +156,13 @@ int sbx_ipc_wire_decode(uint8_t *copy, size_t len, sbx_ipc_request *req)
     req->total = total;
 
     uint32_t end[SBX_IPC_MAX_PARAMS];
-    for (uint32_t i = 0; i < SBX_IPC_MAX_PARAMS; i++) {
+    const uint32_t data = SBX_WIRE_DATA_AT(count);
+    for (uint32_t i = 0; i < count; i++) {
         const uint8_t *t = copy + SBX_WIRE_PARAMS + i * SBX_WIRE_PARAM_SIZE;
         uint32_t type = sbx_wire_get32(t), off = sbx_wire_get32(t + 4);
         uint32_t size = sbx_wire_get32(t + 8), rsvd = sbx_wire_get32(t + 12);
-        if (i >= count) {
-            if (type | off | size | rsvd)
-                return SBX_ERROR_INVALID_IPC;
-            continue;
-        }
-        if (rsvd || off < SBX_WIRE_DATA || off % SBX_WIRE_ALIGN || off > total)
+        /* data may not start inside the header or the parameter table */
+        if (rsvd || off < data || off % SBX_WIRE_ALIGN || off > total)
             return SBX_ERROR_INVALID_IPC;
         /* 64-bit arithmetic: off + size + 1 cannot wrap. */
         uint64_t room = size;

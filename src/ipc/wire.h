@@ -58,8 +58,8 @@ size_t sbx_ipc_wire_copy_in(uint8_t *copy, const uint8_t *shm, size_t cap);
 
 /* Broker: validate the private copy (len bytes, 8-aligned) and fill *req.
  * Returns 0 or SBX_ERROR_INVALID_IPC. Checks: total == len, flags known,
- * count <= 9, unused table slots zero, every type known, every offset
- * 8-aligned inside the data area, every size within the copy without
+ * count <= 9 and its table inside the copy, every type known, every offset
+ * 8-aligned inside the data area (after the table), every size within the copy without
  * overflow, fixed sizes for u32/u64/handle, strings NUL-terminated with no
  * NUL inside and valid UTF-8, no two parameters overlapping. */
 int sbx_ipc_wire_decode(uint8_t *copy, size_t len, sbx_ipc_request *req);

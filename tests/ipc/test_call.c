@@ -80,7 +80,7 @@ Test(ipc_call, inout_written_back_only_after_success)
     /* and the shared channel was not touched either */
     for (unsigned ch = 0; ch < sbx_ipc_client_channel_count(C); ch++) {
         uint8_t *p = sbx_ipc_client_buffer(C, ch);
-        for (unsigned k = SBX_WIRE_DATA; k < 1024; k++)
+        for (unsigned k = SBX_WIRE_DATA_AT(1); k < 1024; k++)
             cr_assert_neq(p[k], 0xee);
     }
 }
@@ -121,7 +121,7 @@ Test(ipc_call, malformed_raw_requests_rejected)
         case 0: sbx_wire_put32(buf + SBX_WIRE_REQ_COUNT, 10); break;
         case 1: sbx_wire_put32(p0 + 4, 4000); break;                 /* offset out of range */
         case 2: sbx_wire_put32(p0 + 8, 0xfffffff0u); break;          /* size overflow */
-        case 3: sbx_wire_put32(p0 + 4, SBX_WIRE_DATA + 2); break;     /* misaligned */
+        case 3: sbx_wire_put32(p0 + 4, SBX_WIRE_DATA_AT(1) + 2); break; /* misaligned */
         case 4: sbx_wire_put32(buf + SBX_WIRE_REQ_TOTAL, 5000); break; /* beyond channel */
         case 5: sbx_wire_put32(p0, SBX_ARG_U64); break;              /* wrong type (size 4) */
         case 6: memset(buf, 0xff, 1024); break;                       /* garbage */

@@ -99,11 +99,22 @@ Test(ipc_wire, rejects_param_count_overflow)
     sbx_wire_put32(shm + SBX_WIRE_REQ_COUNT, 0xffffffffu);
     EXPECT_INVALID("count 2^32-1");
     encode_mix();
-    sbx_wire_put32(shm + SBX_WIRE_REQ_COUNT, 4); /* slot 4 still filled */
-    EXPECT_INVALID("nonzero unused slot");
+    sbx_wire_put32(shm + SBX_WIRE_REQ_COUNT, 6); /* the table now runs into the data */
+    EXPECT_INVALID("count 6: table over the parameter bytes");
     encode_mix();
-    sbx_wire_put32(shm + SBX_WIRE_REQ_COUNT, 6); /* slot 5 empty: type 0 */
-    EXPECT_INVALID("count covers an empty slot");
+    sbx_wire_put32(shm + SBX_WIRE_REQ_COUNT, 9);
+    EXPECT_INVALID("count 9: table over the parameter bytes");
+    /* count 4: a well-formed 4-parameter request (the 5th entry is now
+     * unused data); the signature check, not the wire, must refuse it */
+    encode_mix();
+    sbx_wire_put32(shm + SBX_WIRE_REQ_COUNT, 4);
+    sbx_ipc_request r;
+    cr_expect_eq(decode_shm(&r), 0);
+    cr_expect_eq(r.count, 4);
+    /* a total too small to hold the table */
+    encode_mix();
+    sbx_wire_put32(shm + SBX_WIRE_REQ_TOTAL, SBX_WIRE_DATA_AT(5) - 8);
+    EXPECT_INVALID("table beyond total");
 }
 
 Test(ipc_wire, rejects_totals_out_of_range)
@@ -129,7 +140,8 @@ Test(ipc_wire, rejects_offsets_and_sizes_out_of_range)
         const char *what;
     } cases[] = {
         { 1, 4, 0, "offset inside the header" },
-        { 1, 4, SBX_WIRE_DATA - 8, "offset in the param table" },
+        { 1, 4, SBX_WIRE_DATA_AT(5) - 8, "offset in the param table" },
+        { 1, 4, SBX_WIRE_PARAMS, "offset at the param table" },
         { 1, 4, CAP, "offset past the end" },
         { 1, 4, 0xfffffff8u, "offset near 2^32 (overflow)" },
         { 4, 8, 0xffffffffu, "size 2^32-1 (overflow)" },
@@ -138,8 +150,8 @@ Test(ipc_wire, rejects_offsets_and_sizes_out_of_range)
         { 1, 8, 8, "u32 with size 8" },
         { 2, 8, 4, "u64 with size 4" },
         { 3, 8, 16, "handle with size 16" },
-        { 1, 4, SBX_WIRE_DATA + 4, "misaligned offset" },
-        { 2, 4, SBX_WIRE_DATA + 1, "misaligned offset by 1" },
+        { 1, 4, SBX_WIRE_DATA_AT(5) + 4, "misaligned offset" },
+        { 2, 4, SBX_WIRE_DATA_AT(5) + 1, "misaligned offset by 1" },
         { 1, 0, 9, "unknown type" },
         { 1, 0, 0, "type none" },
         { 1, 12, 1, "reserved field" },
