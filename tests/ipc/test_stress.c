@@ -208,6 +208,16 @@ static void *toctou_main(void *p)
 static int scribbling_target(sbx_ipc_client *c, void *arg)
 {
     (void)arg;
+    /* The broker keeps its own copy of the layout and never reads the
+     * header back: wreck every layout field of it first. */
+    sbx_ipc_header *h = (sbx_ipc_header *)c->base;
+    h->magic = 0xdeadbeef;
+    h->ipc_size = 0xffffffc0u;
+    h->channel_count = 0xffffffffu;
+    h->channel_size = 64;
+    h->buffers_offset = 0xfffff000u;
+    h->policy_offset = 1;
+    h->policy_size = 0xffffffffu;
     scribble s = { .c = c };
     pthread_t sth, tth, cth[3];
     pthread_create(&sth, NULL, scribbler, &s);
