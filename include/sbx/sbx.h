@@ -9,6 +9,7 @@
 #include <sbx/policyfile.h>
 #include <sbx/pickle.h>
 #include <sbx/channel.h>
+#include <sbx/ipc.h>
 #include <sbx/version.h>
 
 #endif
