@@ -16,6 +16,7 @@
 
 __attribute__((format(printf, 2, 3)))
 void sbx_log(sbx_log_level level, const char *fmt, ...);
+__attribute__((format(printf, 2, 0)))
 void sbx_vlog(sbx_log_level level, const char *fmt, va_list ap);
 int sbx_log_enabled(sbx_log_level level);
 
@@ -27,6 +28,7 @@ int sbx_log_enabled(sbx_log_level level);
 /* Format into buf[size] (always NUL-terminated when size > 0). Returns the
  * length written, excluding the NUL; output is truncated, never overrun.
  * Async-signal-safe. */
+__attribute__((format(printf, 3, 0)))
 size_t sbx_safe_vformat(char *buf, size_t size, const char *fmt, va_list ap);
 __attribute__((format(printf, 3, 4)))
 size_t sbx_safe_format(char *buf, size_t size, const char *fmt, ...);
