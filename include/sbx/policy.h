@@ -122,9 +122,10 @@ typedef struct sbx_files_request {
     int open_flags;      /* OPEN: the open(2) flags (O_ACCMODE, O_CREAT, ...) */
     unsigned mode;       /* OPEN with O_CREAT/O_TMPFILE, MKDIR: the mode */
     int access_mode;     /* ACCESS: F_OK or R_OK|W_OK|X_OK */
-    bool is_dir;         /* STAT, ACCESS, READLINK, RENAME_SRC/DST, UNLINK: the object is a
-                          * directory (as the broker itself found it); ignored
-                          * for OPEN (O_DIRECTORY counts), MKDIR, RMDIR */
+    bool is_dir;         /* STAT, ACCESS, READLINK, RENAME_SRC, UNLINK: the object is a
+                          * directory, as the broker itself found it (never the
+                          * target's word); RENAME_DST: the SOURCE is a directory.
+                          * Ignored for OPEN (O_DIRECTORY counts), MKDIR, RMDIR */
 } sbx_files_request;
 
 /* A decision and its explanation. */

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <sbx/error.h>
@@ -12,6 +14,7 @@
 
 #include "policy/compile.h"
 #include "policy/engine.h"
+#include "policy/format.h"
 #include "subsys/files/files_policy.h"
 
 static sbx_policy *policy_with(int semantics, const char *pattern)
@@ -297,4 +300,95 @@ Test(files, op_names_round_trip)
     cr_expect_str_eq(sbx_files_op_name((sbx_files_op)0), "?");
     cr_expect_str_eq(sbx_action_name(SBX_ACTION_SIGNAL_ALARM), "SIGNAL_ALARM");
     cr_expect_str_eq(sbx_action_name(99), "?");
+}
+
+/* ---- concurrency ---- */
+
+#include <pthread.h>
+
+typedef struct checker_arg {
+    const sbx_policy *p;
+    int bad;
+} checker_arg;
+
+static void *checker(void *vp)
+{
+    checker_arg *a = vp;
+    for (int i = 0; i < 2000; i++) {
+        sbx_files_request req = { .op = SBX_FILES_OP_OPEN, .path = (i & 1) ? "/usr/lib/x" : "/home/a/.ssh/k",
+                                  .open_flags = O_RDONLY };
+        sbx_decision d;
+        if (sbx_policy_check_files(a->p, &req, &d) != 0 || d.action != ((i & 1) ? ALLOW : DENY))
+            a->bad++;
+    }
+    return NULL;
+}
+
+Test(files, check_files_is_thread_safe_on_a_frozen_policy)
+{
+    sbx_policy *p = sbx_policy_new();
+    cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, "/usr/**"), 0);
+    cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, SBX_FILES_DENY, "/home/*/.ssh/**"), 0);
+    cr_assert_eq(sbx_policy_freeze(p), 0);
+    pthread_t t[4];
+    checker_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (checker_arg){ .p = p };
+        cr_assert_eq(pthread_create(&t[i], NULL, checker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(a[i].bad, 0, "thread %d", i);
+    }
+    sbx_policy_unref(p);
+}
+
+typedef struct scribbler_arg {
+    unsigned char *buf;
+    size_t size;
+    atomic_bool stop;
+} scribbler_arg;
+
+static void *scribbler(void *vp)
+{
+    scribbler_arg *a = vp;
+    uint64_t x = 0x1234567;
+    while (!atomic_load_explicit(&a->stop, memory_order_relaxed)) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* past the header, so the evaluator keeps going deep */
+        size_t lo = sizeof(sbx_pol_header);
+        ((volatile unsigned char *)a->buf)[lo + x % (a->size - lo)] = (unsigned char)(x >> 40);
+    }
+    return NULL;
+}
+
+/* The target's copy changing under the evaluator (a hostile thread in the
+ * target writing to memory it can write): evaluation must stay in bounds
+ * and terminate. (The broker never evaluates shared memory.) */
+Test(files, evaluation_survives_a_buffer_scribbled_concurrently, .timeout = 60)
+{
+    sbx_policy *p = sbx_policy_new();
+    for (int i = 0; i < 40; i++) {
+        char pat[64];
+        snprintf(pat, sizeof pat, "/srv/d%d/**", i);
+        cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, 1 + i % 5, pat), 0);
+    }
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
+    scribbler_arg a = { .buf = buf, .size = size };
+    atomic_init(&a.stop, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, scribbler, &a), 0);
+    for (int i = 0; i < 20000; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/srv/d%d/x/y", i % 50);
+        sbx_files_request req = { .op = (sbx_files_op)(1 + i % 9), .path = path, .open_flags = i & 3 };
+        sbx_files_verdict v;
+        (void)sbx_files_policy_eval(buf, size, &req, &v);
+    }
+    atomic_store(&a.stop, true);
+    pthread_join(t, NULL);
+    free(buf);
+    sbx_policy_unref(p);
 }
