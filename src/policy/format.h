@@ -13,7 +13,7 @@
 
 #define SBX_POL_MAGIC 0x50584253u /* "SBXP" */
 #define SBX_POL_VERSION 1u
-#define SBX_POL_MAX_SIZE (64u << 20)
+#define SBX_POL_MAX_SIZE (256u << 20) /* about 200,000 files rules */
 
 typedef struct sbx_pol_service_entry {
     uint32_t first_rule; /* index into the rule table */

@@ -392,3 +392,52 @@ Test(files, evaluation_survives_a_buffer_scribbled_concurrently, .timeout = 60)
     free(buf);
     sbx_policy_unref(p);
 }
+
+Test(files, large_policy_index_and_scan_agree, .timeout = 60)
+{
+    sbx_policy *p = sbx_policy_new();
+    for (int i = 0; i < 3000; i++) {
+        char pat[96];
+        switch (i % 4) {
+        case 0: snprintf(pat, sizeof pat, "/home/u%d/**", i); break;
+        case 1: snprintf(pat, sizeof pat, "/srv/*/d%d/*.txt", i); break;
+        case 2: snprintf(pat, sizeof pat, "/etc/app%d.conf", i); break;
+        default: snprintf(pat, sizeof pat, "/home/u%d/.ssh/**", i - 3); break;
+        }
+        cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, i % 4 == 3 ? SBX_FILES_DENY : 1 + i % 4, pat), 0);
+    }
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
+    cr_assert_eq(sbx_pol_validate(buf, size, NULL), 0);
+    for (int i = 0; i < 3000; i += 7) {
+        char path[96];
+        snprintf(path, sizeof path, i % 2 ? "/home/u%d/.ssh/id" : "/srv/x/d%d/a.txt", i);
+        for (int op = 1; op < SBX_FILES_OP_COUNT_; op++) {
+            sbx_files_request req = { .op = (sbx_files_op)op, .path = path };
+            sbx_pol_param prm[SBX_FILES_P_COUNT];
+            sbx_files_policy_params(&req, prm);
+            sbx_pol_result a = sbx_pol_evaluate(buf, size, (unsigned)op, prm, SBX_FILES_P_COUNT, 0);
+            sbx_pol_result l = sbx_pol_evaluate(buf, size, (unsigned)op, prm, SBX_FILES_P_COUNT, SBX_EVAL_LINEAR);
+            cr_assert_eq(a.status, l.status);
+            cr_assert_eq(a.rule, l.rule, "%s", path);
+            /* literal directories narrow the candidates; "/srv/" then a
+             * wildcard cannot (all 750 such rules share the key "/srv/") */
+            if (i % 2)
+                cr_assert_lt(a.evaluated, 10, "the index keeps candidates few (%u)", a.evaluated);
+            cr_assert_leq(a.evaluated, l.evaluated);
+        }
+    }
+    for (int j = 0; j < 3000; j += 4 * 37) {
+        /* u<j> has ALLOW_ANY on its home and DENY on its .ssh */
+        char path[96];
+        snprintf(path, sizeof path, "/home/u%d/.ssh/id", j);
+        cr_expect_eq(decide(p, SBX_FILES_OP_OPEN, path, O_RDWR, 0, false), DENY, "%s", path);
+        snprintf(path, sizeof path, "/home/u%d/src/a.c", j);
+        cr_expect_eq(decide(p, SBX_FILES_OP_OPEN, path, O_RDWR, 0, false), ALLOW, "%s", path);
+        snprintf(path, sizeof path, "/home/u%d/src/a.c", j + 1);
+        cr_expect_eq(decide(p, SBX_FILES_OP_OPEN, path, O_RDWR, 0, false), DENY, "%s", path);
+    }
+    free(buf);
+    sbx_policy_unref(p);
+}
