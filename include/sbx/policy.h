@@ -128,6 +128,16 @@ typedef struct sbx_files_request {
                           * Ignored for OPEN (O_DIRECTORY counts), MKDIR, RMDIR */
 } sbx_files_request;
 
+/* Fill *req for a named operation on `path` (borrowed), for `sbx check
+ * OPERATION PATH` and tests. Names: every sbx_files_op_name ("open" is a
+ * read-only open), plus the open shorthands "read" (O_RDONLY), "write"
+ * (O_WRONLY), "readwrite" (O_RDWR), "create" (O_WRONLY|O_CREAT|O_EXCL, mode
+ * 0666), "truncate" (O_WRONLY|O_TRUNC), "append" (O_WRONLY|O_APPEND),
+ * "opendir" (O_RDONLY|O_DIRECTORY), "tmpfile" (O_RDWR|O_TMPFILE) and
+ * "rename" (= rename-src). `is_dir` is left false: set it from what the
+ * path really is. Returns 0 or -EINVAL (unknown name). */
+SBX_API int sbx_files_request_from_name(const char *name, const char *path, sbx_files_request *req);
+
 /* A decision and its explanation. */
 typedef struct sbx_decision {
     int action;          /* sbx_action; DENY_ACCESS when no rule matched */

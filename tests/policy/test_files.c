@@ -441,3 +441,27 @@ Test(files, large_policy_index_and_scan_agree, .timeout = 60)
     free(buf);
     sbx_policy_unref(p);
 }
+
+Test(files, request_from_name_for_sbx_check)
+{
+    sbx_policy *p = policy_with(SBX_FILES_ALLOW_READONLY, "/usr/**");
+    struct {
+        const char *name;
+        int want;
+    } cases[] = { { "open", ALLOW }, { "read", ALLOW }, { "opendir", ALLOW }, { "stat", ALLOW },
+                  { "access", ALLOW }, { "readlink", ALLOW }, { "write", DENY }, { "readwrite", DENY },
+                  { "create", DENY }, { "truncate", DENY }, { "append", DENY }, { "tmpfile", DENY },
+                  { "rename", DENY }, { "rename-dst", DENY }, { "mkdir", DENY }, { "unlink", DENY },
+                  { "rmdir", DENY } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sbx_files_request req;
+        cr_assert_eq(sbx_files_request_from_name(cases[i].name, "/usr/share/x", &req), 0, "%s", cases[i].name);
+        sbx_decision d;
+        cr_assert_eq(sbx_policy_check_files(p, &req, &d), 0);
+        cr_expect_eq(d.action, cases[i].want, "%s: %s", cases[i].name, d.reason);
+    }
+    sbx_files_request req;
+    cr_expect_eq(sbx_files_request_from_name("chown", "/x", &req), -EINVAL);
+    cr_expect_eq(sbx_files_request_from_name(NULL, "/x", &req), -EINVAL);
+    sbx_policy_unref(p);
+}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sbx/error.h>
 
@@ -45,6 +46,45 @@ SBX_API int sbx_files_op_from_name(const char *name)
         if (!strcmp(name, sbx_files_op_name((sbx_files_op)op)))
             return op;
     return -EINVAL;
+}
+
+SBX_API int sbx_files_request_from_name(const char *name, const char *path, sbx_files_request *req)
+{
+    if (!name || !req)
+        return -EINVAL;
+    static const struct {
+        const char *name;
+        int flags;
+    } opens[] = {
+        { "open", O_RDONLY },
+        { "read", O_RDONLY },
+        { "write", O_WRONLY },
+        { "readwrite", O_RDWR },
+        { "create", O_WRONLY | O_CREAT | O_EXCL },
+        { "truncate", O_WRONLY | O_TRUNC },
+        { "append", O_WRONLY | O_APPEND },
+        { "opendir", O_RDONLY | O_DIRECTORY },
+        { "tmpfile", O_RDWR | O_TMPFILE },
+    };
+    *req = (sbx_files_request){ .path = path };
+    for (size_t i = 0; i < SBX_ARRAY_SIZE(opens); i++) {
+        if (strcmp(name, opens[i].name))
+            continue;
+        req->op = SBX_FILES_OP_OPEN;
+        req->open_flags = opens[i].flags | O_CLOEXEC;
+        if (opens[i].flags & (O_CREAT | O_TMPFILE))
+            req->mode = 0666;
+        return 0;
+    }
+    int op = sbx_files_op_from_name(name);
+    if (op < 0)
+        return op;
+    req->op = (sbx_files_op)op;
+    if (op == SBX_FILES_OP_MKDIR)
+        req->mode = 0777;
+    if (op == SBX_FILES_OP_ACCESS)
+        req->access_mode = F_OK;
+    return 0;
 }
 
 int sbx_files_policy_setup(sbx_pol_builder *b)
