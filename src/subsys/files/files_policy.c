@@ -187,18 +187,16 @@ bool sbx_files_path_is_canonical(const char *path, size_t len)
         return false;
     if (len == 1)
         return true;
-    if (path[len - 1] == '/')
+    if (path[len - 1] == '/' || memchr(path, '\0', len))
         return false;
-    size_t comp = 1; /* start of the current component */
-    for (size_t i = 1; i <= len; i++) {
-        if (i < len && path[i] == '\0')
-            return false;
-        if (i < len && path[i] != '/')
-            continue;
-        size_t n = i - comp;
+    /* Each component: from after a '/' to the next '/' or the end. */
+    for (size_t comp = 1; comp <= len;) {
+        const char *slash = memchr(path + comp, '/', len - comp);
+        size_t end = slash ? (size_t)(slash - path) : len;
+        size_t n = end - comp;
         if (n == 0 || (n == 1 && path[comp] == '.') || (n == 2 && path[comp] == '.' && path[comp + 1] == '.'))
             return false;
-        comp = i + 1;
+        comp = end + 1;
     }
     return true;
 }
