@@ -326,6 +326,7 @@ static int check_rule(const unsigned char *buf, const sbx_pol_header *h, const s
         return invalid(why, "unknown action");
     const sbx_pol_op *ops = (const sbx_pol_op *)(const void *)(buf + h->ops_off) + rec->first_op;
     bool in_group = false;
+    uint32_t group_len = 0;
     sbx_pol_op group = { 0 };
     for (uint32_t i = 0; i < rec->n_ops; i++) {
         sbx_pol_op op;
@@ -376,9 +377,12 @@ static int check_rule(const unsigned char *buf, const sbx_pol_header *h, const s
             if (first) {
                 group = op;
                 in_group = true;
+                group_len = 0;
             } else if (op.param != group.param || (op.options & same) != (group.options & same)) {
                 return invalid(why, "string fragments of one pattern disagree");
             }
+            if (++group_len > SBX_POL_MAX_FRAGMENTS)
+                return invalid(why, "pattern with too many fragments");
             if (op.options & SBX_OPT_MUST_END)
                 in_group = false;
             break;

@@ -12,7 +12,7 @@
 #include "policy/format.h"
 
 #define EVAL_BUDGET (1ull << 24) /* characters scanned per evaluation */
-#define MAX_GROUP 64             /* fragments in one pattern */
+#define MAX_GROUP SBX_POL_MAX_FRAGMENTS
 #define MAX_LISTS 64             /* directory prefixes looked up per request */
 #define LINEAR_BELOW 4           /* services with fewer rules are scanned */
 
