@@ -465,3 +465,26 @@ Test(files, request_from_name_for_sbx_check)
     cr_expect_eq(sbx_files_request_from_name(NULL, "/x", &req), -EINVAL);
     sbx_policy_unref(p);
 }
+
+Test(files, precheck_never_refuses_what_the_broker_may_allow)
+{
+    sbx_policy *p = policy_with(SBX_FILES_ALLOW_DIR_ANY, "/out/**");
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
+    /* the target does not know /out/d is a directory: it must still ask */
+    sbx_files_request req = { .op = SBX_FILES_OP_STAT, .path = "/out/d", .is_dir = false };
+    cr_expect(sbx_files_policy_precheck(buf, size, &req));
+    req.op = SBX_FILES_OP_RENAME_SRC;
+    cr_expect(sbx_files_policy_precheck(buf, size, &req));
+    /* but what no IS_DIR value admits fails fast */
+    req.op = SBX_FILES_OP_UNLINK;
+    cr_expect_not(sbx_files_policy_precheck(buf, size, &req));
+    req = (sbx_files_request){ .op = SBX_FILES_OP_OPEN, .path = "/out/f", .open_flags = O_RDONLY };
+    cr_expect_not(sbx_files_policy_precheck(buf, size, &req));
+    req.path = "/elsewhere";
+    req.op = SBX_FILES_OP_STAT;
+    cr_expect_not(sbx_files_policy_precheck(buf, size, &req));
+    free(buf);
+    sbx_policy_unref(p);
+}

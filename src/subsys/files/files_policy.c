@@ -237,5 +237,14 @@ int sbx_files_policy_eval(const void *buf, size_t size, const sbx_files_request 
 bool sbx_files_policy_precheck(const void *buf, size_t size, const sbx_files_request *req)
 {
     sbx_files_verdict v;
-    return sbx_files_policy_eval(buf, size, req, &v) == 0 && v.action == SBX_ACTION_ASK_BROKER;
+    if (sbx_files_policy_eval(buf, size, req, &v) == 0 && v.action == SBX_ACTION_ASK_BROKER)
+        return true;
+    /* The target cannot know IS_DIR reliably (the broker decides from its
+     * own lstat): a pre-check must never refuse what the broker would
+     * allow, so it asks if either answer would be allowed. */
+    if (!req || req->op == SBX_FILES_OP_OPEN || req->op == SBX_FILES_OP_MKDIR || req->op == SBX_FILES_OP_RMDIR)
+        return false;
+    sbx_files_request flipped = *req;
+    flipped.is_dir = !req->is_dir;
+    return sbx_files_policy_eval(buf, size, &flipped, &v) == 0 && v.action == SBX_ACTION_ASK_BROKER;
 }
