@@ -90,8 +90,8 @@ SBX_API const char *sbx_action_name(int action);
 
 /* The filesystem operations the broker decides on. A rename is two
  * requests, RENAME_SRC on the old path and RENAME_DST on the new path, and
- * is allowed only if both are; a hard link is LINK_SRC + LINK_DST likewise.
- * The values are stable (they are policy service numbers). */
+ * is allowed only if both are. The values are stable (they are policy
+ * service numbers); path calls not listed here are refused, not decided. */
 typedef enum sbx_files_op {
     SBX_FILES_OP_OPEN = 1,       /* open/openat/openat2/creat: open_flags, mode */
     SBX_FILES_OP_STAT = 2,       /* stat/lstat/fstatat/statx */
@@ -155,7 +155,8 @@ typedef struct sbx_decision {
  * the first allow rule (in add order) whose pattern matches and whose
  * semantics admits the operation decides (ASK_BROKER); otherwise DENY with
  * reason "no rule matched". Returns 0 with *out filled (whatever the
- * decision), -EINVAL (bad arguments; out->action = DENY_ACCESS), or a
+ * decision), -EINVAL (bad arguments or a non-canonical path; out->action
+ * = DENY_ACCESS, out->reason says which), or a
  * compile error (-ENOMEM, SBX_ERROR_TOO_LARGE). */
 SBX_API int sbx_policy_check_files(const sbx_policy *policy, const sbx_files_request *req,
                                    sbx_decision *out);
