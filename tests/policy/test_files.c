@@ -488,3 +488,49 @@ Test(files, precheck_never_refuses_what_the_broker_may_allow)
     free(buf);
     sbx_policy_unref(p);
 }
+
+/* Position independence: the bytes decide the same wherever they are
+ * mapped (a shared section lands at a different address in the target). */
+Test(files, compiled_buffer_is_position_independent)
+{
+    sbx_policy *p = sbx_policy_new();
+    cr_assert_eq(sbx_policy_add_rule_ex(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, "/usr/**", "u", NULL), 0);
+    cr_assert_eq(sbx_policy_add_rule_ex(p, SBX_SUBSYS_FILES, SBX_FILES_DENY, "/usr/*/secret", "s", NULL), 0);
+    for (int i = 0; i < 10; i++) {
+        char pat[32];
+        snprintf(pat, sizeof pat, "/srv/%d/**", i);
+        cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_ANY, pat), 0);
+    }
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
+    const char *paths[] = { "/usr/lib/x", "/usr/lib/secret", "/srv/3/a/b", "/srv/33/a", "/etc" };
+    int want[5];
+    for (int k = 0; k < 5; k++) {
+        sbx_files_request req = { .op = SBX_FILES_OP_OPEN, .path = paths[k], .open_flags = O_RDONLY };
+        sbx_files_verdict v;
+        cr_assert_eq(sbx_files_policy_eval(buf, size, &req, &v), 0);
+        want[k] = v.action;
+    }
+    cr_expect_eq(want[0], ALLOW);
+    cr_expect_eq(want[1], DENY);
+    cr_expect_eq(want[2], ALLOW);
+    cr_expect_eq(want[4], DENY);
+    /* move it: a fresh mapping at another address, the original unmapped */
+    unsigned char *area = aligned_alloc(4096, size + 4096);
+    memset(area, 0x5a, 4096);
+    memcpy(area + 4096, buf, size);
+    memset(buf, 0, size);
+    free(buf);
+    cr_assert_eq(sbx_pol_validate(area + 4096, size, NULL), 0);
+    for (int k = 0; k < 5; k++) {
+        sbx_files_request req = { .op = SBX_FILES_OP_OPEN, .path = paths[k], .open_flags = O_RDONLY };
+        sbx_files_verdict v;
+        cr_assert_eq(sbx_files_policy_eval(area + 4096, size, &req, &v), 0);
+        cr_expect_eq(v.action, want[k], "%s", paths[k]);
+        if (k == 1)
+            cr_expect(v.origin_len == 1 && v.origin[0] == 's', "origin read from the moved copy");
+    }
+    free(area);
+    sbx_policy_unref(p);
+}
