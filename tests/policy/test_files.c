@@ -517,7 +517,8 @@ Test(files, compiled_buffer_is_position_independent)
     cr_expect_eq(want[2], ALLOW);
     cr_expect_eq(want[4], DENY);
     /* move it: a fresh mapping at another address, the original unmapped */
-    unsigned char *area = aligned_alloc(4096, size + 4096);
+    size_t area_size = (size + 4096 + 4095) / 4096 * 4096; /* aligned_alloc wants a multiple */
+    unsigned char *area = aligned_alloc(4096, area_size);
     memset(area, 0x5a, 4096);
     memcpy(area + 4096, buf, size);
     memset(buf, 0, size);
