@@ -90,8 +90,8 @@ SBX_API const char *sbx_action_name(int action);
 
 /* The filesystem operations the broker decides on. A rename is two
  * requests, RENAME_SRC on the old path and RENAME_DST on the new path, and
- * is allowed only if both are; a hard link is LINK_SRC + LINK_DST likewise.
- * The values are stable (they are policy service numbers). */
+ * is allowed only if both are. The values are stable (they are policy
+ * service numbers); path calls not listed here are refused, not decided. */
 typedef enum sbx_files_op {
     SBX_FILES_OP_OPEN = 1,       /* open/openat/openat2/creat: open_flags, mode */
     SBX_FILES_OP_STAT = 2,       /* stat/lstat/fstatat/statx */
@@ -122,10 +122,21 @@ typedef struct sbx_files_request {
     int open_flags;      /* OPEN: the open(2) flags (O_ACCMODE, O_CREAT, ...) */
     unsigned mode;       /* OPEN with O_CREAT/O_TMPFILE, MKDIR: the mode */
     int access_mode;     /* ACCESS: F_OK or R_OK|W_OK|X_OK */
-    bool is_dir;         /* STAT, ACCESS, READLINK, RENAME_SRC/DST, UNLINK: the object is a
-                          * directory (as the broker itself found it); ignored
-                          * for OPEN (O_DIRECTORY counts), MKDIR, RMDIR */
+    bool is_dir;         /* STAT, ACCESS, READLINK, RENAME_SRC, UNLINK: the object is a
+                          * directory, as the broker itself found it (never the
+                          * target's word); RENAME_DST: the SOURCE is a directory.
+                          * Ignored for OPEN (O_DIRECTORY counts), MKDIR, RMDIR */
 } sbx_files_request;
+
+/* Fill *req for a named operation on `path` (borrowed), for `sbx check
+ * OPERATION PATH` and tests. Names: every sbx_files_op_name ("open" is a
+ * read-only open), plus the open shorthands "read" (O_RDONLY), "write"
+ * (O_WRONLY), "readwrite" (O_RDWR), "create" (O_WRONLY|O_CREAT|O_EXCL, mode
+ * 0666), "truncate" (O_WRONLY|O_TRUNC), "append" (O_WRONLY|O_APPEND),
+ * "opendir" (O_RDONLY|O_DIRECTORY), "tmpfile" (O_RDWR|O_TMPFILE) and
+ * "rename" (= rename-src). `is_dir` is left false: set it from what the
+ * path really is. Returns 0 or -EINVAL (unknown name). */
+SBX_API int sbx_files_request_from_name(const char *name, const char *path, sbx_files_request *req);
 
 /* A decision and its explanation. */
 typedef struct sbx_decision {
@@ -144,7 +155,8 @@ typedef struct sbx_decision {
  * the first allow rule (in add order) whose pattern matches and whose
  * semantics admits the operation decides (ASK_BROKER); otherwise DENY with
  * reason "no rule matched". Returns 0 with *out filled (whatever the
- * decision), -EINVAL (bad arguments; out->action = DENY_ACCESS), or a
+ * decision), -EINVAL (bad arguments or a non-canonical path; out->action
+ * = DENY_ACCESS, out->reason says which), or a
  * compile error (-ENOMEM, SBX_ERROR_TOO_LARGE). */
 SBX_API int sbx_policy_check_files(const sbx_policy *policy, const sbx_files_request *req,
                                    sbx_decision *out);

@@ -111,16 +111,57 @@ typedef struct key_ent {
     uint32_t key_off; /* in the final pool */
 } key_ent;
 
-static int key_cmp(const void *pa, const void *pb)
+static int key_cmp_keys(const key_ent *a, const key_ent *b)
 {
-    const key_ent *a = pa, *b = pb;
     uint32_t n = a->len < b->len ? a->len : b->len;
     int c = memcmp(a->key, b->key, n);
     if (c)
         return c;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static int key_cmp(const void *pa, const void *pb)
+{
+    const key_ent *a = pa, *b = pb;
+    int c = key_cmp_keys(a, b);
+    if (c)
+        return c;
     return a->rule < b->rule ? -1 : a->rule > b->rule;
+}
+
+static int finish_keys(const sbx_pol_builder *b, key_ent **keys, size_t *n_keys);
+static int finish_layout(const sbx_pol_builder *b, key_ent *const *keys, const size_t *n_keys, void **out,
+                         size_t *size);
+
+static size_t slots_for(size_t keys)
+{
+    size_t slots = 2;
+    while (slots < 2 * keys)
+        slots *= 2;
+    return slots;
+}
+
+/* The index keys of a service's rules, sorted (key, rule); keys point into
+ * the builder's rule strings. Returns the number of distinct keys, or
+ * (size_t)-1 on allocation failure. *out is malloc'ed. */
+static size_t service_keys(const builder_service *sv, key_ent **out)
+{
+    key_ent *ents = calloc(sv->n ? sv->n : 1, sizeof *ents);
+    *out = ents;
+    if (!ents)
+        return (size_t)-1;
+    for (size_t i = 0; i < sv->n; i++) {
+        const sbx_pol_rule *ru = sv->rules[i].rule;
+        const char *key;
+        uint32_t len = sbx_pol_rule_key(&ru->ops[0], sv->index_param, ru->strings, &key);
+        ents[i] = (key_ent){ .key = key, .len = len, .rule = (uint32_t)i,
+                             .key_off = (uint32_t)(key - ru->strings) };
+    }
+    qsort(ents, sv->n, sizeof *ents, key_cmp);
+    size_t distinct = 0;
+    for (size_t i = 0; i < sv->n; i++)
+        distinct += i == 0 || key_cmp_keys(&ents[i - 1], &ents[i]) != 0;
+    return distinct;
 }
 
 int sbx_pol_builder_finish(const sbx_pol_builder *b, void **out, size_t *size)
@@ -129,6 +170,33 @@ int sbx_pol_builder_finish(const sbx_pol_builder *b, void **out, size_t *size)
         return -EINVAL;
     *out = NULL;
     *size = 0;
+    /* The index keys first (they size the tables), then the layout. */
+    key_ent *keys[SBX_POL_MAX_SERVICES] = { 0 };
+    size_t n_keys[SBX_POL_MAX_SERVICES] = { 0 };
+    int r = finish_keys(b, keys, n_keys);
+    if (r == 0)
+        r = finish_layout(b, keys, n_keys, out, size);
+    for (size_t s = 0; s < SBX_POL_MAX_SERVICES; s++)
+        free(keys[s]);
+    return r;
+}
+
+static int finish_keys(const sbx_pol_builder *b, key_ent **keys, size_t *n_keys)
+{
+    for (size_t s = 0; s < SBX_POL_MAX_SERVICES; s++) {
+        const builder_service *sv = &b->services[s];
+        if (sv->index_param == SBX_POL_NO_INDEX || !sv->n)
+            continue;
+        n_keys[s] = service_keys(sv, &keys[s]);
+        if (n_keys[s] == (size_t)-1)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int finish_layout(const sbx_pol_builder *b, key_ent *const *keys, const size_t *n_keys, void **out,
+                         size_t *size)
+{
     /* Pass 1: sizes. */
     size_t n_rules = 0, n_ops = 0, n_strings = 0, n_index = 0;
     for (size_t s = 0; s < SBX_POL_MAX_SERVICES; s++) {
@@ -139,12 +207,8 @@ int sbx_pol_builder_finish(const sbx_pol_builder *b, void **out, size_t *size)
             n_strings += sv->rules[i].origin ? strlen(sv->rules[i].origin) : 0;
         }
         n_rules += sv->n;
-        if (sv->index_param != SBX_POL_NO_INDEX && sv->n) {
-            size_t slots = 2;
-            while (slots < 2 * sv->n)
-                slots *= 2;
-            n_index += slots * sizeof(sbx_pol_slot) + sv->n * sizeof(uint32_t);
-        }
+        if (keys[s])
+            n_index += slots_for(n_keys[s]) * sizeof(sbx_pol_slot) + sv->n * sizeof(uint32_t);
     }
     size_t rules_off = align_up(sizeof(sbx_pol_header), 8);
     size_t ops_off = align_up(rules_off + n_rules * sizeof(sbx_pol_rule_rec), 8);
@@ -173,11 +237,14 @@ int sbx_pol_builder_finish(const sbx_pol_builder *b, void **out, size_t *size)
         const builder_service *sv = &b->services[s];
         h->services[s] = (sbx_pol_service_entry){ .first_rule = (uint32_t)r_at, .n_rules = (uint32_t)sv->n,
                                                   .index_param = sv->index_param };
-        size_t first_rule = r_at;
+        SBX_AUTOFREE uint32_t *bases = calloc(sv->n ? sv->n : 1, sizeof *bases);
+        if (!bases)
+            return -ENOMEM;
         for (size_t i = 0; i < sv->n; i++) {
             const builder_rule *br = &sv->rules[i];
             const sbx_pol_rule *ru = br->rule;
             size_t base = s_at;
+            bases[i] = (uint32_t)base;
             memcpy(strings + s_at, ru->strings, ru->n_strings);
             s_at += ru->n_strings;
             size_t olen = br->origin ? strlen(br->origin) : 0;
@@ -196,24 +263,12 @@ int sbx_pol_builder_finish(const sbx_pol_builder *b, void **out, size_t *size)
             }
             r_at++;
         }
-        if (sv->index_param == SBX_POL_NO_INDEX || !sv->n)
+        if (!keys[s])
             continue;
-        /* The index: distinct keys into an open-addressing table, each
-         * with the ascending list of its rules. */
-        SBX_AUTOFREE key_ent *ents = calloc(sv->n, sizeof *ents);
-        if (!ents)
-            return -ENOMEM;
-        for (size_t i = 0; i < sv->n; i++) {
-            const sbx_pol_rule_rec *rec = &recs[first_rule + i];
-            const char *key;
-            uint32_t len = sbx_pol_rule_key(&ops[rec->first_op], sv->index_param, strings, &key);
-            ents[i] = (key_ent){ .key = key, .len = len, .rule = (uint32_t)i,
-                                 .key_off = (uint32_t)(key - strings) };
-        }
-        qsort(ents, sv->n, sizeof *ents, key_cmp);
-        size_t slots = 2;
-        while (slots < 2 * sv->n)
-            slots *= 2;
+        /* The index: distinct keys into an open-addressing table (at most
+         * half full), each with the ascending list of its rules. */
+        const key_ent *ents = keys[s];
+        size_t slots = slots_for(n_keys[s]);
         sbx_pol_slot *tab = (sbx_pol_slot *)(void *)(buf + i_at);
         h->services[s].slots_off = (uint32_t)i_at;
         h->services[s].n_slots = (uint32_t)slots;
@@ -224,11 +279,12 @@ int sbx_pol_builder_finish(const sbx_pol_builder *b, void **out, size_t *size)
             size_t j = i;
             while (j < sv->n && ents[j].len == ents[i].len && !memcmp(ents[j].key, ents[i].key, ents[i].len))
                 j++;
-            uint32_t hash = sbx_pol_fnv(ents[i].key, ents[i].len);
+            uint32_t hash = sbx_pol_key_hash(ents[i].key, ents[i].len);
             size_t at = hash & (slots - 1);
             while (tab[at].list_n)
                 at = (at + 1) & (slots - 1);
-            tab[at] = (sbx_pol_slot){ .hash = hash, .key_off = ents[i].key_off, .key_len = ents[i].len,
+            tab[at] = (sbx_pol_slot){ .hash = hash, .key_off = bases[ents[i].rule] + ents[i].key_off,
+                                      .key_len = ents[i].len,
                                       .list_off = (uint32_t)(i_at + l_at * sizeof(uint32_t)),
                                       .list_n = (uint32_t)(j - i) };
             for (size_t k = i; k < j; k++)
@@ -270,6 +326,7 @@ static int check_rule(const unsigned char *buf, const sbx_pol_header *h, const s
         return invalid(why, "unknown action");
     const sbx_pol_op *ops = (const sbx_pol_op *)(const void *)(buf + h->ops_off) + rec->first_op;
     bool in_group = false;
+    uint32_t group_len = 0;
     sbx_pol_op group = { 0 };
     for (uint32_t i = 0; i < rec->n_ops; i++) {
         sbx_pol_op op;
@@ -320,9 +377,12 @@ static int check_rule(const unsigned char *buf, const sbx_pol_header *h, const s
             if (first) {
                 group = op;
                 in_group = true;
+                group_len = 0;
             } else if (op.param != group.param || (op.options & same) != (group.options & same)) {
                 return invalid(why, "string fragments of one pattern disagree");
             }
+            if (++group_len > SBX_POL_MAX_FRAGMENTS)
+                return invalid(why, "pattern with too many fragments");
             if (op.options & SBX_OPT_MUST_END)
                 in_group = false;
             break;
@@ -411,7 +471,7 @@ int sbx_pol_validate(const void *vbuf, size_t size, const char **why)
             }
             if (!in_bounds(sl.key_off, sl.key_len, 1, h.strings_size))
                 return invalid(why, "index key out of range");
-            if (sbx_pol_fnv(strings + sl.key_off, sl.key_len) != sl.hash)
+            if (sbx_pol_key_hash(strings + sl.key_off, sl.key_len) != sl.hash)
                 return invalid(why, "index key hash mismatch");
             if (sl.list_off % 4 || sl.list_off < h.index_off ||
                 !in_bounds(sl.list_off - h.index_off, sl.list_n, sizeof(uint32_t), h.index_size))
@@ -441,6 +501,9 @@ int sbx_pol_validate(const void *vbuf, size_t size, const char **why)
                 memcpy(&o, &tab[at], sizeof o);
                 if (!o.list_n)
                     return invalid(why, "index slot unreachable");
+                /* `o` may be a slot not checked yet: bound its key first */
+                if (!in_bounds(o.key_off, o.key_len, 1, h.strings_size))
+                    return invalid(why, "index key out of range");
                 if (o.key_len == sl.key_len && !memcmp(strings + o.key_off, strings + sl.key_off, sl.key_len)) {
                     if (at != i)
                         return invalid(why, "duplicate index key");

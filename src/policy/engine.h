@@ -11,7 +11,8 @@
  * buffer up front, and sbx_pol_evaluate is bounds-checked on every read so
  * even an unvalidated buffer cannot make it read out of bounds or loop
  * without bound. Evaluation allocates nothing and takes no lock: it is
- * async-signal-safe (the trap backend's pre-check runs in a SIGSYS handler).
+ * async-signal-safe (the trap backend's pre-check runs in a SIGSYS handler;
+ * it needs about 4 KiB of stack).
  * Buffer layout: docs/policy.md. */
 #ifndef SBX_POLICY_ENGINE_H
 #define SBX_POLICY_ENGINE_H
@@ -66,6 +67,7 @@ typedef struct sbx_pol_op {
 } sbx_pol_op;
 
 #define SBX_POL_MAX_PARAMS 9
+#define SBX_POL_MAX_FRAGMENTS 64 /* STRING_MATCH fragments of one pattern */
 #define SBX_POL_MAX_SERVICES 32
 #define SBX_POL_MAX_SKIP 4095
 #define SBX_POL_MAX_STRING 4095 /* longest parameter string the engine matches */

@@ -12,7 +12,7 @@
 #include "policy/format.h"
 
 #define EVAL_BUDGET (1ull << 24) /* characters scanned per evaluation */
-#define MAX_GROUP 64             /* fragments in one pattern */
+#define MAX_GROUP SBX_POL_MAX_FRAGMENTS
 #define MAX_LISTS 64             /* directory prefixes looked up per request */
 #define LINEAR_BELOW 4           /* services with fewer rules are scanned */
 
@@ -31,8 +31,9 @@ static bool view_init(view *v, const void *buf, size_t size)
 {
     if (!buf || size < sizeof(sbx_pol_header))
         return false;
+    /* Only the fixed part: the service entries are read one at a time. */
     sbx_pol_header h;
-    memcpy(&h, buf, sizeof h);
+    memcpy(&h, buf, offsetof(sbx_pol_header, services));
     if (h.magic != SBX_POL_MAGIC || h.version != SBX_POL_VERSION || h.total_size > size ||
         h.total_size < sizeof h)
         return false;
@@ -413,18 +414,21 @@ sbx_pol_result sbx_pol_evaluate(const void *buf, size_t size, unsigned service,
         uint32_t n = params[sv.index_param].len;
         cursor cur[MAX_LISTS];
         size_t ncur = 0;
-        if (!lookup(&v, &sv, s, 0, SBX_POL_FNV_INIT, cur, &ncur)) {
+        uint64_t h = SBX_POL_KEY_SEED;
+        if (!lookup(&v, &sv, s, 0, sbx_pol_key_final(h), cur, &ncur)) {
             res.status = SBX_POL_ERROR;
             return res;
         }
-        uint32_t h = SBX_POL_FNV_INIT;
-        for (uint32_t i = 0; i < n && indexed; i++) {
-            h = sbx_pol_fnv_step(h, (unsigned char)s[i]);
-            if (s[i] != '/')
-                continue;
+        for (uint32_t start = 0; start < n && indexed;) {
+            const char *slash = memchr(s + start, '/', n - start);
+            if (!slash)
+                break;
+            uint32_t end = (uint32_t)(slash - s) + 1;
+            h = sbx_pol_key_segment(h, s + start, end - start);
+            start = end;
             if (ncur >= MAX_LISTS)
                 indexed = false; /* too deep: scan instead */
-            else if (!lookup(&v, &sv, s, i + 1, h, cur, &ncur)) {
+            else if (!lookup(&v, &sv, s, end, sbx_pol_key_final(h), cur, &ncur)) {
                 res.status = SBX_POL_ERROR;
                 return res;
             }

@@ -13,7 +13,7 @@
 
 #define SBX_POL_MAGIC 0x50584253u /* "SBXP" */
 #define SBX_POL_VERSION 1u
-#define SBX_POL_MAX_SIZE (64u << 20)
+#define SBX_POL_MAX_SIZE (256u << 20) /* about 200,000 files rules */
 
 typedef struct sbx_pol_service_entry {
     uint32_t first_rule; /* index into the rule table */
@@ -61,12 +61,51 @@ static inline uint32_t sbx_pol_fnv_step(uint32_t h, unsigned char c)
 {
     return (h ^ c) * 16777619u;
 }
-static inline uint32_t sbx_pol_fnv(const char *s, size_t n)
+/* The index key hash. A key is "" or a directory prefix ending in '/'; it
+ * is hashed segment by segment (each segment runs up to and including a
+ * '/'), eight bytes at a time, so the evaluator gets the hash of every
+ * directory prefix of a path in one pass at a fraction of a byte-wise
+ * hash's cost. sbx_pol_key_state() is the running state, sbx_pol_key_final
+ * the slot hash. */
+#define SBX_POL_KEY_SEED 0x6a09e667f3bcc908ull
+static inline uint64_t sbx_pol_key_segment(uint64_t h, const char *s, size_t n)
 {
-    uint32_t h = SBX_POL_FNV_INIT;
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)n << 56;
+    while (n >= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        h = (h ^ x) * k;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t x = 0;
     for (size_t i = 0; i < n; i++)
-        h = sbx_pol_fnv_step(h, (unsigned char)s[i]);
-    return h;
+        x |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    h = (h ^ x) * k;
+    return h ^ (h >> 32);
+}
+static inline uint32_t sbx_pol_key_final(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+static inline uint32_t sbx_pol_key_hash(const char *s, size_t n)
+{
+    uint64_t h = SBX_POL_KEY_SEED;
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '/')
+            continue;
+        h = sbx_pol_key_segment(h, s + start, i + 1 - start);
+        start = i + 1;
+    }
+    if (start < n) /* never for a real key; keeps the function total */
+        h = sbx_pol_key_segment(h, s + start, n - start);
+    return sbx_pol_key_final(h);
 }
 
 uint32_t sbx_pol_checksum(const void *buf, size_t size);

@@ -268,6 +268,18 @@ Test(engine, capacity_limits_stop_without_overrun)
     cr_expect_eq(sbx_pol_rule_add_string(r, SBX_IF, 0, pat, 0, NULL), SBX_ERROR_NO_SPACE);
     cr_expect_eq(sbx_pol_rule_op_count(r), 0);
     sbx_pol_rule_free(r);
+    /* a bigger rule still caps one pattern at SBX_POL_MAX_FRAGMENTS */
+    r = sbx_pol_rule_new(300, 0);
+    cr_expect_eq(sbx_pol_rule_add_string(r, SBX_IF, 0, pat, 0, NULL), SBX_ERROR_NO_SPACE);
+    pat[1 + 2 * (SBX_POL_MAX_FRAGMENTS - 1)] = '\0'; /* exactly the maximum */
+    cr_expect_eq(sbx_pol_rule_add_string(r, SBX_IF, 0, pat, 0, NULL), 0, "%s", pat);
+    cr_expect_eq(sbx_pol_rule_op_count(r), SBX_POL_MAX_FRAGMENTS);
+    cr_assert_eq(sbx_pol_rule_done(r, SBX_ACTION_ASK_BROKER), 0);
+    built bt = build1(0, &r, 1, false);
+    cr_expect_eq(eval_str(&bt, 0, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").status,
+                 SBX_POL_MATCH);
+    free(bt.buf);
+    sbx_pol_rule_free(r);
 }
 
 Test(engine, done_twice_is_harmless_and_copy_is_independent)

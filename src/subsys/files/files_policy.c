@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sbx/error.h>
 
@@ -45,6 +46,45 @@ SBX_API int sbx_files_op_from_name(const char *name)
         if (!strcmp(name, sbx_files_op_name((sbx_files_op)op)))
             return op;
     return -EINVAL;
+}
+
+SBX_API int sbx_files_request_from_name(const char *name, const char *path, sbx_files_request *req)
+{
+    if (!name || !req)
+        return -EINVAL;
+    static const struct {
+        const char *name;
+        int flags;
+    } opens[] = {
+        { "open", O_RDONLY },
+        { "read", O_RDONLY },
+        { "write", O_WRONLY },
+        { "readwrite", O_RDWR },
+        { "create", O_WRONLY | O_CREAT | O_EXCL },
+        { "truncate", O_WRONLY | O_TRUNC },
+        { "append", O_WRONLY | O_APPEND },
+        { "opendir", O_RDONLY | O_DIRECTORY },
+        { "tmpfile", O_RDWR | O_TMPFILE },
+    };
+    *req = (sbx_files_request){ .path = path };
+    for (size_t i = 0; i < SBX_ARRAY_SIZE(opens); i++) {
+        if (strcmp(name, opens[i].name))
+            continue;
+        req->op = SBX_FILES_OP_OPEN;
+        req->open_flags = opens[i].flags | O_CLOEXEC;
+        if (opens[i].flags & (O_CREAT | O_TMPFILE))
+            req->mode = 0666;
+        return 0;
+    }
+    int op = sbx_files_op_from_name(name);
+    if (op < 0)
+        return op;
+    req->op = (sbx_files_op)op;
+    if (op == SBX_FILES_OP_MKDIR)
+        req->mode = 0777;
+    if (op == SBX_FILES_OP_ACCESS)
+        req->access_mode = F_OK;
+    return 0;
 }
 
 int sbx_files_policy_setup(sbx_pol_builder *b)
@@ -147,18 +187,16 @@ bool sbx_files_path_is_canonical(const char *path, size_t len)
         return false;
     if (len == 1)
         return true;
-    if (path[len - 1] == '/')
+    if (path[len - 1] == '/' || memchr(path, '\0', len))
         return false;
-    size_t comp = 1; /* start of the current component */
-    for (size_t i = 1; i <= len; i++) {
-        if (i < len && path[i] == '\0')
-            return false;
-        if (i < len && path[i] != '/')
-            continue;
-        size_t n = i - comp;
+    /* Each component: from after a '/' to the next '/' or the end. */
+    for (size_t comp = 1; comp <= len;) {
+        const char *slash = memchr(path + comp, '/', len - comp);
+        size_t end = slash ? (size_t)(slash - path) : len;
+        size_t n = end - comp;
         if (n == 0 || (n == 1 && path[comp] == '.') || (n == 2 && path[comp] == '.' && path[comp + 1] == '.'))
             return false;
-        comp = i + 1;
+        comp = end + 1;
     }
     return true;
 }
@@ -199,5 +237,14 @@ int sbx_files_policy_eval(const void *buf, size_t size, const sbx_files_request 
 bool sbx_files_policy_precheck(const void *buf, size_t size, const sbx_files_request *req)
 {
     sbx_files_verdict v;
-    return sbx_files_policy_eval(buf, size, req, &v) == 0 && v.action == SBX_ACTION_ASK_BROKER;
+    if (sbx_files_policy_eval(buf, size, req, &v) == 0 && v.action == SBX_ACTION_ASK_BROKER)
+        return true;
+    /* The target cannot know IS_DIR reliably (the broker decides from its
+     * own lstat): a pre-check must never refuse what the broker would
+     * allow, so it asks if either answer would be allowed. */
+    if (!req || req->op == SBX_FILES_OP_OPEN || req->op == SBX_FILES_OP_MKDIR || req->op == SBX_FILES_OP_RMDIR)
+        return false;
+    sbx_files_request flipped = *req;
+    flipped.is_dir = !req->is_dir;
+    return sbx_files_policy_eval(buf, size, &flipped, &v) == 0 && v.action == SBX_ACTION_ASK_BROKER;
 }

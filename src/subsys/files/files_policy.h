@@ -76,7 +76,9 @@ int sbx_files_policy_eval(const void *buf, size_t size, const sbx_files_request 
                           sbx_files_verdict *out);
 
 /* The target's fail-fast pre-check (the seed's QueryBroker): true if the
- * (possibly forged, read-only) copy says the broker would perform `req`.
+ * (possibly forged, read-only) copy says the broker might perform `req`
+ * (false means: fail with the deny errno, no IPC). req->is_dir is the
+ * target's guess; both values are tried, since only the broker knows.
  * Only an optimisation: the broker decides again from its own copy. */
 bool sbx_files_policy_precheck(const void *buf, size_t size, const sbx_files_request *req);
 
