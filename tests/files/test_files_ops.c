@@ -383,8 +383,7 @@ ParameterizedTestParameters(files_ops, rename_race)
     return cr_make_param_array(unsigned, modes, 2);
 }
 
-ParameterizedTest(unsigned *mode, files_ops, rename_race, .init = setup, .fini = teardown,
-                  .timeout = 30)
+ParameterizedTest(unsigned *mode, files_ops, rename_race, .init = setup, .fini = teardown)
 {
     /* A/sub is a real dir holding "real"; A/swap is a symlink to F. Another
      * thread exchanges them without pause (and A/x with a link to
