@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +470,99 @@ static void body_x32(void)
 {
     syscall(0x40000000 | SYS_open, "/etc/passwd", O_RDONLY, 0);
     _exit(3);
+}
+
+
+/* ---- races inside the target ---- */
+
+static char g_shared_path[1024];
+static char g_good_path[1024], g_bad_path[1024];
+static atomic_bool g_stop_race;
+
+static void *flip_path(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_stop_race)) {
+        memcpy(g_shared_path, g_bad_path, strlen(g_bad_path) + 1);
+        memcpy(g_shared_path, g_good_path, strlen(g_good_path) + 1);
+    }
+    return NULL;
+}
+
+static void *swap_names(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_stop_race))
+        syscall(SYS_renameat2, AT_FDCWD, P(g_b, "x"), AT_FDCWD, P(g_b, "y"), 2 /* EXCHANGE */);
+    return NULL;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Open `path` (read each time from shared memory) for ~1.5 s while `fn`
+ * races; every open that succeeds must reach the good inode. */
+static void race_body(void *(*fn)(void *), const char *path, const struct stat *good)
+{
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, fn, NULL) == 0);
+    uint64_t end = now_ns() + 1500000000ull;
+    unsigned ok = 0, wrong = 0;
+    while (now_ns() < end) {
+        long fd = S3(SYS_open, path, O_RDONLY, 0);
+        if (fd >= 0) {
+            struct stat st;
+            CHECK(fstat((int)fd, &st) == 0);
+            if (st.st_ino == good->st_ino && st.st_dev == good->st_dev)
+                ok++;
+            else
+                wrong++;
+            close((int)fd);
+        }
+    }
+    atomic_store(&g_stop_race, true);
+    pthread_join(th, NULL);
+    if (wrong || !ok)
+        dprintf(2, "race: %u wrong, %u ok\n", wrong, ok);
+    CHECK(wrong == 0);
+    CHECK(ok > 0);
+}
+
+static void body_race_memory(void)
+{
+    struct stat good;
+    CHECK(stat(P(g_a, "file"), &good) == 0);
+    snprintf(g_good_path, sizeof g_good_path, "%s", P(g_a, "file"));
+    snprintf(g_bad_path, sizeof g_bad_path, "%s", P(g_c, "secret"));
+    memcpy(g_shared_path, g_good_path, strlen(g_good_path) + 1);
+    race_body(flip_path, g_shared_path, &good);
+}
+
+static void body_race_rename(void)
+{
+    struct stat good;
+    CHECK(stat(P(g_b, "x"), &good) == 0);
+    race_body(swap_names, P(g_b, "x"), &good);
+}
+
+Test(notify, race_path_rewritten_by_another_thread, .init = setup, .fini = teardown)
+{
+    expect_clean(run_notified(body_race_memory, false));
+}
+
+Test(notify, race_rename_loop, .init = setup, .fini = teardown)
+{
+    /* B/x a file, B/y a symlink to C/secret, exchanged without pause by the
+     * target itself (through the broker: B is ANY) while it opens B/x. */
+    put(g_b, "x", "good");
+    char q[700];
+    snprintf(q, sizeof q, "%s/secret", g_c);
+    cr_assert_eq(symlink(q, P(g_b, "y")), 0);
+    expect_clean(run_notified(body_race_rename, false));
 }
 
 /* ---- tests ---- */
