@@ -32,6 +32,22 @@
 #define AT_STATX_SYNC_TYPE 0x6000
 #endif
 #define OPEN_HOW_MAX 4096 /* largest struct open_how we accept (bytes) */
+#define TASK_CACHE 16     /* target threads whose /proc fds are kept open */
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+/* A target thread's broker-side handles, kept between notifications. The
+ * pidfd says whether the thread still lives: while it does, no other task
+ * can carry its tid, so the cached /proc/<tid> fd is the notifier's. */
+typedef struct task_slot {
+    pid_t tid; /* 0: empty */
+    pid_t tgid;
+    int pidfd;
+    int proc_fd;
+    int root_fd; /* /proc/<tid>/root, for native calls without Landlock; -1 */
+    uint64_t last_use;
+} task_slot;
 
 typedef struct notify_state {
     const sbx_notify_config *cfg;
@@ -42,6 +58,8 @@ typedef struct notify_state {
     sbx_files_result res; /* large: kept off the stack */
     char p1[SBX_FILES_PATH_MAX], p2[SBX_FILES_PATH_MAX];
     char raw[SBX_FILES_PATH_MAX];
+    task_slot tasks[TASK_CACHE];
+    uint64_t tick;
 } notify_state;
 
 /* What a decoded call wants back besides the return value. */
@@ -166,6 +184,69 @@ static int read_status(int proc_fd, task_info *ti)
         line = next;
     }
     return have_tgid && have_uid && have_gid ? 0 : -ESRCH;
+}
+
+
+static void slot_clear(task_slot *t)
+{
+    sbx_close_keep_errno(t->pidfd);
+    sbx_close_keep_errno(t->proc_fd);
+    sbx_close_keep_errno(t->root_fd);
+    memset(t, 0, sizeof *t);
+    t->pidfd = t->proc_fd = t->root_fd = -1;
+}
+
+static bool slot_alive(const task_slot *t)
+{
+    if (t->pidfd < 0)
+        return false; /* no pidfd: never reuse */
+    struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+    return poll(&p, 1, 0) == 0;
+}
+
+/* The broker-side handles of thread tid: cached while it lives. */
+static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
+{
+    task_slot *t = NULL, *victim = &s->tasks[0];
+    for (size_t i = 0; i < TASK_CACHE; i++) {
+        task_slot *c = &s->tasks[i];
+        if (c->tid == tid && c->tid != 0) {
+            if (slot_alive(c)) {
+                t = c;
+                break;
+            }
+            slot_clear(c);
+        }
+        if (c->tid == 0 || c->last_use < victim->last_use)
+            victim = c;
+    }
+    if (!t) {
+        t = victim;
+        slot_clear(t);
+        /* pidfd first: if the thread dies before /proc/<tid> is opened, a
+         * new task with its tid may be what we open, but the pidfd then
+         * reads as exited and the slot is dropped on next use; the current
+         * notification is from the dead thread and fails ID_VALID. */
+        t->pidfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+        char pp[32];
+        snprintf(pp, sizeof pp, "/proc/%d", (int)tid);
+        t->proc_fd = open(pp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (t->proc_fd < 0) {
+            slot_clear(t);
+            return NULL;
+        }
+        task_info ti;
+        if (read_status(t->proc_fd, &ti) < 0) {
+            slot_clear(t);
+            return NULL;
+        }
+        t->tgid = ti.tgid;
+        t->tid = tid;
+    }
+    if (want_root && t->root_fd < 0)
+        t->root_fd = openat(t->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    t->last_use = ++s->tick;
+    return t;
 }
 
 /* ---- decoding ---- */
@@ -456,20 +537,25 @@ static int handle(notify_state *s)
     if (data->arch != AUDIT_ARCH_X86_64 || !sc || sc->kind != SBX_FILES_SC_BROKERED)
         return respond(s, 0, -ENOSYS, 0); /* not ours: the filter sends only table entries */
 
-    char pp[32];
-    snprintf(pp, sizeof pp, "/proc/%u", s->req->pid);
-    SBX_AUTOCLOSE int proc_fd = open(pp, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (proc_fd < 0)
-        return respond(s, 0, -ESRCH, 0);
+    task_slot *slot = get_task(s, (pid_t)s->req->pid, !s->cfg->landlock);
+    if (!slot)
+        return still_valid(s) ? respond(s, 0, -ESRCH, 0) : 0;
+    int proc_fd = slot->proc_fd;
+    sbx_files_task task = { .proc_fd = proc_fd, .pid = slot->tgid, .tid = (pid_t)s->req->pid };
     task_info ti;
-    int r = read_status(proc_fd, &ti);
-    if (r < 0)
-        return respond(s, 0, r, 0);
-    sbx_files_task task = { .proc_fd = proc_fd, .pid = ti.tgid, .tid = (pid_t)s->req->pid };
+    memset(&ti, 0, sizeof ti);
+    ti.tgid = slot->tgid;
+    int r;
 
     decoded d;
     memset(&d, 0, sizeof d);
     r = decode(s, sc, &task, &d);
+    /* The identity and umask are read fresh when they matter (they change
+     * with setuid/umask); the cached tgid only serves /proc/self. */
+    bool creates = d.call.op == SBX_FILES_OP_MKDIR ||
+                   (d.call.op == SBX_FILES_OP_OPEN && (d.call.flags & O_CREAT));
+    if (r == 0 && (s->cfg->target_creds || creates))
+        r = read_status(proc_fd, &ti);
     /* Everything about the target has been read: is it still the caller? */
     if (!still_valid(s))
         return 0;
@@ -484,11 +570,8 @@ static int handle(notify_state *s)
         res->fd = -1;
         res->value = fd_stat(&task, &d, res);
     } else {
-        SBX_AUTOCLOSE int root = -1;
-        if (!s->cfg->landlock)
-            root = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
         d.call.pid = ti.tgid;
-        d.call.target_root_fd = root;
+        d.call.target_root_fd = s->cfg->landlock ? -1 : slot->root_fd;
         d.call.landlock = s->cfg->landlock;
         d.call.creds = s->cfg->target_creds ? &ti.creds : NULL;
         d.call.umask = ti.creds.umask;
@@ -535,6 +618,8 @@ static int handle(notify_state *s)
     return respond_value(s, v);
 }
 
+static int serve_loop(notify_state *s);
+
 int sbx_notify_serve(const sbx_notify_config *cfg)
 {
     if (!cfg || cfg->listener_fd < 0 || !cfg->files)
@@ -560,6 +645,19 @@ int sbx_notify_serve(const sbx_notify_config *cfg)
         return -ENOMEM;
     s->req = req;
     s->resp = resp;
+    for (size_t i = 0; i < TASK_CACHE; i++) {
+        s->tasks[i].pidfd = s->tasks[i].proc_fd = s->tasks[i].root_fd = -1;
+    }
+    int r = serve_loop(s);
+    for (size_t i = 0; i < TASK_CACHE; i++)
+        slot_clear(&s->tasks[i]);
+    return r;
+}
+
+static int serve_loop(notify_state *s)
+{
+    const sbx_notify_config *cfg = s->cfg;
+    struct seccomp_notif *req = s->req;
 
     for (;;) {
         struct pollfd p[2] = { { .fd = cfg->listener_fd, .events = POLLIN },
