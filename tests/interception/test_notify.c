@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <grp.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -164,7 +166,7 @@ static int count_fds(void)
     return n;
 }
 
-static run_result run_notified(void (*body)(void), bool creds)
+static run_result run_notified_ex(void (*body)(void), bool creds, bool landlock, void (*pre)(void))
 {
     struct sock_fprog prog;
     cr_assert_eq(sbx_notify_filter_build(&prog), 0);
@@ -180,6 +182,8 @@ static run_result run_notified(void (*body)(void), bool creds)
         no_core();
         if (chdir(g_b) < 0)
             _exit(90);
+        if (pre)
+            pre();
         int l = sbx_notify_filter_install(&prog);
         if (l < 0)
             _exit(91);
@@ -218,7 +222,7 @@ static run_result run_notified(void (*body)(void), bool creds)
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     sbx_files_dispatcher disp = { .decide = decide_test, .audit = audit_test,
                                   .broker_root_fd = root };
-    sbx_notify_config cfg = { .listener_fd = listener, .files = &disp, .landlock = false,
+    sbx_notify_config cfg = { .listener_fd = listener, .files = &disp, .landlock = landlock,
                               .target_creds = creds, .stop_fd = -1 };
     run_result rr = { 0 };
     rr.serve_rc = sbx_notify_serve(&cfg);
@@ -234,6 +238,11 @@ static run_result run_notified(void (*body)(void), bool creds)
         rr.st.sig = WTERMSIG(status);
     }
     return rr;
+}
+
+static run_result run_notified(void (*body)(void), bool creds)
+{
+    return run_notified_ex(body, creds, false, NULL);
 }
 
 static void expect_clean(run_result rr)
@@ -671,5 +680,100 @@ Test(notify, unmodified_binary_denied, .init = setup, .fini = teardown)
     cr_expect_gt(pread(g_cat_out, b, sizeof b - 1, 0), 0);
     cr_expect_null(strstr(b, "SECRET"));
     cr_expect_not_null(strstr(b, "Permission denied"), "%s", b);
+    close(g_cat_out);
+}
+
+/* ---- identity, per-thread cwd, Landlock mode ---- */
+
+static void drop_to_nobody(void)
+{
+    gid_t none[1] = { 65534 };
+    if (setgroups(1, none) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+        setresuid(65534, 65534, 65534) < 0)
+        _exit(95);
+}
+
+static void body_nobody_creds(void)
+{
+    CHECK(S3(SYS_open, P(g_b, "private"), O_RDONLY, 0) == -EACCES);
+    long fd = S3(SYS_open, P(g_b, "mine"), O_CREAT | O_RDWR, 0666);
+    CHECK(fd >= 0);
+    struct stat st;
+    CHECK(fstat((int)fd, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534);
+    close((int)fd);
+    CHECK(S2(SYS_access, P(g_b, "private"), R_OK) == -EACCES);
+}
+
+static void body_nobody_no_creds(void)
+{
+    /* Without the switch the root broker would open it: the switch matters. */
+    long fd = S3(SYS_open, P(g_b, "private"), O_RDONLY, 0);
+    CHECK(fd >= 0);
+    close((int)fd);
+}
+
+Test(notify, broker_acts_with_target_ids, .init = setup, .fini = teardown)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root");
+    cr_assert_eq(chmod(g_root, 0755), 0);
+    put(g_b, "private", "root only");
+    cr_assert_eq(chmod(P(g_b, "private"), 0600), 0);
+    expect_clean(run_notified_ex(body_nobody_creds, true, false, drop_to_nobody));
+    expect_clean(run_notified_ex(body_nobody_no_creds, false, false, drop_to_nobody));
+}
+
+static int g_adir = -1;
+static void open_a_dir(void)
+{
+    g_adir = open(g_a, O_RDONLY | O_DIRECTORY);
+    if (g_adir < 0)
+        _exit(96);
+}
+
+static void *thread_in_a(void *arg)
+{
+    (void)arg;
+    /* This thread's own cwd (its own fs_struct) is A; the main thread's is B. */
+    if (unshare(CLONE_FS) < 0 || fchdir(g_adir) < 0)
+        return (void *)1;
+    long fd = S3(SYS_open, "file", O_RDONLY, 0);
+    if (fd < 0)
+        return (void *)2;
+    char b[8] = { 0 };
+    if (read((int)fd, b, 5) != 5 || strcmp(b, "hello") != 0)
+        return (void *)3;
+    close((int)fd);
+    return NULL;
+}
+
+static void body_thread_cwd(void)
+{
+    put(g_b, "file", "bbbbb"); /* not reached by the thread */
+    pthread_t th;
+    void *ret = (void *)9;
+    CHECK(pthread_create(&th, NULL, thread_in_a, NULL) == 0);
+    CHECK(pthread_join(th, &ret) == 0);
+    CHECK(ret == NULL);
+    long fd = S3(SYS_open, "file", O_RDONLY, 0);
+    read_is((int)fd, "bbbbb");
+    close((int)fd);
+}
+
+Test(notify, relative_paths_use_the_calling_threads_cwd, .init = setup, .fini = teardown)
+{
+    expect_clean(run_notified_ex(body_thread_cwd, false, false, open_a_dir));
+}
+
+Test(notify, landlock_mode_continues_native_calls, .init = setup, .fini = teardown)
+{
+    /* With the Landlock flag the loader's and cat's native opens are
+     * answered CONTINUE; brokered ones still come from the broker. */
+    g_cat_out = open(P(g_root, "cat.out"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    cr_assert_geq(g_cat_out, 0);
+    expect_clean(run_notified_ex(body_cat, false, true, NULL));
+    char b[64] = { 0 };
+    cr_expect_eq(pread(g_cat_out, b, sizeof b - 1, 0), 10);
+    cr_expect_str_eq(b, "hellohello");
     close(g_cat_out);
 }
