@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/landlock.h>
 #include <linux/openat2.h>
 #include <signal.h>
 #include <pthread.h>
@@ -491,9 +492,14 @@ static atomic_bool g_stop_race;
 static void *flip_path(void *arg)
 {
     (void)arg;
+    /* Hold each state for a while so both are seen by both readers. */
     while (!atomic_load(&g_stop_race)) {
         memcpy(g_shared_path, g_bad_path, strlen(g_bad_path) + 1);
+        for (volatile int i = 0; i < 3000; i++)
+            ;
         memcpy(g_shared_path, g_good_path, strlen(g_good_path) + 1);
+        for (volatile int i = 0; i < 3000; i++)
+            ;
     }
     return NULL;
 }
@@ -776,4 +782,61 @@ Test(notify, landlock_mode_continues_native_calls, .init = setup, .fini = teardo
     cr_expect_eq(pread(g_cat_out, b, sizeof b - 1, 0), 10);
     cr_expect_str_eq(b, "hellohello");
     close(g_cat_out);
+}
+
+/* ---- real Landlock: CONTINUE is safe only because of it ---- */
+
+static void landlock_view(void)
+{
+    /* Read/execute under the native view only; everything else handled and
+     * refused by the kernel (brokered fds come from the broker). */
+    struct landlock_ruleset_attr attr = {
+        .handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+                             LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+                             LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+                             LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_DIR |
+                             LANDLOCK_ACCESS_FS_MAKE_SYM,
+    };
+    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (rs < 0)
+        _exit(97);
+    const char *view[] = { "/usr", "/lib", "/lib64", "/bin", "/etc", NULL };
+    for (int i = 0; view[i]; i++) {
+        int fd = open(view[i], O_PATH | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct landlock_path_beneath_attr pb = {
+            .allowed_access = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE |
+                              LANDLOCK_ACCESS_FS_READ_DIR,
+            .parent_fd = fd,
+        };
+        if (syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+            _exit(98);
+        close(fd);
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || syscall(SYS_landlock_restrict_self, rs, 0) < 0)
+        _exit(99);
+    close(rs);
+}
+
+static void body_landlock_race(void)
+{
+    /* "/etc/passwd" is native (CONTINUE); another thread swaps the string
+     * for C's secret after the broker read it. The kernel then opens
+     * whatever the string says — and Landlock refuses C. */
+    struct stat good;
+    CHECK(stat("/etc/passwd", &good) == 0);
+    snprintf(g_good_path, sizeof g_good_path, "/etc/passwd");
+    snprintf(g_bad_path, sizeof g_bad_path, "%s", P(g_c, "secret"));
+    memcpy(g_shared_path, g_good_path, strlen(g_good_path) + 1);
+    race_body(flip_path, g_shared_path, &good);
+    /* Brokered access still works through the broker's fd. */
+    long fd = S3(SYS_open, P(g_a, "file"), O_RDONLY, 0);
+    read_is((int)fd, "hello");
+    close((int)fd);
+}
+
+Test(notify, landlock_bounds_continued_calls, .init = setup, .fini = teardown)
+{
+    expect_clean(run_notified_ex(body_landlock_race, false, true, landlock_view));
 }
