@@ -327,7 +327,12 @@ static int decode_openat2(notify_state *s, const sbx_files_task *task, const uin
     return 0;
 }
 
-/* Decode one notification into d. Returns 0, or the -errno to answer. */
+/* Decode one notification into d. Returns 0, or the -errno to answer.
+ * The target controls every argument register and the memory they point
+ * to. Checked here: flag words against the bits each call knows (unknown
+ * bits are EINVAL, not ignored), sizes before any read, each path copied
+ * once (read_string) and resolved against the calling thread's own cwd /
+ * dirfd. Safe because nothing below ever looks at target memory again. */
 static int decode(notify_state *s, const sbx_files_syscall *sc, const sbx_files_task *task,
                   decoded *d)
 {
@@ -472,8 +477,11 @@ static int decode(notify_state *s, const sbx_files_syscall *sc, const sbx_files_
     return 0;
 }
 
-/* stat of the target's own fd (or cwd): no path is resolved, so no policy
- * applies — the target already holds the object. */
+/* stat of the target's own fd (or cwd) for AT_EMPTY_PATH with "". The
+ * target controls the fd number only. Checked: the fd exists in the
+ * calling thread's table (through its /proc fd). Safe: no path is
+ * resolved, so no policy applies — the target already holds the object,
+ * and only its metadata is returned. */
 static int fd_stat(const sbx_files_task *task, const decoded *d, sbx_files_result *res)
 {
     char link[32];
@@ -535,7 +543,13 @@ static void kill_target(notify_state *s, pid_t tgid)
     close(pfd);
 }
 
-/* Handle the notification in s->req. */
+/* Handle the notification in s->req. The target controls the syscall
+ * number, its arguments and its memory; the kernel vouches for the tid and
+ * the architecture. Checked: the number is a table entry, the arch is
+ * x86_64, everything read about the thread happened before ID_VALID
+ * proved it is still the caller. Safe: the decision and the operation use
+ * only the private copies; the answer is a value, one fd the policy
+ * allowed, or CONTINUE for native calls under Landlock. */
 static int handle(notify_state *s)
 {
     const struct seccomp_data *data = &s->req->data;
