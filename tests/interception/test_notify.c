@@ -840,3 +840,63 @@ Test(notify, landlock_bounds_continued_calls, .init = setup, .fini = teardown)
 {
     expect_clean(run_notified_ex(body_landlock_race, false, true, landlock_view));
 }
+
+/* ---- garbage arguments: the broker answers everything, crashes on nothing ---- */
+
+static void body_garbage(void)
+{
+    static char scratch[3][8192];
+    static const int nrs[] = { SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_stat, SYS_lstat,
+                               SYS_newfstatat, SYS_statx, SYS_access, SYS_faccessat,
+                               SYS_faccessat2, SYS_readlink, SYS_readlinkat, SYS_rename,
+                               SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_unlink,
+                               SYS_unlinkat, SYS_rmdir, SYS_chdir };
+    const char *paths[] = { P(g_a, "file"), P(g_b, "g"), P(g_c, "secret"), "rel", "", "/",
+                            "../../..", P(g_a, "link"), "/proc/self/fd/0" };
+    unsigned seed = 77;
+    for (int it = 0; it < 3000; it++) {
+        long a[6];
+        int nr = nrs[seed % (sizeof nrs / sizeof nrs[0])];
+        for (int k = 0; k < 6; k++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned c = (seed >> 16) % 9;
+            char *sb = scratch[k % 3];
+            switch (c) {
+            case 0: a[k] = 0; break;
+            case 1: a[k] = -1; break;
+            case 2: a[k] = AT_FDCWD; break;
+            case 3: a[k] = (long)(seed >> 3); break;
+            case 4: /* random bytes, maybe no NUL */
+                for (size_t i = 0; i < sizeof scratch[0]; i++)
+                    sb[i] = (char)(seed >> (i % 24));
+                a[k] = (long)sb;
+                break;
+            case 5:
+                snprintf(sb, sizeof scratch[0], "%s", paths[(seed >> 8) % 9]);
+                a[k] = (long)sb;
+                break;
+            case 6: a[k] = 24; break;
+            case 7: a[k] = (long)(sb + sizeof scratch[0] - 1); break;
+            default: a[k] = (long)((seed >> 4) & 0x7ffff); break;
+            }
+        }
+        seed = seed * 1103515245u + 12345u;
+        /* Pointers the broker may write through all lead to scratch; ints
+         * are arbitrary. */
+        long r = sbx_test_try_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        if (r >= 3 && (nr == SYS_open || nr == SYS_openat || nr == SYS_openat2 || nr == SYS_creat))
+            close((int)r);
+        CHECK(r >= -4095);
+    }
+    /* Still served correctly afterwards. */
+    long fd = S3(SYS_open, P(g_a, "file"), O_RDONLY, 0);
+    read_is((int)fd, "hello");
+    close((int)fd);
+}
+
+Test(notify, garbage_arguments, .init = setup, .fini = teardown)
+{
+    int before = count_fds();
+    expect_clean(run_notified_ex(body_garbage, true, false, NULL));
+    cr_expect_eq(count_fds(), before);
+}
