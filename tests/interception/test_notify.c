@@ -400,9 +400,21 @@ static void body_meta(void)
     CHECK(S5(SYS_linkat, AT_FDCWD, P(g_c, "secret"), AT_FDCWD, P(g_b, "hard"), 0) == -EPERM);
     CHECK(S2(SYS_symlink, "/etc", P(g_b, "s")) == -EPERM);
     CHECK(S2(SYS_chmod, P(g_b, "t"), 0777) == -EPERM);
-    CHECK(S2(SYS_truncate, P(g_b, "t"), 0) == -EPERM);
+    CHECK(write((int)nf, "12345", 5) == 5);
+    CHECK(S2(SYS_truncate, P(g_b, "t"), 2) == 0);
+    CHECK(fstat((int)nf, &st) == 0 && st.st_size == 2);
+    CHECK(S2(SYS_truncate, P(g_a, "file"), 0) == -EACCES);
+    CHECK(S2(SYS_truncate, P(g_c, "secret"), 0) == -EACCES);
+    CHECK(S2(SYS_truncate, P(g_b, "t"), -1) == -EINVAL);
+    CHECK(S2(SYS_truncate, g_b, 0) == -EISDIR);
     CHECK(S3(SYS_chown, P(g_b, "t"), 0, 0) == -EPERM);
-    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_b, "t"), NULL, 0) == -EPERM);
+    struct timespec ts[2] = { { 1000, 0 }, { 2000, 0 } };
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_b, "t"), ts, 0) == 0);
+    CHECK(fstat((int)nf, &st) == 0 && st.st_mtime == 2000);
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_b, "t"), NULL, 0) == 0);
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_a, "file"), NULL, 0) == -EACCES);
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_c, "secret"), ts, 0) == -EACCES);
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_b, "t"), (void *)8, 0) == -EFAULT);
     CHECK(S4(SYS_utimensat, nf, NULL, NULL, 0) == 0); /* futimens: fd only */
     CHECK(S4(SYS_lgetxattr, P(g_b, "t"), "user.x", buf, sizeof buf) == -ENOTSUP);
     CHECK(S3(SYS_inotify_add_watch, 0, P(g_c, "secret"), 0) == -EACCES);
@@ -845,12 +857,14 @@ Test(notify, landlock_bounds_continued_calls, .init = setup, .fini = teardown)
 
 static void body_garbage(void)
 {
+    /* (truncate / utimensat are in the mix through nrs below.) */
     static char scratch[3][8192];
     static const int nrs[] = { SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_stat, SYS_lstat,
                                SYS_newfstatat, SYS_statx, SYS_access, SYS_faccessat,
                                SYS_faccessat2, SYS_readlink, SYS_readlinkat, SYS_rename,
                                SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_unlink,
-                               SYS_unlinkat, SYS_rmdir, SYS_chdir };
+                               SYS_unlinkat, SYS_rmdir, SYS_chdir, SYS_truncate,
+                               SYS_utimensat };
     const char *paths[] = { P(g_a, "file"), P(g_b, "g"), P(g_c, "secret"), "rel", "", "/",
                             "../../..", P(g_a, "link"), "/proc/self/fd/0" };
     unsigned seed = 77;

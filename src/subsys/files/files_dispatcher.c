@@ -23,6 +23,7 @@ static const char *const op_names[SBX_FILES_OP_COUNT_] = {
     [SBX_FILES_OP_READLINK] = "readlink", [SBX_FILES_OP_MKDIR] = "mkdir",
     [SBX_FILES_OP_UNLINK] = "unlink", [SBX_FILES_OP_RMDIR] = "rmdir",
     [SBX_FILES_OP_RENAME] = "rename", [SBX_FILES_OP_CHDIR] = "chdir",
+    [SBX_FILES_OP_TRUNCATE] = "truncate", [SBX_FILES_OP_UTIMENS] = "utimens",
 };
 
 const char *sbx_files_op_name(sbx_files_op op)
@@ -48,6 +49,8 @@ int sbx_files_call_need(sbx_files_op op, int flags, unsigned *need)
         return 0;
     case SBX_FILES_OP_UNLINK:
     case SBX_FILES_OP_RENAME:
+    case SBX_FILES_OP_TRUNCATE:
+    case SBX_FILES_OP_UTIMENS:
         *need = SBX_FILES_NEED_WRITE;
         return 0;
     case SBX_FILES_OP_RMDIR:
@@ -182,6 +185,26 @@ static void handle_rename(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
     res->value = sbx_files_op_rename(ops, c->path, c->path2, (unsigned)c->flags);
 }
 
+/* truncate: the target controls the path and the length (negative is
+ * EINVAL). Checked: opened for writing as the target, regular files only.
+ * Safe: it is an O_WRONLY open of a matched object (needs a write grant)
+ * followed by ftruncate on that fd. */
+static void handle_truncate(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
+                            sbx_files_result *res)
+{
+    res->value = sbx_files_op_truncate(ops, c->path, (off_t)c->length);
+}
+
+/* utimens: the target controls the path, whether a final link is followed
+ * (rechecked) and the times (copied; the kernel validates them). Safe:
+ * timestamps of a matched object, set with the target's ids (the kernel's
+ * owner / write-permission rules apply). */
+static void handle_utimens(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
+                           sbx_files_result *res)
+{
+    res->value = sbx_files_op_utimens(ops, c->path, c->times_now ? NULL : c->times, c->follow);
+}
+
 static void audit(const sbx_files_dispatcher *d, const sbx_files_call *c,
                   const sbx_files_decision *dec, long result)
 {
@@ -308,6 +331,12 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         break;
     case SBX_FILES_OP_RENAME:
         handle_rename(&ops, c, res);
+        break;
+    case SBX_FILES_OP_TRUNCATE:
+        handle_truncate(&ops, c, res);
+        break;
+    case SBX_FILES_OP_UTIMENS:
+        handle_utimens(&ops, c, res);
         break;
     default:
         res->value = -ENOSYS;

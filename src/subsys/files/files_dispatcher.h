@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "subsys/files/files_ops.h"
 #include "subsys/files/files_path.h"
@@ -34,6 +35,8 @@ typedef enum sbx_files_op {
     SBX_FILES_OP_RMDIR,    /* rmdir, unlinkat(AT_REMOVEDIR) */
     SBX_FILES_OP_RENAME,   /* rename, renameat, renameat2 */
     SBX_FILES_OP_CHDIR,    /* chdir */
+    SBX_FILES_OP_TRUNCATE, /* truncate */
+    SBX_FILES_OP_UTIMENS,  /* utimensat with a path, utimes, utime */
     SBX_FILES_OP_COUNT_
 } sbx_files_op;
 
@@ -109,6 +112,9 @@ typedef struct sbx_files_call {
     unsigned mask;     /* STATX mask */
     mode_t mode;       /* OPEN with O_CREAT, MKDIR: as the target asked */
     mode_t umask;      /* the target's umask, applied to mode */
+    long long length;  /* TRUNCATE */
+    bool times_now;    /* UTIMENS: NULL times (now) */
+    struct timespec times[2]; /* UTIMENS */
     bool follow;       /* STAT/STATX/ACCESS: follow a final symlink */
     bool no_symlinks;  /* follow no symlink at all (openat2 RESOLVE_NO_SYMLINKS) */
     pid_t pid;

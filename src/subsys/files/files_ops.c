@@ -591,3 +591,37 @@ int sbx_files_op_rename(const sbx_files_ops_ctx *ctx, const char *from, const ch
         return sbx_neg_errno();
     return 0;
 }
+
+int sbx_files_op_truncate(const sbx_files_ops_ctx *ctx, const char *path, off_t length)
+{
+    if (length < 0)
+        return -EINVAL;
+    SBX_AUTOCLOSE int fd = sbx_files_op_open(ctx, path, O_WRONLY | O_NONBLOCK, 0);
+    if (fd < 0)
+        return fd == -ENXIO ? -EINVAL : fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return sbx_neg_errno();
+    if (S_ISDIR(st.st_mode))
+        return -EISDIR;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+    return ftruncate(fd, length) < 0 ? sbx_neg_errno() : 0;
+}
+
+int sbx_files_op_utimens(const sbx_files_ops_ctx *ctx, const char *path, const struct timespec *times,
+                         bool follow)
+{
+    SBX_AUTOCREDS creds_saved saved;
+    int r = creds_apply(ctx->creds, &saved);
+    if (r < 0)
+        return r;
+    SBX_AUTOCLOSE int dir = -1;
+    char name[NAME_MAX + 1];
+    bool trailing;
+    if ((r = query_at(ctx, path, follow, &dir, name, &trailing)) < 0)
+        return r;
+    if (utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH)) < 0)
+        return sbx_neg_errno();
+    return 0;
+}

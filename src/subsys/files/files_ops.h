@@ -106,6 +106,15 @@ int sbx_files_op_mkdir(const sbx_files_ops_ctx *ctx, const char *path, mode_t mo
 int sbx_files_op_unlink(const sbx_files_ops_ctx *ctx, const char *path);
 int sbx_files_op_rmdir(const sbx_files_ops_ctx *ctx, const char *path);
 
+/* truncate(2): opened for writing (as the target) without following a
+ * final symlink unless rechecked, then ftruncate. */
+int sbx_files_op_truncate(const sbx_files_ops_ctx *ctx, const char *path, off_t length);
+
+/* utimensat(2) with a path: times NULL means now; follow=false is
+ * AT_SYMLINK_NOFOLLOW. */
+int sbx_files_op_utimens(const sbx_files_ops_ctx *ctx, const char *path, const struct timespec *times,
+                         bool follow);
+
 /* renameat2(2) with flags RENAME_NOREPLACE / RENAME_EXCHANGE only
  * (RENAME_WHITEOUT and unknown bits: -EINVAL). Both parents are resolved
  * (and their symlinks rechecked, which = 0 / 1) before anything moves. */

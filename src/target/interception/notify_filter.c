@@ -34,7 +34,11 @@ int sbx_notify_filter_build(struct sock_fprog *prog)
         return r;
     for (size_t i = 0; i < sbx_files_syscall_count; i++) {
         const sbx_files_syscall *s = &sbx_files_syscalls[i];
-        if (s->kind == SBX_FILES_SC_BROKERED) {
+        if (s->kind == SBX_FILES_SC_BROKERED && s->native_if_null >= 0) {
+            /* A NULL path there means an fd-only call (futimens). */
+            r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1,
+                                 SCMP_CMP((unsigned)s->native_if_null, SCMP_CMP_NE, 0));
+        } else if (s->kind == SBX_FILES_SC_BROKERED) {
             r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 0);
         } else if (s->kind == SBX_FILES_SC_REFUSED) {
             uint32_t act = SCMP_ACT_ERRNO((uint32_t)s->refuse_errno);

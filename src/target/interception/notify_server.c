@@ -462,6 +462,26 @@ static int decode(notify_state *s, const sbx_files_syscall *sc, const sbx_files_
     case SYS_chdir:
         r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
         break;
+    case SYS_truncate:
+        c->length = (long long)a[1];
+        if (c->length < 0)
+            return -EINVAL;
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_utimensat:
+        at = (int)a[3];
+        if (at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        if (a[2] == 0) {
+            c->times_now = true;
+        } else if (read_mem(task->tid, a[2], c->times, sizeof c->times) < 0) {
+            return -EFAULT;
+        }
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, at & AT_EMPTY_PATH, &empty);
+        if (r == 0 && empty)
+            return -EPERM; /* "" + AT_EMPTY_PATH on an fd: not brokered (futimens is native) */
+        break;
     default:
         return -ENOSYS;
     }
