@@ -914,3 +914,42 @@ Test(notify, garbage_arguments, .init = setup, .fini = teardown)
     expect_clean(run_notified_ex(body_garbage, true, false, NULL));
     cr_expect_eq(count_fds(), before);
 }
+
+/* ---- a static binary ---- */
+
+static void body_ldconfig(void)
+{
+    if (dup2(g_cat_out, 1) < 0)
+        _exit(80);
+    static char prog[] = "ldconfig", c[] = "-C", p[] = "-p";
+    char *argv[] = { prog, c, P(g_a, "ld.so.cache"), p, NULL };
+    char *envp[] = { NULL };
+    execve("/sbin/ldconfig", argv, envp);
+    _exit(81);
+}
+
+Test(notify, unmodified_static_binary, .init = setup, .fini = teardown)
+{
+    /* /sbin/ldconfig is static-pie on Debian: no loader, raw syscalls. It
+     * reads its cache from a brokered (read-only) path. */
+    if (access("/sbin/ldconfig", X_OK) != 0 || access("/etc/ld.so.cache", R_OK) != 0)
+        cr_skip_test("no /sbin/ldconfig or /etc/ld.so.cache");
+    int in = open("/etc/ld.so.cache", O_RDONLY);
+    int out = open(P(g_a, "ld.so.cache"), O_CREAT | O_WRONLY, 0644);
+    cr_assert(in >= 0 && out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        cr_assert_eq(write(out, buf, (size_t)n), n);
+    close(in);
+    close(out);
+    g_cat_out = open(P(g_root, "ld.out"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    cr_assert_geq(g_cat_out, 0);
+    expect_clean(run_notified(body_ldconfig, false));
+    static char text[1 << 20];
+    ssize_t len = pread(g_cat_out, text, sizeof text - 1, 0);
+    cr_assert_gt(len, 0);
+    text[len] = '\0';
+    cr_expect_not_null(strstr(text, "libc.so.6"), "ldconfig -p output: %.200s", text);
+    close(g_cat_out);
+}
