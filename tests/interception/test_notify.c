@@ -399,7 +399,17 @@ static void body_meta(void)
     CHECK(S2(SYS_link, P(g_b, "t"), P(g_b, "t2")) == -EPERM);
     CHECK(S5(SYS_linkat, AT_FDCWD, P(g_c, "secret"), AT_FDCWD, P(g_b, "hard"), 0) == -EPERM);
     CHECK(S2(SYS_symlink, "/etc", P(g_b, "s")) == -EPERM);
-    CHECK(S2(SYS_chmod, P(g_b, "t"), 0777) == -EPERM);
+    CHECK(S2(SYS_chmod, P(g_b, "t"), 0640) == 0);
+    CHECK(fstat((int)nf, &st) == 0 && (st.st_mode & 07777) == 0640);
+    CHECK(S2(SYS_chmod, P(g_b, "t"), 04755) == -EPERM);
+    CHECK(S4(SYS_fchmodat, AT_FDCWD, P(g_b, "t"), 0600, 0) == 0);
+    CHECK(S2(SYS_chmod, P(g_a, "file"), 0777) == -EACCES);
+    CHECK(S2(SYS_chmod, P(g_c, "secret"), 0777) == -EACCES);
+    /* Through a symlink in the writable dir to the forbidden file: no. */
+    CHECK(S2(SYS_chmod, P(g_b, "tosecret"), 0777) == -EACCES);
+    CHECK(S2(SYS_truncate, P(g_b, "tosecret"), 0) == -EACCES);
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_b, "tosecret"), NULL, 0) == -EACCES);
+    CHECK(S4(SYS_utimensat, AT_FDCWD, P(g_b, "tosecret"), NULL, AT_SYMLINK_NOFOLLOW) == 0);
     CHECK(write((int)nf, "12345", 5) == 5);
     CHECK(S2(SYS_truncate, P(g_b, "t"), 2) == 0);
     CHECK(fstat((int)nf, &st) == 0 && st.st_size == 2);
@@ -604,6 +614,7 @@ Test(notify, open_family, .init = setup, .fini = teardown)
 
 Test(notify, metadata_and_mutations, .init = setup, .fini = teardown)
 {
+    cr_assert_eq(symlink(P(g_c, "secret"), P(g_b, "tosecret")), 0);
     expect_clean(run_notified(body_meta, false));
     struct stat st;
     cr_expect_eq(stat(P(g_c, "secret"), &st), 0, "denied unlink/rename left it in place");
@@ -611,6 +622,9 @@ Test(notify, metadata_and_mutations, .init = setup, .fini = teardown)
     cr_expect_neq(stat(P(g_b, "stolen"), &st), 0);
     cr_expect_neq(stat(P(g_c, "planted"), &st), 0);
     cr_expect_neq(stat(P(g_b, "hard"), &st), 0);
+    cr_expect_eq(stat(P(g_c, "secret"), &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0644, "chmod through a link did not reach it");
+    cr_expect_eq(st.st_size, 6, "truncate through a link did not reach it");
 }
 
 Test(notify, hostile_memory, .init = setup, .fini = teardown)
@@ -864,7 +878,7 @@ static void body_garbage(void)
                                SYS_faccessat2, SYS_readlink, SYS_readlinkat, SYS_rename,
                                SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_unlink,
                                SYS_unlinkat, SYS_rmdir, SYS_chdir, SYS_truncate,
-                               SYS_utimensat };
+                               SYS_utimensat, SYS_chmod, SYS_fchmodat };
     const char *paths[] = { P(g_a, "file"), P(g_b, "g"), P(g_c, "secret"), "rel", "", "/",
                             "../../..", P(g_a, "link"), "/proc/self/fd/0" };
     unsigned seed = 77;

@@ -24,6 +24,7 @@ static const char *const op_names[SBX_FILES_OP_COUNT_] = {
     [SBX_FILES_OP_UNLINK] = "unlink", [SBX_FILES_OP_RMDIR] = "rmdir",
     [SBX_FILES_OP_RENAME] = "rename", [SBX_FILES_OP_CHDIR] = "chdir",
     [SBX_FILES_OP_TRUNCATE] = "truncate", [SBX_FILES_OP_UTIMENS] = "utimens",
+    [SBX_FILES_OP_CHMOD] = "chmod",
 };
 
 const char *sbx_files_op_name(sbx_files_op op)
@@ -51,6 +52,7 @@ int sbx_files_call_need(sbx_files_op op, int flags, unsigned *need)
     case SBX_FILES_OP_RENAME:
     case SBX_FILES_OP_TRUNCATE:
     case SBX_FILES_OP_UTIMENS:
+    case SBX_FILES_OP_CHMOD:
         *need = SBX_FILES_NEED_WRITE;
         return 0;
     case SBX_FILES_OP_RMDIR:
@@ -205,6 +207,16 @@ static void handle_utimens(const sbx_files_ops_ctx *ops, const sbx_files_call *c
     res->value = sbx_files_op_utimens(ops, c->path, c->times_now ? NULL : c->times, c->follow);
 }
 
+/* chmod: the target controls the path, the mode and whether a final link
+ * is followed (rechecked). Checked: permission bits only (setuid, setgid,
+ * sticky refused). Safe: the object is pinned by an O_PATH fd before the
+ * change, and the kernel's owner rule applies with the target's ids. */
+static void handle_chmod(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
+                         sbx_files_result *res)
+{
+    res->value = sbx_files_op_chmod(ops, c->path, c->mode, c->follow);
+}
+
 static void audit(const sbx_files_dispatcher *d, const sbx_files_call *c,
                   const sbx_files_decision *dec, long result)
 {
@@ -337,6 +349,9 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         break;
     case SBX_FILES_OP_UTIMENS:
         handle_utimens(&ops, c, res);
+        break;
+    case SBX_FILES_OP_CHMOD:
+        handle_chmod(&ops, c, res);
         break;
     default:
         res->value = -ENOSYS;

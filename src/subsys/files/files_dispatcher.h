@@ -36,7 +36,8 @@ typedef enum sbx_files_op {
     SBX_FILES_OP_RENAME,   /* rename, renameat, renameat2 */
     SBX_FILES_OP_CHDIR,    /* chdir */
     SBX_FILES_OP_TRUNCATE, /* truncate */
-    SBX_FILES_OP_UTIMENS,  /* utimensat with a path, utimes, utime */
+    SBX_FILES_OP_UTIMENS,  /* utimensat with a path */
+    SBX_FILES_OP_CHMOD,    /* chmod, fchmodat, fchmodat2 */
     SBX_FILES_OP_COUNT_
 } sbx_files_op;
 

@@ -115,6 +115,11 @@ int sbx_files_op_truncate(const sbx_files_ops_ctx *ctx, const char *path, off_t 
 int sbx_files_op_utimens(const sbx_files_ops_ctx *ctx, const char *path, const struct timespec *times,
                          bool follow);
 
+/* chmod(2) of the object at path (a final symlink followed only if
+ * rechecked; with follow=false a symlink is -EOPNOTSUPP, as the kernel).
+ * Only the 0777 bits: setuid, setgid and sticky are refused (-EPERM). */
+int sbx_files_op_chmod(const sbx_files_ops_ctx *ctx, const char *path, mode_t mode, bool follow);
+
 /* renameat2(2) with flags RENAME_NOREPLACE / RENAME_EXCHANGE only
  * (RENAME_WHITEOUT and unknown bits: -EINVAL). Both parents are resolved
  * (and their symlinks rechecked, which = 0 / 1) before anything moves. */

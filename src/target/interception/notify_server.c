@@ -462,6 +462,21 @@ static int decode(notify_state *s, const sbx_files_syscall *sc, const sbx_files_
     case SYS_chdir:
         r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
         break;
+    case SYS_chmod:
+        c->mode = (mode_t)a[1];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_fchmodat:
+    case 452: /* fchmodat2 */
+        c->mode = (mode_t)a[2];
+        at = s->req->data.nr == 452 ? (int)a[3] : 0;
+        if (at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, at & AT_EMPTY_PATH, &empty);
+        if (r == 0 && empty)
+            return -EPERM; /* "" + AT_EMPTY_PATH: fchmod of an fd is fchmod(2), native */
+        break;
     case SYS_truncate:
         c->length = (long long)a[1];
         if (c->length < 0)
