@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 #include "subsys/files/files_syscalls.h"
 
 static void release_ctx(scmp_filter_ctx *c)
@@ -85,6 +89,13 @@ int sbx_notify_filter_install(const struct sock_fprog *prog)
 {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return sbx_neg_errno();
-    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+    /* WAIT_KILLABLE_RECV (Linux >= 5.19): once the broker has received a
+     * call, only a fatal signal interrupts the target's wait — otherwise a
+     * signal would make the kernel restart a call (mkdir, rename) that the
+     * broker is already performing. */
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, prog);
+    if (fd < 0 && errno == EINVAL)
+        fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
     return fd < 0 ? sbx_neg_errno() : (int)fd;
 }
