@@ -1,0 +1,156 @@
+/* sbx internal — files subsystem: the broker-side dispatcher (the seed's
+ * FilesystemDispatcher) and its decision seam.
+ *
+ * A backend (notify today, trap + cross call later) decodes a target's
+ * syscall into a validated, private sbx_files_call: canonical paths
+ * (files_path.h), flags, modes. sbx_files_dispatch() asks the policy
+ * through sbx_files_decide_fn, audits, and then either refuses, performs the
+ * call in the broker (files_ops.h), performs it inside the target's own view,
+ * or tells the backend to let the kernel do it (CONTINUE: only when the
+ * backend says Landlock confines the target to its view).
+ *
+ * The decision seam is deliberately small so that the policy engine plugs
+ * in through one adapter: (operation, canonical path, what the call needs)
+ * → action + deny errno + rule origin. */
+#ifndef SBX_SUBSYS_FILES_DISPATCHER_H
+#define SBX_SUBSYS_FILES_DISPATCHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "subsys/files/files_ops.h"
+#include "subsys/files/files_path.h"
+
+typedef enum sbx_files_call_op {
+    SBX_FILES_CALL_OPEN = 1, /* open, openat, openat2, creat */
+    SBX_FILES_CALL_STAT,     /* stat, lstat, newfstatat */
+    SBX_FILES_CALL_STATX,    /* statx */
+    SBX_FILES_CALL_ACCESS,   /* access, faccessat, faccessat2 */
+    SBX_FILES_CALL_READLINK, /* readlink, readlinkat */
+    SBX_FILES_CALL_MKDIR,    /* mkdir, mkdirat */
+    SBX_FILES_CALL_UNLINK,   /* unlink, unlinkat */
+    SBX_FILES_CALL_RMDIR,    /* rmdir, unlinkat(AT_REMOVEDIR) */
+    SBX_FILES_CALL_RENAME,   /* rename, renameat, renameat2 */
+    SBX_FILES_CALL_CHDIR,    /* chdir */
+    SBX_FILES_CALL_TRUNCATE, /* truncate */
+    SBX_FILES_CALL_UTIMENS,  /* utimensat with a path */
+    SBX_FILES_CALL_CHMOD,    /* chmod, fchmodat, fchmodat2 */
+    SBX_FILES_CALL_COUNT_
+} sbx_files_call_op;
+
+/* "open", "stat", ... (static string). */
+const char *sbx_files_call_op_name(sbx_files_call_op op);
+
+/* What the policy is asked about: one path of one call. */
+typedef struct sbx_files_request {
+    sbx_files_call_op op;
+    const char *path;    /* canonical absolute path */
+    unsigned which;      /* 0: the path (a rename's source), 1: a rename's destination */
+    unsigned need;       /* SBX_FILES_NEED_* (files_ops.h): what the call does to it */
+    int flags;           /* open flags, access mode, rename flags (as given) */
+    pid_t pid;           /* the target (thread-group id) */
+    const char *syscall; /* "openat", ... for explanations */
+    bool recheck;        /* a symlink's target being re-checked */
+} sbx_files_request;
+
+typedef enum sbx_files_action {
+    SBX_FILES_DENY = 0,         /* refused with deny_errno */
+    SBX_FILES_NATIVE = 1,       /* inside the target's native view */
+    SBX_FILES_BROKER = 2,       /* the broker performs it (ASK_BROKER) */
+    SBX_FILES_FAKE_SUCCESS = 3, /* answer success without doing anything (not for open) */
+    SBX_FILES_TERMINATE = 4,    /* kill the target */
+} sbx_files_action;
+
+typedef struct sbx_files_decision {
+    sbx_files_action action;
+    bool alarm;         /* SIGNAL_ALARM: raise an event as well */
+    int deny_errno;     /* EACCES (0 means EACCES), EPERM or ENOENT */
+    const char *origin; /* the rule that decided ("file.policy:12"); may be NULL.
+                           Owned by the policy; valid while it lives. */
+} sbx_files_decision;
+
+/* Evaluate the policy. Returns 0 with *out filled, or a negative code
+ * (treated as DENY). Called from broker threads; must be thread-safe. */
+typedef int (*sbx_files_decide_fn)(void *ctx, const sbx_files_request *req,
+                                   sbx_files_decision *out);
+
+/* One brokered or denied decision (native ones are not audited). */
+typedef struct sbx_files_audit_record {
+    uint64_t time_ns; /* CLOCK_REALTIME */
+    pid_t pid;
+    const char *syscall;
+    sbx_files_call_op op;
+    const char *path;
+    const char *path2; /* rename destination or NULL */
+    int flags;
+    sbx_files_action action;
+    bool alarm;
+    const char *origin;
+    long result; /* what the target gets: >= 0, or -errno */
+} sbx_files_audit_record;
+
+typedef void (*sbx_files_audit_fn)(void *ctx, const sbx_files_audit_record *rec);
+
+typedef struct sbx_files_dispatcher {
+    sbx_files_decide_fn decide;
+    void *decide_ctx;
+    sbx_files_audit_fn audit; /* may be NULL */
+    void *audit_ctx;
+    int broker_root_fd; /* O_PATH fd of the broker's "/" (borrowed) */
+    unsigned ops_flags; /* SBX_FILES_OPS_* */
+} sbx_files_dispatcher;
+
+/* A decoded call: every field is the broker's private copy. */
+typedef struct sbx_files_call {
+    sbx_files_call_op op;
+    const char *syscall;
+    const char *path;  /* canonical */
+    const char *path2; /* canonical, RENAME only */
+    int flags;         /* OPEN: open flags; ACCESS: mode; RENAME: flags; STATX: AT_STATX_* */
+    unsigned mask;     /* STATX mask */
+    mode_t mode;       /* OPEN with O_CREAT, MKDIR: as the target asked */
+    mode_t umask;      /* the target's umask, applied to mode */
+    long long length;  /* TRUNCATE */
+    bool times_now;    /* UTIMENS: NULL times (now) */
+    struct timespec times[2]; /* UTIMENS */
+    bool follow;       /* STAT/STATX/ACCESS: follow a final symlink */
+    bool no_symlinks;  /* follow no symlink at all (openat2 RESOLVE_NO_SYMLINKS) */
+    pid_t pid;
+    int target_root_fd; /* O_PATH fd of the target's root, -1 if unknown */
+    bool landlock;      /* the target is confined to its view by Landlock */
+    const sbx_files_creds *creds; /* the target's identity, NULL: the broker's */
+} sbx_files_call;
+
+typedef enum sbx_files_result_kind {
+    SBX_FILES_RES_VALUE = 0, /* value: >= 0 result or -errno */
+    SBX_FILES_RES_FD,        /* fd: give this fd (owned by the result) to the target */
+    SBX_FILES_RES_CONTINUE,  /* let the kernel run the call in the target */
+    SBX_FILES_RES_KILL,      /* kill the target */
+} sbx_files_result_kind;
+
+typedef struct sbx_files_result {
+    sbx_files_result_kind kind;
+    long value;
+    int fd;
+    bool has_stat, has_statx; /* out buffers to copy to the target */
+    struct stat st;
+    struct statx stx;
+    size_t link_len; /* READLINK: bytes in link */
+    char link[SBX_FILES_PATH_MAX];
+} sbx_files_result;
+
+/* Decide and carry out one call. Always fills *res (fd = -1 unless kind
+ * is SBX_FILES_RES_FD, in which case the caller owns res->fd). Returns 0,
+ * or a negative code for misuse (res then says -EINVAL). Thread-safe if
+ * decide and audit are. */
+int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *call,
+                       sbx_files_result *res);
+
+/* What a call of `op` with these flags needs (SBX_FILES_NEED_*), or a
+ * negative errno for flags that are refused outright. */
+int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need);
+
+#endif

@@ -1,0 +1,260 @@
+/* sbx — files subsystem: path canonicalisation and resolution against a
+ * target's cwd / dirfd (see files_path.h). */
+#include "subsys/files/files_path.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+
+/* Canonicalise in[0..len) (absolute) accepting inputs up to in_max bytes. */
+static int canon_impl(const char *in, size_t len, size_t in_max, char *out, size_t cap)
+{
+    if (len == 0)
+        return -ENOENT;
+    if (memchr(in, '\0', len))
+        return -EINVAL;
+    if (len >= in_max)
+        return -ENAMETOOLONG;
+    if (in[0] != '/')
+        return -EINVAL;
+    if (cap > SBX_FILES_PATH_MAX)
+        cap = SBX_FILES_PATH_MAX;
+    if (cap < 2)
+        return -ENAMETOOLONG;
+
+    size_t o = 0;
+    out[o++] = '/';
+    bool dir_meaning = false;
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && in[i] == '/')
+            i++;
+        if (i == len)
+            break;
+        size_t start = i;
+        while (i < len && in[i] != '/')
+            i++;
+        size_t clen = i - start;
+        if (clen > NAME_MAX)
+            return -ENAMETOOLONG;
+        if (clen == 1 && in[start] == '.') {
+            dir_meaning = true;
+            continue;
+        }
+        if (clen == 2 && in[start] == '.' && in[start + 1] == '.') {
+            /* Pop the last component; ".." of "/" is "/". */
+            while (o > 1 && out[o - 1] != '/')
+                o--;
+            if (o > 1)
+                o--;
+            dir_meaning = true;
+            continue;
+        }
+        size_t need = (o > 1 ? 1 : 0) + clen;
+        /* Room for the component and the NUL. */
+        if (o + need + 1 > cap)
+            return -ENAMETOOLONG;
+        if (o > 1)
+            out[o++] = '/';
+        memcpy(out + o, in + start, clen);
+        o += clen;
+        dir_meaning = i < len; /* followed by a slash */
+    }
+    if (dir_meaning && o > 1) {
+        if (o + 2 > cap)
+            return -ENAMETOOLONG;
+        out[o++] = '/';
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+int sbx_files_path_canon(const char *in, size_t len, char *out, size_t cap)
+{
+    return canon_impl(in, len, SBX_FILES_PATH_MAX, out, cap);
+}
+
+int sbx_files_path_join(const char *base, const char *rel, size_t rel_len, char *out, size_t cap)
+{
+    if (rel_len == 0)
+        return -ENOENT;
+    if (rel_len >= SBX_FILES_PATH_MAX)
+        return -ENAMETOOLONG;
+    if (rel[0] == '/')
+        return sbx_files_path_canon(rel, rel_len, out, cap);
+    size_t blen = strnlen(base, SBX_FILES_PATH_MAX);
+    if (blen == 0 || blen >= SBX_FILES_PATH_MAX || base[0] != '/')
+        return -EINVAL;
+    /* base + '/' + rel; the canonical result is what is bounded. */
+    char tmp[2 * SBX_FILES_PATH_MAX + 2];
+    memcpy(tmp, base, blen);
+    tmp[blen] = '/';
+    memcpy(tmp + blen + 1, rel, rel_len);
+    return canon_impl(tmp, blen + 1 + rel_len, sizeof tmp, out, cap);
+}
+
+int sbx_files_path_rewrite_proc_self(char *path, size_t cap, pid_t pid, pid_t tid)
+{
+    size_t len = strnlen(path, cap);
+    if (len >= cap)
+        return -ENAMETOOLONG;
+    static const char self[] = "/proc/self";
+    static const char tself[] = "/proc/thread-self";
+    size_t skip;
+    char repl[64];
+    int n;
+    if (strncmp(path, self, sizeof self - 1) == 0 &&
+        (path[sizeof self - 1] == '\0' || path[sizeof self - 1] == '/')) {
+        skip = sizeof self - 1;
+        n = snprintf(repl, sizeof repl, "/proc/%d", (int)pid);
+    } else if (strncmp(path, tself, sizeof tself - 1) == 0 &&
+               (path[sizeof tself - 1] == '\0' || path[sizeof tself - 1] == '/')) {
+        skip = sizeof tself - 1;
+        n = snprintf(repl, sizeof repl, "/proc/%d/task/%d", (int)pid, (int)tid);
+    } else {
+        return (int)len;
+    }
+    if (n < 0 || (size_t)n >= sizeof repl)
+        return -EINVAL;
+    size_t rlen = (size_t)n;
+    size_t nlen = len - skip + rlen;
+    if (nlen + 1 > cap || nlen + 1 > SBX_FILES_PATH_MAX)
+        return -ENAMETOOLONG;
+    memmove(path + rlen, path + skip, len - skip + 1);
+    memcpy(path, repl, rlen);
+    return (int)nlen;
+}
+
+void sbx_files_path_split(const char *path, size_t len, size_t *parent_len, const char **name,
+                          size_t *name_len, bool *trailing_slash)
+{
+    bool trailing = len > 1 && path[len - 1] == '/';
+    size_t end = trailing ? len - 1 : len;
+    size_t slash = end;
+    while (slash > 0 && path[slash - 1] != '/')
+        slash--;
+    /* path[slash..end) is the name; the parent is everything before it
+     * without its final '/', except that the parent of "/x" is "/". */
+    *name = path + slash;
+    *name_len = end - slash;
+    *parent_len = slash > 1 ? slash - 1 : 1;
+    *trailing_slash = trailing;
+}
+
+bool sbx_files_path_is_under(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if (dl == 1 && dir[0] == '/')
+        return path[0] == '/';
+    if (strncmp(path, dir, dl) != 0)
+        return false;
+    return path[dl] == '\0' || path[dl] == '/';
+}
+
+/* ---- resolution ---- */
+
+static bool same_inode(int a, int b)
+{
+    struct stat sa, sb;
+    if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+        return false;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Open the canonical directory `name` beneath `root` (an absolute name:
+ * the leading '/' is dropped) without following any symlink. */
+static int open_dir_noflw(int root, const char *name, unsigned long resolve)
+{
+    struct open_how how = {
+        .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+        .resolve = resolve | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    const char *rel = name[1] ? name + 1 : ".";
+    long r = syscall(SYS_openat2, root, rel, &how, sizeof how);
+    return r < 0 ? sbx_neg_errno() : (int)r;
+}
+
+int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, size_t cap)
+{
+    char link[32];
+    if (dirfd == SBX_FILES_AT_FDCWD)
+        snprintf(link, sizeof link, "cwd");
+    else if (dirfd < 0)
+        return -EBADF;
+    else
+        snprintf(link, sizeof link, "fd/%d", dirfd);
+
+    /* The object itself (following the magic link inside the broker: this
+     * names the target's fd, not a path the target chose). */
+    SBX_AUTOCLOSE int obj = openat(task->proc_fd, link, O_PATH | O_CLOEXEC);
+    if (obj < 0) {
+        if (errno == ENOENT)
+            return dirfd == SBX_FILES_AT_FDCWD ? -ENOENT : -EBADF;
+        return sbx_neg_errno();
+    }
+    struct stat st;
+    if (fstat(obj, &st) < 0)
+        return sbx_neg_errno();
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+
+    char raw[SBX_FILES_PATH_MAX];
+    ssize_t n = readlinkat(task->proc_fd, link, raw, sizeof raw);
+    if (n < 0)
+        return sbx_neg_errno();
+    if ((size_t)n >= sizeof raw)
+        return -ENAMETOOLONG;
+    if (n == 0 || raw[0] != '/')
+        return -ENOTDIR; /* "pipe:[..]", "anon_inode:..": not a directory path */
+    int len = sbx_files_path_canon(raw, (size_t)n, out, cap);
+    if (len < 0)
+        return len;
+
+    /* The name must lead back to the same directory: a deleted directory
+     * ("/x (deleted)") or one outside the broker's reach does not. Try the
+     * broker's namespace, then the target's root. */
+    SBX_AUTOCLOSE int mine = open_dir_noflw(AT_FDCWD, out, 0);
+    if (mine >= 0 && same_inode(mine, obj))
+        return len;
+    SBX_AUTOCLOSE int root = openat(task->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root >= 0) {
+        SBX_AUTOCLOSE int theirs = open_dir_noflw(root, out, RESOLVE_IN_ROOT);
+        if (theirs >= 0 && same_inode(theirs, obj))
+            return len;
+    }
+    return -ENOENT;
+}
+
+int sbx_files_resolve(const sbx_files_task *task, int dirfd, const char *path, size_t len, char *out,
+                      size_t cap)
+{
+    if (len == 0)
+        return -ENOENT;
+    if (memchr(path, '\0', len))
+        return -EINVAL;
+    if (len >= SBX_FILES_PATH_MAX)
+        return -ENAMETOOLONG;
+    int r;
+    if (path[0] == '/') {
+        r = sbx_files_path_canon(path, len, out, cap);
+    } else {
+        char base[SBX_FILES_PATH_MAX];
+        r = sbx_files_task_dir_path(task, dirfd, base, sizeof base);
+        if (r < 0)
+            return r;
+        r = sbx_files_path_join(base, path, len, out, cap);
+    }
+    if (r < 0)
+        return r;
+    return sbx_files_path_rewrite_proc_self(out, cap, task->pid, task->tid);
+}

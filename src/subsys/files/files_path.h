@@ -1,0 +1,88 @@
+/* sbx internal — files subsystem: path core (broker side).
+ *
+ * Every path a target hands the broker goes through here before a policy
+ * decision: resolved the way the target's kernel would see it (relative
+ * paths against the target's cwd, *at paths against its dirfd, /proc/self
+ * and /proc/thread-self as the target's), then canonicalised lexically.
+ * The decision is made on the canonical string and the operation
+ * (files_ops.h) is performed on the same string, so what was matched is what
+ * is reached.
+ *
+ * Canonical form: absolute, no "." or ".." components, no "//", at most
+ * SBX_FILES_PATH_MAX - 1 bytes, every component at most NAME_MAX bytes. A
+ * trailing "/" is kept when the input ended in "/", "/." or "/.." (it means
+ * "must be a directory"), except for "/" itself. ".." is resolved lexically
+ * ("/a/link/.." is "/a"): the broker then reaches "/a", the object it
+ * decided on, even though the kernel would have gone through the link.
+ *
+ * All functions are pure or read only /proc; none allocates. Thread-safe. */
+#ifndef SBX_SUBSYS_FILES_PATH_H
+#define SBX_SUBSYS_FILES_PATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SBX_FILES_PATH_MAX 4096 /* bytes including the NUL, like PATH_MAX */
+
+/* Canonicalise the absolute path in[0..len). Writes a NUL-terminated result
+ * to out[0..cap) and returns its length (>= 1). Errors: -ENOENT (empty),
+ * -EINVAL (not absolute, or a NUL inside in[0..len)), -ENAMETOOLONG (input
+ * of SBX_FILES_PATH_MAX bytes or more, a component over NAME_MAX, or a
+ * result that does not fit cap or SBX_FILES_PATH_MAX). out may not alias in. */
+int sbx_files_path_canon(const char *in, size_t len, char *out, size_t cap);
+
+/* Canonicalise rel[0..rel_len) taken relative to the canonical absolute
+ * directory `base` (rel may itself be absolute: base is then ignored).
+ * Same results and errors as sbx_files_path_canon; an empty rel is -ENOENT. */
+int sbx_files_path_join(const char *base, const char *rel, size_t rel_len, char *out, size_t cap);
+
+/* In a canonical path, replace a leading "/proc/self" component with
+ * "/proc/<pid>" and "/proc/thread-self" with "/proc/<pid>/task/<tid>", in
+ * place (path has room for cap bytes). Returns the new length, or
+ * -ENAMETOOLONG. Other paths are left alone. */
+int sbx_files_path_rewrite_proc_self(char *path, size_t cap, pid_t pid, pid_t tid);
+
+/* Split a canonical path into its parent (path[0..*parent_len), "/" has
+ * parent_len 1 and itself as parent) and its last component
+ * (*name, *name_len; empty for "/"). *trailing_slash says whether the path
+ * ended with "/" (the name excludes it). */
+void sbx_files_path_split(const char *path, size_t len, size_t *parent_len, const char **name,
+                          size_t *name_len, bool *trailing_slash);
+
+/* Is `path` equal to, or below, the canonical directory `dir`? (A trailing
+ * slash on either is ignored.) */
+bool sbx_files_path_is_under(const char *path, const char *dir);
+
+/* ---- resolution against a target's cwd / dirfd ---- */
+
+/* A target task as the broker sees it. proc_fd is an O_PATH|O_DIRECTORY fd
+ * of /proc/<tid> opened by the broker: every read of the target's cwd, fds
+ * and root goes through it, so a pid reused after the task died cannot
+ * redirect the broker to another process (the fd stays bound to the dead
+ * task and its lookups fail). Borrowed by every call. */
+typedef struct sbx_files_task {
+    int proc_fd;
+    pid_t pid; /* thread-group id, for /proc/self */
+    pid_t tid; /* thread id, for /proc/thread-self */
+} sbx_files_task;
+
+#define SBX_FILES_AT_FDCWD (-100)
+
+/* The canonical path of the target's directory `dirfd` (or its cwd for
+ * SBX_FILES_AT_FDCWD), verified: the name is reopened — in the broker's
+ * own namespace, else under the target's root — and must reach the same
+ * inode as the target's fd. Returns the length written to out, or
+ * -EBADF (no such fd), -ENOTDIR (not a directory, or not a filesystem
+ * object at all), -ENOENT (deleted or unreachable: the name does not lead
+ * back to it), -ENAMETOOLONG. */
+int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, size_t cap);
+
+/* Resolve the target's path argument path[0..len) (a private copy; no NUL
+ * inside) given with `dirfd` to a canonical absolute path with /proc/self
+ * rewritten. An empty path is -ENOENT (callers handle AT_EMPTY_PATH
+ * before). Errors as sbx_files_task_dir_path and sbx_files_path_canon. */
+int sbx_files_resolve(const sbx_files_task *task, int dirfd, const char *path, size_t len, char *out,
+                      size_t cap);
+
+#endif

@@ -1,0 +1,51 @@
+/* sbx internal — interception, notify backend (SECCOMP_RET_USER_NOTIF).
+ *
+ * Target side: a filter built in the broker (libseccomp, before fork) and
+ * installed by the child just before exec (async-signal-safe). Every files
+ * syscall the subsystem declares (files_syscalls.h) is sent to the broker;
+ * the refused ones fail with their errno in the kernel; other ABIs (i386
+ * via int 0x80, x32) kill the process.
+ *
+ * Broker side: sbx_notify_serve() answers one target's notifications: it
+ * copies the path arguments out of the target with process_vm_readv
+ * (bounded, NUL-terminated, page by page, partial reads rejected), resolves
+ * them against the target's cwd / dirfds, re-checks that the notification
+ * is still valid (so the task, and the /proc/<tid> fd used to read its
+ * state, are the caller's), dispatches through files_dispatcher, and
+ * answers with a value, an fd (SECCOMP_IOCTL_NOTIF_ADDFD with
+ * SECCOMP_ADDFD_FLAG_SEND, O_CLOEXEC as the caller asked), or CONTINUE —
+ * only for native-view calls and only when `landlock` says the target is
+ * confined to its view. Works for static and dynamic binaries alike. */
+#ifndef SBX_TARGET_INTERCEPTION_NOTIFY_H
+#define SBX_TARGET_INTERCEPTION_NOTIFY_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+
+#include "subsys/files/files_dispatcher.h"
+
+/* Build the filter program. Returns 0 and fills *prog (free with
+ * sbx_notify_filter_free), or a negative errno. Not async-signal-safe:
+ * call before fork. */
+int sbx_notify_filter_build(struct sock_fprog *prog);
+void sbx_notify_filter_free(struct sock_fprog *prog);
+
+/* In the target (between fork and exec: async-signal-safe, no allocation):
+ * set no_new_privs and install prog with a new listener. Returns the
+ * listener fd (to hand to the broker, then close) or a negative errno. */
+int sbx_notify_filter_install(const struct sock_fprog *prog);
+
+typedef struct sbx_notify_config {
+    int listener_fd;                      /* borrowed */
+    const sbx_files_dispatcher *files;    /* borrowed */
+    bool landlock;      /* the target is Landlock-confined to its view: CONTINUE native calls */
+    bool target_creds;  /* perform calls with the target's fsuid/fsgid/groups/umask */
+    int stop_fd;        /* readable: return early (-1: none) */
+} sbx_notify_config;
+
+/* Serve until every task using the filter is gone (returns 0), stop_fd is
+ * readable (0), or the listener fails (-errno). Handles one notification at
+ * a time; run one per target (or per listener) in its own thread. */
+int sbx_notify_serve(const sbx_notify_config *cfg);
+
+#endif

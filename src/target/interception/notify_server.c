@@ -1,0 +1,747 @@
+/* sbx — notify backend: the broker-side loop (see notify.h).
+ *
+ * Everything read from the target — syscall arguments, the strings and
+ * structs they point to, its cwd, fds and status — is hostile input: it is
+ * copied once into this loop's private buffers and only the copies are
+ * looked at. The target's memory may change at any moment after the copy;
+ * that can only change what it asked for, never what the broker decided on. */
+#include "target/interception/notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "subsys/files/files_syscalls.h"
+
+#ifndef AT_STATX_SYNC_TYPE
+#define AT_STATX_SYNC_TYPE 0x6000
+#endif
+#define OPEN_HOW_MAX 4096 /* largest struct open_how we accept (bytes) */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#define TASK_CACHE 16     /* target threads whose /proc fds are kept open */
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+/* A target thread's broker-side handles, kept between notifications. The
+ * pidfd says whether the thread still lives: while it does, no other task
+ * can carry its tid, so the cached /proc/<tid> fd is the notifier's. */
+typedef struct task_slot {
+    pid_t tid; /* 0: empty */
+    pid_t tgid;
+    int pidfd;
+    int proc_fd;
+    int root_fd; /* /proc/<tid>/root, for native calls without Landlock; -1 */
+    uint64_t last_use;
+} task_slot;
+
+typedef struct notify_state {
+    const sbx_notify_config *cfg;
+    struct seccomp_notif *req;
+    struct seccomp_notif_resp *resp;
+    size_t req_size, resp_size;
+    long page;
+    sbx_files_result res; /* large: kept off the stack */
+    char p1[SBX_FILES_PATH_MAX], p2[SBX_FILES_PATH_MAX];
+    char raw[SBX_FILES_PATH_MAX];
+    task_slot tasks[TASK_CACHE];
+    uint64_t tick;
+} notify_state;
+
+/* What a decoded call wants back besides the return value. */
+typedef struct decoded {
+    sbx_files_call call;
+    int out_kind; /* 0 none, 1 struct stat, 2 struct statx, 3 readlink text */
+    uint64_t out_addr;
+    size_t out_size;
+    bool cloexec;
+    bool fd_stat; /* AT_EMPTY_PATH on an fd: stat the target's own fd */
+    int fd_stat_fd;
+} decoded;
+
+/* ---- target memory ---- */
+
+/* Copy a NUL-terminated string of at most cap-1 bytes from the target.
+ * Reads never cross a page boundary in one go, so a string ending just
+ * before an unmapped page is read; a string that runs into one is -EFAULT
+ * (the kernel would fault too), one without a NUL in cap bytes is
+ * -ENAMETOOLONG. */
+static int read_string(const notify_state *s, pid_t pid, uint64_t addr, char *buf, size_t cap,
+                       size_t *len)
+{
+    if (addr == 0)
+        return -EFAULT;
+    size_t got = 0;
+    size_t page = (size_t)s->page;
+    while (got < cap) {
+        uint64_t at = addr + got;
+        if (at < addr)
+            return -EFAULT; /* wrapped */
+        size_t chunk = page - (size_t)(at % page);
+        if (chunk > cap - got)
+            chunk = cap - got;
+        struct iovec l = { buf + got, chunk };
+        struct iovec r = { (void *)(uintptr_t)at, chunk };
+        ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (n < 0)
+            return errno == ESRCH ? -ESRCH : -EFAULT;
+        if (n == 0)
+            return -EFAULT;
+        char *nul = memchr(buf + got, '\0', (size_t)n);
+        if (nul) {
+            *len = (size_t)(nul - buf);
+            return 0;
+        }
+        got += (size_t)n;
+        if ((size_t)n < chunk)
+            return -EFAULT; /* partial read: the rest is not there */
+    }
+    return -ENAMETOOLONG;
+}
+
+static int read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+    struct iovec l = { buf, len };
+    struct iovec r = { (void *)(uintptr_t)addr, len };
+    ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+    return n == (ssize_t)len ? 0 : -EFAULT;
+}
+
+static int write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+    if (addr == 0)
+        return -EFAULT;
+    struct iovec l = { (void *)(uintptr_t)buf, len };
+    struct iovec r = { (void *)(uintptr_t)addr, len };
+    ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
+    return n == (ssize_t)len ? 0 : -EFAULT;
+}
+
+/* ---- target state from /proc/<tid> ---- */
+
+typedef struct task_info {
+    pid_t tgid;
+    sbx_files_creds creds;
+} task_info;
+
+/* Parse /proc/<tid>/status (read through the task's own proc fd). */
+static int read_status(int proc_fd, task_info *ti)
+{
+    SBX_AUTOCLOSE int fd = openat(proc_fd, "status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sbx_neg_errno();
+    char buf[8192];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    memset(ti, 0, sizeof *ti);
+    ti->creds.umask = 022;
+    bool have_tgid = false, have_uid = false, have_gid = false;
+    for (char *line = buf; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        unsigned a, b, c, d;
+        if (sscanf(line, "Tgid: %u", &a) == 1) {
+            ti->tgid = (pid_t)a;
+            have_tgid = true;
+        } else if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c, &d) == 4) {
+            ti->creds.fsuid = d;
+            have_uid = true;
+        } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &c, &d) == 4) {
+            ti->creds.fsgid = d;
+            have_gid = true;
+        } else if (sscanf(line, "Umask: %o", &a) == 1) {
+            ti->creds.umask = (mode_t)(a & 0777);
+        } else if (strncmp(line, "Groups:", 7) == 0) {
+            char *p = line + 7;
+            for (;;) {
+                char *end;
+                unsigned long g = strtoul(p, &end, 10);
+                if (end == p)
+                    break;
+                if (ti->creds.ngroups == SBX_FILES_MAX_GROUPS)
+                    return -E2BIG; /* cannot represent: refuse rather than drop groups */
+                ti->creds.groups[ti->creds.ngroups++] = (gid_t)g;
+                p = end;
+            }
+        }
+        line = next;
+    }
+    return have_tgid && have_uid && have_gid ? 0 : -ESRCH;
+}
+
+
+static void slot_clear(task_slot *t)
+{
+    sbx_close_keep_errno(t->pidfd);
+    sbx_close_keep_errno(t->proc_fd);
+    sbx_close_keep_errno(t->root_fd);
+    memset(t, 0, sizeof *t);
+    t->pidfd = t->proc_fd = t->root_fd = -1;
+}
+
+static bool slot_alive(const task_slot *t)
+{
+    if (t->pidfd < 0)
+        return false; /* no pidfd: never reuse */
+    struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+    return poll(&p, 1, 0) == 0;
+}
+
+/* The broker-side handles of thread tid: cached while it lives. */
+static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
+{
+    task_slot *t = NULL, *victim = &s->tasks[0];
+    for (size_t i = 0; i < TASK_CACHE; i++) {
+        task_slot *c = &s->tasks[i];
+        if (c->tid == tid && c->tid != 0) {
+            if (slot_alive(c)) {
+                t = c;
+                break;
+            }
+            slot_clear(c);
+        }
+        if (c->tid == 0 || c->last_use < victim->last_use)
+            victim = c;
+    }
+    if (!t) {
+        t = victim;
+        slot_clear(t);
+        /* pidfd first: if the thread dies before /proc/<tid> is opened, a
+         * new task with its tid may be what we open, but the pidfd then
+         * reads as exited and the slot is dropped on next use; the current
+         * notification is from the dead thread and fails ID_VALID. */
+        t->pidfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+        char pp[32];
+        snprintf(pp, sizeof pp, "/proc/%d", (int)tid);
+        t->proc_fd = open(pp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (t->proc_fd < 0) {
+            slot_clear(t);
+            return NULL;
+        }
+        task_info ti;
+        if (read_status(t->proc_fd, &ti) < 0) {
+            slot_clear(t);
+            return NULL;
+        }
+        t->tgid = ti.tgid;
+        t->tid = tid;
+    }
+    if (want_root && t->root_fd < 0)
+        t->root_fd = openat(t->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    t->last_use = ++s->tick;
+    return t;
+}
+
+/* ---- decoding ---- */
+
+/* Read and resolve one path argument. */
+static int get_path(notify_state *s, const sbx_files_task *task, int dirfd, uint64_t addr,
+                    char *out, bool allow_empty, bool *empty)
+{
+    size_t len;
+    int r = read_string(s, task->tid, addr, s->raw, sizeof s->raw, &len);
+    if (r < 0)
+        return r;
+    if (empty)
+        *empty = len == 0;
+    if (len == 0)
+        return allow_empty ? 0 : -ENOENT;
+    r = sbx_files_resolve(task, dirfd, s->raw, len, out, SBX_FILES_PATH_MAX);
+    return r < 0 ? r : 0;
+}
+
+static int as_dirfd(uint64_t v)
+{
+    int fd = (int)(int32_t)(uint32_t)v; /* the kernel reads dirfd as int */
+    return fd == AT_FDCWD ? SBX_FILES_AT_FDCWD : fd;
+}
+
+static int decode_openat2(notify_state *s, const sbx_files_task *task, const uint64_t *a,
+                          decoded *d)
+{
+    size_t size = (size_t)a[3];
+    if (size < sizeof(struct open_how))
+        return -EINVAL;
+    if (size > OPEN_HOW_MAX)
+        return -E2BIG;
+    unsigned char buf[OPEN_HOW_MAX];
+    if (read_mem(task->tid, a[2], buf, size) < 0)
+        return -EFAULT;
+    for (size_t i = sizeof(struct open_how); i < size; i++)
+        if (buf[i])
+            return -E2BIG;
+    struct open_how how;
+    memcpy(&how, buf, sizeof how);
+    if (how.flags >> 31)
+        return -EINVAL;
+    if (how.mode & ~07777ull)
+        return -EINVAL;
+    if (how.mode && !(how.flags & (O_CREAT | __O_TMPFILE)))
+        return -EINVAL;
+    if (how.resolve & ~(uint64_t)(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
+                                  RESOLVE_CACHED))
+        return -EINVAL; /* RESOLVE_IN_ROOT, RESOLVE_NO_XDEV: not supported through the broker */
+    if (how.resolve & RESOLVE_CACHED)
+        return -EAGAIN; /* callers retry without it */
+    int dirfd = as_dirfd(a[0]);
+    int r = get_path(s, task, dirfd, a[1], s->p1, false, NULL);
+    if (r < 0)
+        return r;
+    if (how.resolve & RESOLVE_BENEATH) {
+        char base[SBX_FILES_PATH_MAX];
+        if (s->raw[0] == '/')
+            return -EXDEV;
+        if ((r = sbx_files_task_dir_path(task, dirfd, base, sizeof base)) < 0)
+            return r;
+        if (!sbx_files_path_is_under(s->p1, base))
+            return -EXDEV;
+        d->call.no_symlinks = true; /* stricter than the kernel: no symlink at all */
+    }
+    if (how.resolve & RESOLVE_NO_SYMLINKS)
+        d->call.no_symlinks = true;
+    d->call.flags = (int)how.flags;
+    d->call.mode = (mode_t)how.mode;
+    return 0;
+}
+
+/* Decode one notification into d. Returns 0, or the -errno to answer.
+ * The target controls every argument register and the memory they point
+ * to. Checked here: flag words against the bits each call knows (unknown
+ * bits are EINVAL, not ignored), sizes before any read, each path copied
+ * once (read_string) and resolved against the calling thread's own cwd /
+ * dirfd. Safe because nothing below ever looks at target memory again. */
+static int decode(notify_state *s, const sbx_files_syscall *sc, const sbx_files_task *task,
+                  decoded *d)
+{
+    const uint64_t *a = (const uint64_t *)s->req->data.args;
+    sbx_files_call *c = &d->call;
+    c->op = sc->op;
+    c->syscall = sc->name;
+    c->path = s->p1;
+    c->follow = true;
+    int r = 0;
+    bool empty = false;
+    int at = 0; /* AT_* flags of the call */
+    switch (s->req->data.nr) {
+    case SYS_open:
+        c->flags = (int)a[1];
+        c->mode = (mode_t)a[2];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_openat:
+        c->flags = (int)a[2];
+        c->mode = (mode_t)a[3];
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, false, NULL);
+        break;
+    case SYS_openat2:
+        r = decode_openat2(s, task, a, d);
+        break;
+    case SYS_creat:
+        c->flags = O_CREAT | O_WRONLY | O_TRUNC;
+        c->mode = (mode_t)a[1];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_stat:
+    case SYS_lstat:
+        c->follow = s->req->data.nr == SYS_stat;
+        d->out_kind = 1;
+        d->out_addr = a[1];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_newfstatat:
+        at = (int)a[3];
+        if (at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        d->out_kind = 1;
+        d->out_addr = a[2];
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, at & AT_EMPTY_PATH, &empty);
+        break;
+    case SYS_statx:
+        at = (int)a[2];
+        if (at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE))
+            return -EINVAL;
+        if ((at & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE)
+            return -EINVAL;
+        if ((unsigned)a[3] & STATX__RESERVED)
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        c->flags = at & AT_STATX_SYNC_TYPE;
+        c->mask = (unsigned)a[3];
+        d->out_kind = 2;
+        d->out_addr = a[4];
+        if (a[1] == 0 && (at & AT_EMPTY_PATH)) {
+            empty = true; /* statx(fd, NULL, AT_EMPTY_PATH) */
+            break;
+        }
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, at & AT_EMPTY_PATH, &empty);
+        break;
+    case SYS_access:
+        c->flags = (int)a[1];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_faccessat:
+    case SYS_faccessat2:
+        c->flags = (int)a[2];
+        if (s->req->data.nr == SYS_faccessat2) {
+            at = (int)a[3];
+            if (at & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+                return -EINVAL;
+            c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        }
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, false, NULL);
+        break;
+    case SYS_readlink:
+    case SYS_readlinkat: {
+        bool plain = s->req->data.nr == SYS_readlink;
+        int64_t size = (int32_t)(plain ? a[2] : a[3]);
+        if (size <= 0)
+            return -EINVAL;
+        d->out_kind = 3;
+        d->out_addr = plain ? a[1] : a[2];
+        d->out_size = (size_t)size;
+        r = get_path(s, task, plain ? SBX_FILES_AT_FDCWD : as_dirfd(a[0]), plain ? a[0] : a[1],
+                     s->p1, false, NULL);
+        break;
+    }
+    case SYS_rename:
+    case SYS_renameat:
+    case SYS_renameat2: {
+        bool plain = s->req->data.nr == SYS_rename;
+        c->path2 = s->p2;
+        c->flags = s->req->data.nr == SYS_renameat2 ? (int)a[4] : 0;
+        r = get_path(s, task, plain ? SBX_FILES_AT_FDCWD : as_dirfd(a[0]), plain ? a[0] : a[1],
+                     s->p1, false, NULL);
+        if (r == 0)
+            r = get_path(s, task, plain ? SBX_FILES_AT_FDCWD : as_dirfd(a[2]), plain ? a[1] : a[3],
+                         s->p2, false, NULL);
+        break;
+    }
+    case SYS_mkdir:
+        c->mode = (mode_t)a[1];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_mkdirat:
+        c->mode = (mode_t)a[2];
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, false, NULL);
+        break;
+    case SYS_unlink:
+    case SYS_rmdir:
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_unlinkat:
+        if ((int)a[2] & ~AT_REMOVEDIR)
+            return -EINVAL;
+        if ((int)a[2] & AT_REMOVEDIR)
+            c->op = SBX_FILES_CALL_RMDIR;
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, false, NULL);
+        break;
+    case SYS_chdir:
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_chmod:
+        c->mode = (mode_t)a[1];
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_fchmodat:
+    case 452: /* fchmodat2 */
+        c->mode = (mode_t)a[2];
+        at = s->req->data.nr == 452 ? (int)a[3] : 0;
+        if (at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, at & AT_EMPTY_PATH, &empty);
+        if (r == 0 && empty)
+            return -EPERM; /* "" + AT_EMPTY_PATH: fchmod of an fd is fchmod(2), native */
+        break;
+    case SYS_truncate:
+        c->length = (long long)a[1];
+        if (c->length < 0)
+            return -EINVAL;
+        r = get_path(s, task, SBX_FILES_AT_FDCWD, a[0], s->p1, false, NULL);
+        break;
+    case SYS_utimensat:
+        at = (int)a[3];
+        if (at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        if (a[2] == 0) {
+            c->times_now = true;
+        } else if (read_mem(task->tid, a[2], c->times, sizeof c->times) < 0) {
+            return -EFAULT;
+        }
+        r = get_path(s, task, as_dirfd(a[0]), a[1], s->p1, at & AT_EMPTY_PATH, &empty);
+        if (r == 0 && empty)
+            return -EPERM; /* "" + AT_EMPTY_PATH on an fd: not brokered (futimens is native) */
+        break;
+    default:
+        return -ENOSYS;
+    }
+    if (r < 0)
+        return r;
+    if (empty) {
+        /* An empty path with AT_EMPTY_PATH: the call is about the fd itself. */
+        d->fd_stat = true;
+        d->fd_stat_fd = as_dirfd(a[0]);
+    }
+    if (c->op == SBX_FILES_CALL_OPEN)
+        d->cloexec = (c->flags & O_CLOEXEC) != 0;
+    return 0;
+}
+
+/* stat of the target's own fd (or cwd) for AT_EMPTY_PATH with "". The
+ * target controls the fd number only. Checked: the fd exists in the
+ * calling thread's table (through its /proc fd). Safe: no path is
+ * resolved, so no policy applies — the target already holds the object,
+ * and only its metadata is returned. */
+static int fd_stat(const sbx_files_task *task, const decoded *d, sbx_files_result *res)
+{
+    char link[32];
+    if (d->fd_stat_fd == SBX_FILES_AT_FDCWD)
+        snprintf(link, sizeof link, "cwd");
+    else if (d->fd_stat_fd < 0)
+        return -EBADF;
+    else
+        snprintf(link, sizeof link, "fd/%d", d->fd_stat_fd);
+    SBX_AUTOCLOSE int fd = openat(task->proc_fd, link, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -EBADF : sbx_neg_errno();
+    if (d->out_kind == 2) {
+        if (statx(fd, "", AT_EMPTY_PATH | d->call.flags, d->call.mask, &res->stx) < 0)
+            return sbx_neg_errno();
+        res->has_statx = true;
+    } else {
+        if (fstat(fd, &res->st) < 0)
+            return sbx_neg_errno();
+        res->has_stat = true;
+    }
+    return 0;
+}
+
+/* ---- answers ---- */
+
+static int respond(notify_state *s, int64_t val, int error, uint32_t flags)
+{
+    memset(s->resp, 0, s->resp_size);
+    s->resp->id = s->req->id;
+    s->resp->val = val;
+    s->resp->error = error;
+    s->resp->flags = flags;
+    if (ioctl(s->cfg->listener_fd, SECCOMP_IOCTL_NOTIF_SEND, s->resp) < 0 && errno != ENOENT)
+        return sbx_neg_errno();
+    return 0; /* ENOENT: the target died or was interrupted meanwhile */
+}
+
+static int respond_value(notify_state *s, long v)
+{
+    return v < 0 ? respond(s, 0, (int)v, 0) : respond(s, v, 0, 0);
+}
+
+static bool still_valid(notify_state *s)
+{
+    uint64_t id = s->req->id;
+    return ioctl(s->cfg->listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+static void kill_target(notify_state *s, pid_t tgid)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+    if (pfd < 0)
+        return;
+    /* The pidfd pins the process; the notification still pending proves it
+     * is the caller and not a reused pid. */
+    if (still_valid(s))
+        (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+    close(pfd);
+}
+
+/* Handle the notification in s->req. The target controls the syscall
+ * number, its arguments and its memory; the kernel vouches for the tid and
+ * the architecture. Checked: the number is a table entry, the arch is
+ * x86_64, everything read about the thread happened before ID_VALID
+ * proved it is still the caller. Safe: the decision and the operation use
+ * only the private copies; the answer is a value, one fd the policy
+ * allowed, or CONTINUE for native calls under Landlock. */
+static int handle(notify_state *s)
+{
+    const struct seccomp_data *data = &s->req->data;
+    const sbx_files_syscall *sc = sbx_files_syscall_find(data->nr);
+    if (data->arch != AUDIT_ARCH_X86_64 || !sc || sc->kind != SBX_FILES_SC_BROKERED)
+        return respond(s, 0, -ENOSYS, 0); /* not ours: the filter sends only table entries */
+
+    task_slot *slot = get_task(s, (pid_t)s->req->pid, !s->cfg->landlock);
+    if (!slot)
+        return still_valid(s) ? respond(s, 0, -ESRCH, 0) : 0;
+    int proc_fd = slot->proc_fd;
+    sbx_files_task task = { .proc_fd = proc_fd, .pid = slot->tgid, .tid = (pid_t)s->req->pid };
+    task_info ti;
+    memset(&ti, 0, sizeof ti);
+    ti.tgid = slot->tgid;
+    int r;
+
+    decoded d;
+    memset(&d, 0, sizeof d);
+    r = decode(s, sc, &task, &d);
+    /* The identity and umask are read fresh when they matter (they change
+     * with setuid/umask); the cached tgid only serves /proc/self. */
+    bool creates = d.call.op == SBX_FILES_CALL_MKDIR ||
+                   (d.call.op == SBX_FILES_CALL_OPEN && (d.call.flags & O_CREAT));
+    if (r == 0 && (s->cfg->target_creds || creates))
+        r = read_status(proc_fd, &ti);
+    /* Everything about the target has been read: is it still the caller? */
+    if (!still_valid(s))
+        return 0;
+    if (r < 0)
+        return respond(s, 0, r, 0);
+
+    sbx_files_result *res = &s->res;
+    if (d.fd_stat) {
+        if (s->cfg->landlock)
+            return respond(s, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+        memset(res, 0, offsetof(sbx_files_result, link));
+        res->fd = -1;
+        res->value = fd_stat(&task, &d, res);
+    } else {
+        d.call.pid = ti.tgid;
+        d.call.target_root_fd = s->cfg->landlock ? -1 : slot->root_fd;
+        d.call.landlock = s->cfg->landlock;
+        d.call.creds = s->cfg->target_creds ? &ti.creds : NULL;
+        d.call.umask = ti.creds.umask;
+        sbx_files_dispatch(s->cfg->files, &d.call, res);
+    }
+
+    switch (res->kind) {
+    case SBX_FILES_RES_CONTINUE:
+        return respond(s, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+    case SBX_FILES_RES_KILL:
+        kill_target(s, ti.tgid);
+        return respond(s, 0, -EACCES, 0);
+    case SBX_FILES_RES_FD: {
+        SBX_AUTOCLOSE int fd = sbx_steal_fd(&res->fd);
+        struct seccomp_notif_addfd add = {
+            .id = s->req->id,
+            .flags = SECCOMP_ADDFD_FLAG_SEND,
+            .srcfd = (uint32_t)fd,
+            .newfd = 0,
+            .newfd_flags = d.cloexec ? O_CLOEXEC : 0,
+        };
+        if (ioctl(s->cfg->listener_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0)
+            return 0; /* installed and answered in one step */
+        if (errno == ENOENT)
+            return 0;
+        return respond(s, 0, sbx_neg_errno(), 0); /* e.g. EMFILE in the target */
+    }
+    case SBX_FILES_RES_VALUE:
+        break;
+    }
+    long v = res->value;
+    if (v >= 0) {
+        if (res->has_stat)
+            v = write_mem(task.tid, d.out_addr, &res->st, sizeof res->st);
+        else if (res->has_statx)
+            v = write_mem(task.tid, d.out_addr, &res->stx, sizeof res->stx);
+        else if (d.out_kind == 3) {
+            size_t n = res->link_len < d.out_size ? res->link_len : d.out_size;
+            v = write_mem(task.tid, d.out_addr, res->link, n);
+            if (v == 0)
+                v = (long)n;
+        }
+    }
+    return respond_value(s, v);
+}
+
+static int serve_loop(notify_state *s);
+
+int sbx_notify_serve(const sbx_notify_config *cfg)
+{
+    if (!cfg || cfg->listener_fd < 0 || !cfg->files)
+        return -EINVAL;
+    struct seccomp_notif_sizes sizes;
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+        return sbx_neg_errno();
+    SBX_AUTOFREE notify_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->cfg = cfg;
+    s->page = sysconf(_SC_PAGESIZE);
+    if (s->page <= 0)
+        s->page = 4096;
+    s->req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif
+                                                                     : sizeof(struct seccomp_notif);
+    s->resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
+                       ? sizes.seccomp_notif_resp
+                       : sizeof(struct seccomp_notif_resp);
+    SBX_AUTOFREE struct seccomp_notif *req = calloc(1, s->req_size);
+    SBX_AUTOFREE struct seccomp_notif_resp *resp = calloc(1, s->resp_size);
+    if (!req || !resp)
+        return -ENOMEM;
+    s->req = req;
+    s->resp = resp;
+    /* Linux >= 6.6: hand the CPU straight between target and broker on each
+     * round trip (an optimisation only; older kernels refuse it). */
+    (void)ioctl(cfg->listener_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+    for (size_t i = 0; i < TASK_CACHE; i++) {
+        s->tasks[i].pidfd = s->tasks[i].proc_fd = s->tasks[i].root_fd = -1;
+    }
+    int r = serve_loop(s);
+    for (size_t i = 0; i < TASK_CACHE; i++)
+        slot_clear(&s->tasks[i]);
+    return r;
+}
+
+static int serve_loop(notify_state *s)
+{
+    const sbx_notify_config *cfg = s->cfg;
+    struct seccomp_notif *req = s->req;
+
+    for (;;) {
+        struct pollfd p[2] = { { .fd = cfg->listener_fd, .events = POLLIN },
+                               { .fd = cfg->stop_fd, .events = POLLIN } };
+        int n = poll(p, cfg->stop_fd >= 0 ? 2 : 1, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return sbx_neg_errno();
+        }
+        if (cfg->stop_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
+            return 0;
+        if (p[0].revents & POLLIN) {
+            memset(req, 0, s->req_size);
+            if (ioctl(cfg->listener_fd, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) {
+                if (errno == EINTR || errno == ENOENT)
+                    continue; /* the caller went away before we read it */
+                return sbx_neg_errno();
+            }
+            int r = handle(s);
+            if (r < 0)
+                sbx_debug("notify: answering %s failed: %d", "call", r);
+            continue;
+        }
+        if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+            return 0; /* no task uses the filter any more */
+    }
+}

@@ -1,0 +1,429 @@
+/* files path core: canonicalisation, joins, /proc/self rewriting, and
+ * resolution against a (real, forked) task's cwd and dirfds. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sbx_test.h"
+#include "subsys/files/files_path.h"
+
+static void expect_canon(const char *in, const char *want)
+{
+    char out[SBX_FILES_PATH_MAX];
+    int r = sbx_files_path_canon(in, strlen(in), out, sizeof out);
+    cr_expect_eq(r, (int)strlen(want), "canon(%s) = %d, want %s", in, r, want);
+    if (r >= 0)
+        cr_expect_str_eq(out, want, "canon(%s)", in);
+}
+
+static void expect_canon_err(const char *in, size_t len, int err)
+{
+    char out[SBX_FILES_PATH_MAX];
+    int r = sbx_files_path_canon(in, len, out, sizeof out);
+    cr_expect_eq(r, err, "canon(%.*s) = %d, want %d", (int)(len > 60 ? 60 : len), in, r, err);
+}
+
+Test(files_path, canon_basic)
+{
+    expect_canon("/", "/");
+    expect_canon("//", "/");
+    expect_canon("///a", "/a");
+    expect_canon("/a/b/c", "/a/b/c");
+    expect_canon("/a//b///c", "/a/b/c");
+    expect_canon("/a/./b/.", "/a/b/");
+    expect_canon("/a/b/..", "/a/");
+    expect_canon("/a/b/../c", "/a/c");
+    expect_canon("/..", "/");
+    expect_canon("/../../..", "/");
+    expect_canon("/../etc/shadow", "/etc/shadow");
+    expect_canon("/a/../../../etc/shadow", "/etc/shadow");
+    expect_canon("/.", "/");
+    expect_canon("/./", "/");
+    expect_canon("/a/", "/a/");
+    expect_canon("/a//", "/a/");
+    expect_canon("/a/b/c/../../..", "/");
+    expect_canon("/...", "/...");
+    expect_canon("/.a/..b/a..", "/.a/..b/a..");
+    expect_canon("/a/.../b", "/a/.../b");
+}
+
+Test(files_path, canon_rejects_hostile)
+{
+    expect_canon_err("", 0, -ENOENT);
+    expect_canon_err("a/b", 3, -EINVAL);
+    expect_canon_err("./a", 3, -EINVAL);
+    /* Embedded NUL: a policy matching "/ok" must not see "/ok\0/../etc". */
+    expect_canon_err("/ok\0/../etc", 11, -EINVAL);
+    expect_canon_err("\0", 1, -EINVAL);
+
+    static char big[SBX_FILES_PATH_MAX + 16];
+    memset(big, 'a', sizeof big);
+    big[0] = '/';
+    for (size_t i = 100; i < sizeof big; i += 100)
+        big[i] = '/';
+    expect_canon_err(big, SBX_FILES_PATH_MAX, -ENAMETOOLONG);
+}
+
+Test(files_path, canon_length_edges)
+{
+    /* Exactly PATH_MAX - 1 bytes of input that stays that long fits. */
+    static char p[SBX_FILES_PATH_MAX];
+    memset(p, 'b', sizeof p);
+    p[0] = '/';
+    for (size_t i = 200; i < sizeof p; i += 200)
+        p[i] = '/';
+    char out[SBX_FILES_PATH_MAX];
+    int r = sbx_files_path_canon(p, SBX_FILES_PATH_MAX - 1, out, sizeof out);
+    cr_expect_eq(r, SBX_FILES_PATH_MAX - 1);
+    /* A long input that collapses to something short is fine. */
+    static char q[SBX_FILES_PATH_MAX];
+    size_t n = 0;
+    while (n + 3 < SBX_FILES_PATH_MAX - 3) {
+        memcpy(q + n, "/./", 3);
+        n += 3;
+    }
+    q[n++] = 'x';
+    r = sbx_files_path_canon(q, n, out, sizeof out);
+    cr_expect_eq(r, 2);
+    cr_expect_str_eq(out, "/x");
+    /* Component over NAME_MAX. */
+    char comp[NAME_MAX + 3];
+    comp[0] = '/';
+    memset(comp + 1, 'c', NAME_MAX + 1);
+    expect_canon_err(comp, NAME_MAX + 2, -ENAMETOOLONG);
+    cr_expect_eq(sbx_files_path_canon(comp, NAME_MAX + 1, out, sizeof out), NAME_MAX + 1);
+    /* Small output buffers never overflow. */
+    char small[4];
+    cr_expect_eq(sbx_files_path_canon("/abc", 4, small, sizeof small), -ENAMETOOLONG);
+    cr_expect_eq(sbx_files_path_canon("/ab", 3, small, sizeof small), 3);
+    cr_expect_eq(sbx_files_path_canon("/ab/", 4, small, sizeof small), -ENAMETOOLONG);
+    cr_expect_eq(sbx_files_path_canon("/", 1, small, 1), -ENAMETOOLONG);
+}
+
+Test(files_path, canon_random_is_idempotent_and_clean)
+{
+    /* Random strings over a hostile alphabet: the result, when accepted, is
+     * canonical (re-canonicalising changes nothing) and has no "." / ".."
+     * component and no "//". */
+    static const char alpha[] = "/./..a\\*";
+    unsigned seed = 12345;
+    for (int iter = 0; iter < 20000; iter++) {
+        char in[64];
+        size_t len = 1 + (seed % 60);
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        seed = seed * 1103515245u + 12345u;
+        char out[SBX_FILES_PATH_MAX], again[SBX_FILES_PATH_MAX];
+        int r = sbx_files_path_canon(in, len, out, sizeof out);
+        cr_assert_geq(r, 1);
+        cr_assert_eq(sbx_files_path_canon(out, (size_t)r, again, sizeof again), r);
+        cr_assert_str_eq(out, again);
+        cr_assert_null(strstr(out, "//"), "%s", out);
+        cr_assert_null(strstr(out, "/./"), "%s", out);
+        cr_assert_null(strstr(out, "/../"), "%s", out);
+        size_t ol = strlen(out);
+        cr_assert(!(ol >= 2 && strcmp(out + ol - 2, "/.") == 0), "%s", out);
+        cr_assert(!(ol >= 3 && strcmp(out + ol - 3, "/..") == 0), "%s", out);
+    }
+}
+
+Test(files_path, join)
+{
+    char out[SBX_FILES_PATH_MAX];
+    cr_expect_eq(sbx_files_path_join("/a/b", "c", 1, out, sizeof out), 6);
+    cr_expect_str_eq(out, "/a/b/c");
+    cr_expect_gt(sbx_files_path_join("/a/b", "../../../etc/shadow", 19, out, sizeof out), 0);
+    cr_expect_str_eq(out, "/etc/shadow");
+    cr_expect_gt(sbx_files_path_join("/", "x/", 2, out, sizeof out), 0);
+    cr_expect_str_eq(out, "/x/");
+    cr_expect_gt(sbx_files_path_join("/a", "/abs/../q", 9, out, sizeof out), 0);
+    cr_expect_str_eq(out, "/q");
+    cr_expect_gt(sbx_files_path_join("/a", ".", 1, out, sizeof out), 0);
+    cr_expect_str_eq(out, "/a/");
+    cr_expect_eq(sbx_files_path_join("/a", "", 0, out, sizeof out), -ENOENT);
+    cr_expect_eq(sbx_files_path_join("/a", "x\0y", 3, out, sizeof out), -EINVAL);
+    cr_expect_eq(sbx_files_path_join("rel", "x", 1, out, sizeof out), -EINVAL);
+    /* A long base plus a long relative part that climbs back out fits. */
+    static char base[3000], rel[3000];
+    memset(base, 'd', sizeof base);
+    base[0] = '/';
+    for (size_t i = 10; i < sizeof base - 1; i += 10)
+        base[i] = '/';
+    base[sizeof base - 1] = '\0';
+    size_t n = 0;
+    while (n + 3 < sizeof rel - 8) {
+        memcpy(rel + n, "../", 3);
+        n += 3;
+    }
+    memcpy(rel + n, "zz", 2);
+    n += 2;
+    cr_expect_eq(sbx_files_path_join(base, rel, n, out, sizeof out), 3);
+    cr_expect_str_eq(out, "/zz");
+}
+
+Test(files_path, proc_self_rewrite)
+{
+    char p[SBX_FILES_PATH_MAX];
+    strcpy(p, "/proc/self/fd/3");
+    cr_expect_gt(sbx_files_path_rewrite_proc_self(p, sizeof p, 42, 43), 0);
+    cr_expect_str_eq(p, "/proc/42/fd/3");
+    strcpy(p, "/proc/self");
+    sbx_files_path_rewrite_proc_self(p, sizeof p, 42, 43);
+    cr_expect_str_eq(p, "/proc/42");
+    strcpy(p, "/proc/thread-self/cwd");
+    sbx_files_path_rewrite_proc_self(p, sizeof p, 42, 43);
+    cr_expect_str_eq(p, "/proc/42/task/43/cwd");
+    strcpy(p, "/proc/selfish");
+    sbx_files_path_rewrite_proc_self(p, sizeof p, 42, 43);
+    cr_expect_str_eq(p, "/proc/selfish");
+    strcpy(p, "/x/proc/self");
+    sbx_files_path_rewrite_proc_self(p, sizeof p, 42, 43);
+    cr_expect_str_eq(p, "/x/proc/self");
+    /* No room: refused, buffer not overrun. */
+    char small[16] = "/proc/self/abc";
+    cr_expect_eq(sbx_files_path_rewrite_proc_self(small, sizeof small, 1234567, 1), -ENAMETOOLONG);
+}
+
+Test(files_path, split_and_under)
+{
+    size_t pl, nl;
+    const char *name;
+    bool tr;
+    const char *p = "/a/b/c";
+    sbx_files_path_split(p, strlen(p), &pl, &name, &nl, &tr);
+    cr_expect_eq(pl, 4);
+    cr_expect_eq(nl, 1);
+    cr_expect_eq(*name, 'c');
+    cr_expect_not(tr);
+    p = "/a/";
+    sbx_files_path_split(p, strlen(p), &pl, &name, &nl, &tr);
+    cr_expect_eq(pl, 1);
+    cr_expect_eq(nl, 1);
+    cr_expect_eq(*name, 'a');
+    cr_expect(tr);
+    p = "/";
+    sbx_files_path_split(p, 1, &pl, &name, &nl, &tr);
+    cr_expect_eq(pl, 1);
+    cr_expect_eq(nl, 0);
+    cr_expect_not(tr);
+    cr_expect(sbx_files_path_is_under("/a/b", "/a"));
+    cr_expect(sbx_files_path_is_under("/a", "/a/"));
+    cr_expect(sbx_files_path_is_under("/a/", "/a"));
+    cr_expect_not(sbx_files_path_is_under("/ab", "/a"));
+    cr_expect(sbx_files_path_is_under("/x", "/"));
+}
+
+/* ---- resolution against a real task ---- */
+
+typedef struct child {
+    pid_t pid;
+    int ctl[2]; /* parent writes a byte to let it exit */
+    sbx_files_task task;
+} child;
+
+/* Fork a child that chdirs to `cwd`, opens `dirs` at fds 100, 101, ... and
+ * waits. The parent opens /proc/<pid> as the broker would. */
+static void spawn(child *c, const char *cwd, const char *const *dirs, void (*extra)(void))
+{
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(c->ctl), 0);
+    c->pid = fork();
+    cr_assert_geq(c->pid, 0);
+    if (c->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (cwd && chdir(cwd) < 0)
+            _exit(1);
+        for (int i = 0; dirs && dirs[i]; i++) {
+            int fd = open(dirs[i], O_RDONLY | O_DIRECTORY);
+            if (fd < 0 || dup2(fd, 100 + i) < 0)
+                _exit(2);
+            close(fd);
+        }
+        if (extra)
+            extra();
+        char b = 1;
+        if (write(ready[1], &b, 1) != 1)
+            _exit(3);
+        if (read(c->ctl[0], &b, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    close(ready[1]);
+    char b;
+    cr_assert_eq(read(ready[0], &b, 1), 1);
+    close(ready[0]);
+    char pp[64];
+    snprintf(pp, sizeof pp, "/proc/%d", (int)c->pid);
+    c->task.proc_fd = open(pp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(c->task.proc_fd, 0);
+    c->task.pid = c->pid;
+    c->task.tid = c->pid;
+}
+
+static void reap(child *c)
+{
+    char b = 0;
+    cr_expect_eq(write(c->ctl[1], &b, 1), 1);
+    int st;
+    waitpid(c->pid, &st, 0);
+    close(c->task.proc_fd);
+    close(c->ctl[0]);
+    close(c->ctl[1]);
+}
+
+static char *tree(void)
+{
+    char *d = sbx_test_mkdtemp("fpath");
+    cr_assert_not_null(d);
+    char p[512];
+    snprintf(p, sizeof p, "%s/a", d);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/a/b", d);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/gone", d);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/file", d);
+    int fd = open(p, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    return d;
+}
+
+Test(files_path, resolve_relative_to_cwd_and_dirfd)
+{
+    char *d = tree();
+    char ab[512], a[512];
+    snprintf(ab, sizeof ab, "%s/a/b", d);
+    snprintf(a, sizeof a, "%s/a", d);
+    const char *dirs[] = { a, NULL };
+    child c;
+    spawn(&c, ab, dirs, NULL);
+    char out[SBX_FILES_PATH_MAX], want[600];
+
+    cr_expect_gt(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "x", 1, out, sizeof out), 0);
+    snprintf(want, sizeof want, "%s/a/b/x", d);
+    cr_expect_str_eq(out, want);
+
+    cr_expect_gt(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "../../file", 10, out, sizeof out), 0);
+    snprintf(want, sizeof want, "%s/file", d);
+    cr_expect_str_eq(out, want);
+
+    /* openat(dirfd_of_allowed_dir, "../../etc/shadow") resolves lexically to
+     * a path the policy then judges: it never stays "under a". */
+    char rel[700];
+    int n = snprintf(rel, sizeof rel, "../../../../../../../../../../../../etc/shadow");
+    cr_expect_gt(sbx_files_resolve(&c.task, 100, rel, (size_t)n, out, sizeof out), 0);
+    cr_expect_str_eq(out, "/etc/shadow");
+
+    cr_expect_gt(sbx_files_resolve(&c.task, 100, "b/", 2, out, sizeof out), 0);
+    snprintf(want, sizeof want, "%s/a/b/", d);
+    cr_expect_str_eq(out, want);
+
+    /* Absolute paths ignore dirfd, even a bad one. */
+    cr_expect_gt(sbx_files_resolve(&c.task, 999, "/etc//passwd", 12, out, sizeof out), 0);
+    cr_expect_str_eq(out, "/etc/passwd");
+
+    /* /proc/self is the target's, not the broker's. */
+    cr_expect_gt(sbx_files_resolve(&c.task, 999, "/proc/self/status", 17, out, sizeof out), 0);
+    snprintf(want, sizeof want, "/proc/%d/status", (int)c.pid);
+    cr_expect_str_eq(out, want);
+
+    /* Bad dirfds. */
+    cr_expect_eq(sbx_files_resolve(&c.task, 999, "x", 1, out, sizeof out), -EBADF);
+    cr_expect_eq(sbx_files_resolve(&c.task, -5, "x", 1, out, sizeof out), -EBADF);
+    cr_expect_eq(sbx_files_resolve(&c.task, 0, "x", 1, out, sizeof out), -ENOTDIR); /* stdin */
+    cr_expect_eq(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "", 0, out, sizeof out), -ENOENT);
+    cr_expect_eq(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "a\0b", 3, out, sizeof out), -EINVAL);
+    reap(&c);
+    sbx_test_rmtree(d);
+    free(d);
+}
+
+static int g_pipe_fd = -1;
+static void open_pipe_at_12(void)
+{
+    int p[2];
+    if (pipe(p) < 0 || dup2(p[0], 102) < 0)
+        _exit(4);
+    g_pipe_fd = 102;
+}
+
+Test(files_path, resolve_refuses_deleted_and_non_dirs)
+{
+    char *d = tree();
+    char gone[512], file[512];
+    snprintf(gone, sizeof gone, "%s/gone", d);
+    snprintf(file, sizeof file, "%s/file", d);
+    const char *dirs[] = { gone, NULL };
+    child c;
+    spawn(&c, gone, dirs, open_pipe_at_12);
+    char out[SBX_FILES_PATH_MAX];
+    cr_expect_gt(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "x", 1, out, sizeof out), 0);
+    cr_assert_eq(rmdir(gone), 0);
+    /* Deleted cwd and dirfd: "/…/gone (deleted)" must not be trusted. */
+    cr_expect_eq(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "x", 1, out, sizeof out), -ENOENT);
+    cr_expect_eq(sbx_files_resolve(&c.task, 100, "x", 1, out, sizeof out), -ENOENT);
+    /* A directory named like the deleted marker must not stand in for it. */
+    char fake[600];
+    snprintf(fake, sizeof fake, "%s/gone (deleted)", d);
+    cr_assert_eq(mkdir(fake, 0755), 0);
+    cr_expect_eq(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "x", 1, out, sizeof out), -ENOENT);
+    /* Replaced by another directory of the same name: not the same object. */
+    cr_assert_eq(mkdir(gone, 0755), 0);
+    cr_expect_eq(sbx_files_resolve(&c.task, 100, "x", 1, out, sizeof out), -ENOENT);
+    /* A pipe is not a directory. */
+    cr_expect_eq(sbx_files_resolve(&c.task, 102, "x", 1, out, sizeof out), -ENOTDIR);
+    reap(&c);
+    sbx_test_rmtree(d);
+    free(d);
+}
+
+Test(files_path, resolve_through_symlinked_cwd_reports_real_path)
+{
+    /* The target chdir'ed through a symlink: the kernel's view of its cwd is
+     * the real directory, and so is ours. */
+    char *d = tree();
+    char link[512], real[512];
+    snprintf(real, sizeof real, "%s/a/b", d);
+    snprintf(link, sizeof link, "%s/lnk", d);
+    cr_assert_eq(symlink(real, link), 0);
+    child c;
+    spawn(&c, link, NULL, NULL);
+    char out[SBX_FILES_PATH_MAX], want[600];
+    cr_expect_gt(sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "..", 2, out, sizeof out), 0);
+    snprintf(want, sizeof want, "%s/a/", d);
+    cr_expect_str_eq(out, want);
+    reap(&c);
+    sbx_test_rmtree(d);
+    free(d);
+}
+
+Test(files_path, dead_task_fails_cleanly)
+{
+    char *d = tree();
+    child c;
+    spawn(&c, d, NULL, NULL);
+    char b = 0;
+    cr_expect_eq(write(c.ctl[1], &b, 1), 1);
+    int st;
+    waitpid(c.pid, &st, 0);
+    char out[SBX_FILES_PATH_MAX];
+    int r = sbx_files_resolve(&c.task, SBX_FILES_AT_FDCWD, "x", 1, out, sizeof out);
+    cr_expect_lt(r, 0);
+    close(c.task.proc_fd);
+    sbx_test_rmtree(d);
+    free(d);
+}
