@@ -8,7 +8,9 @@
 #include "broker/baseline.h"
 
 #include <errno.h>
+#include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <stddef.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@ static void release_ctx(scmp_filter_ctx *c)
         seccomp_release(*c);
 }
 
-static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out);
+static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign);
 
 int sbx_nochildren_build(sbx_bpf *out)
 {
@@ -38,7 +40,12 @@ int sbx_nochildren_build(sbx_bpf *out)
     if (!ctx)
         return -ENOMEM;
     (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-    int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fork), 0);
+    /* Foreign ABIs are the baseline's business (stacked filters: the
+     * strictest answer wins, so this one must not kill them). */
+    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ALLOW);
+    if (r < 0)
+        return r;
+    r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fork), 0);
     if (r < 0)
         return r;
     r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(vfork), 0);
@@ -48,7 +55,7 @@ int sbx_nochildren_build(sbx_bpf *out)
                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
     if (r < 0)
         return r;
-    return export_bpf(ctx, out);
+    return export_bpf(ctx, out, SECCOMP_RET_ALLOW);
 }
 
 int sbx_baseline_build(sbx_bpf *out, bool kill)
@@ -126,11 +133,23 @@ int sbx_baseline_build(sbx_bpf *out, bool kill)
     r = seccomp_rule_add(ctx, deny, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_PTRACER));
     if (r < 0)
         return r;
-    return export_bpf(ctx, out);
+    return export_bpf(ctx, out, kill ? SECCOMP_RET_KILL_PROCESS : SECCOMP_RET_ERRNO | EPERM);
 }
 
-static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out)
+/* Export to raw BPF. With `foreign` other than ALLOW, a prefix of our own
+ * answers it for every non-x86_64 arch (int 0x80) and every x32-numbered
+ * call, before libseccomp's program (whose bad-arch path would kill). */
+static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign)
 {
+    const struct sock_filter prefix[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, foreign),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, foreign),
+    };
+    size_t np = foreign == SECCOMP_RET_ALLOW ? 0 : SBX_ARRAY_SIZE(prefix);
     /* Export to memory through a memfd (libseccomp 2.5 has no mem export). */
     SBX_AUTOCLOSE int mfd = memfd_create("sbx-bpf", MFD_CLOEXEC);
     if (mfd < 0)
@@ -140,14 +159,15 @@ static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out)
         return r;
     off_t size = lseek(mfd, 0, SEEK_END);
     if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
-        size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
+        (size_t)size / sizeof(struct sock_filter) + np > BPF_MAXINSNS)
         return -EINVAL;
-    SBX_AUTOFREE struct sock_filter *insns = malloc((size_t)size);
+    SBX_AUTOFREE struct sock_filter *insns = malloc((size_t)size + sizeof prefix);
     if (!insns)
         return -ENOMEM;
-    if (pread(mfd, insns, (size_t)size, 0) != size)
+    memcpy(insns, prefix, np * sizeof prefix[0]);
+    if (pread(mfd, insns + np, (size_t)size, 0) != size)
         return -EIO;
-    out->len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+    out->len = (unsigned short)((size_t)size / sizeof(struct sock_filter) + np);
     out->insns = sbx_steal_ptr(&insns);
     return 0;
 }
