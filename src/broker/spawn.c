@@ -551,6 +551,14 @@ __attribute__((noreturn)) static void child_main(plan *p)
     p->envp[p->n_env] = NULL;
 
     set_identity(p);
+    /* After set_identity: a credential change clears the death signal. A
+     * broker that died before this point left the socket hung up. */
+    CHECK(SBX_STEP_SYNC, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+    {
+        struct pollfd pf = { .fd = p->sync_fd, .events = POLLRDHUP };
+        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLRDHUP)))
+            _exit(125);
+    }
     build_view(p);
     if (p->net_lo)
         loopback_up(p);

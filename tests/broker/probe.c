@@ -212,6 +212,12 @@ int main(int argc, char **argv)
         pause();
         return 0;
     }
+    if (!strcmp(cmd, "nofile")) { /* nofile N: opening fails with EMFILE before fd N */
+        int last = -1, fd;
+        while ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd < 100000)
+            last = fd;
+        return errno == EMFILE && last < atoi(arg) ? 0 : 1;
+    }
     if (!strcmp(cmd, "env")) /* env NAME: present?  */
         return getenv(arg) ? 0 : 1;
     if (!strcmp(cmd, "envcount")) {
