@@ -240,12 +240,18 @@ static void handle_exit(sbx_broker *b, uint64_t id)
     rec->init_pid = -rec->init_pid;
     pthread_mutex_unlock(&b->lock);
     sbx_broker_emit(b, &ev);
+    /* Released (cgroup, per-target IPC state) before wait_all can return. */
     pthread_mutex_lock(&b->lock);
-    if (find_locked(b, id, &idx))
+    if (find_locked(b, id, &idx)) {
         b->targets[idx] = b->targets[--b->n_targets];
-    pthread_cond_broadcast(&b->changed);
+        b->n_releasing = 1; /* only the events thread releases, one at a time */
+    }
     pthread_mutex_unlock(&b->lock);
     sbx_target_rec_free(b, rec);
+    pthread_mutex_lock(&b->lock);
+    b->n_releasing = 0;
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void handle_oom(sbx_broker *b, uint64_t id)
@@ -353,11 +359,11 @@ SBX_API int sbx_broker_wait_all(sbx_broker *b, int timeout_ms)
     }
     int r = 0;
     pthread_mutex_lock(&b->lock);
-    while (b->n_targets > 0) {
+    while (b->n_targets + b->n_releasing > 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&b->changed, &b->lock);
         } else if (pthread_cond_timedwait(&b->changed, &b->lock, &dl) == ETIMEDOUT) {
-            r = b->n_targets > 0 ? SBX_ERROR_TIMEOUT : 0;
+            r = b->n_targets + b->n_releasing > 0 ? SBX_ERROR_TIMEOUT : 0;
             break;
         }
     }

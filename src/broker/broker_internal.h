@@ -84,6 +84,7 @@ struct sbx_broker {
     pthread_cond_t changed;      /* a target was added or removed */
     sbx_target_rec **targets;
     size_t n_targets, cap_targets;
+    size_t n_releasing;          /* removed from targets, resources not yet freed */
     uint64_t next_id;
     int epfd;
     int wake_fd;                 /* eventfd: stop the events thread */

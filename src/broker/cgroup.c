@@ -113,7 +113,19 @@ static bool is_fs(const char *path, long magic)
 }
 
 /* mkdir -p of base/sbx/<pid>/<id>; returns 0 or -errno, fills out. */
+static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size);
+
+/* A finishing target removes the per-broker parent when it looks empty:
+ * a concurrent create can lose its parent in between, and tries again. */
 static int make_dirs(const char *base, uint64_t id, char *out, size_t size)
+{
+    int r = -ENOENT;
+    for (int i = 0; i < 8 && r == -ENOENT; i++)
+        r = make_dirs_once(base, id, out, size);
+    return r;
+}
+
+static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
 {
     char p[SBX_CGROUP_PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/sbx", base);
