@@ -1091,8 +1091,10 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     p->path = o->path;
     p->argv = o->argv;
     p->cwd = o->cwd ? o->cwd : "/";
-    p->net_lo = pol->net == SBX_NET_LOOPBACK;
-    p->keep_tty = (pol->mitigations & SBX_MITIGATION_ALLOW_TTY) != 0;
+    /* The interactive preset brings loopback up and keeps the terminal. */
+    bool interactive = pol->lockdown == SBX_LOCKDOWN_INTERACTIVE;
+    p->net_lo = pol->net == SBX_NET_LOOPBACK || interactive;
+    p->keep_tty = (pol->mitigations & SBX_MITIGATION_ALLOW_TTY) != 0 || interactive;
     p->hooks = hooks;
     p->policy = pol;
     uid_t ouid = o->outside_uid ? o->outside_uid : 65534;
