@@ -221,3 +221,32 @@ Test(limits, unenforceable_limit_is_a_warning)
     cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
     sbx_policy_unref(p);
 }
+
+static int late_events;
+static void count_late(const sbx_event *e, void *ud)
+{
+    (void)e;
+    if (*(volatile int *)ud)
+        __atomic_add_fetch(&late_events, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(limits, free_kills_live_targets_and_stops_events)
+{
+    sbx_broker *b = NULL;
+    cr_assert_eq(sbx_broker_new(&b), 0);
+    static int freed;
+    sbx_broker_set_event_callback(b, count_late, &freed);
+    sbx_policy *p = probe_policy(b);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(b, p, &info, "sleep", "10000", NULL), 0, "%s", info.error);
+    pid_t pid = info.pid, init = info.init_pid;
+    sbx_broker_free(b);
+    freed = 1;
+    cr_assert_not(alive(pid), "target outlived sbx_broker_free");
+    cr_assert_not(alive(init));
+    cr_assert_eq(count_zombies(), 0);
+    struct timespec ts = { 0, 50000000 };
+    nanosleep(&ts, NULL);
+    cr_assert_eq(__atomic_load_n(&late_events, __ATOMIC_SEQ_CST), 0);
+    sbx_policy_unref(p);
+}
