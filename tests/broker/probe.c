@@ -222,6 +222,17 @@ int main(int argc, char **argv)
             last = fd;
         return errno == EMFILE && last < atoi(arg) ? 0 : 1;
     }
+    if (!strcmp(cmd, "attack_init")) { /* the init holds the sync socket: it must stay out of reach */
+        kill(1, SIGKILL);
+        kill(1, SIGTERM);
+        kill(-1, SIGKILL); /* every process we may signal: only ourselves, here */
+        if (open("/proc/1/mem", O_RDWR) >= 0 || open("/proc/1/environ", O_RDONLY) >= 0)
+            return 2;
+        char link[64];
+        if (readlink("/proc/1/fd/0", link, sizeof link) >= 0)
+            return 3;
+        return 0;
+    }
     if (!strcmp(cmd, "env")) /* env NAME: present?  */
         return getenv(arg) ? 0 : 1;
     if (!strcmp(cmd, "envcount")) {

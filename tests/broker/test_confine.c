@@ -220,3 +220,14 @@ Test(confine, kill_mode_reports_violation)
     cr_assert_eq(log_count(&L, SBX_EVENT_VIOLATION, e.target_id), 1);
     sbx_policy_unref(p);
 }
+
+Test(confine, target_cannot_reach_its_init)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "attack_init", NULL);
+    /* Signals to pid 1 are dropped, its memory and fds are closed to the
+     * program, and init lives on to report the exit. */
+    cr_assert_eq(e.type, SBX_EVENT_EXITED, "type %d signal %d", e.type, e.signal);
+    cr_assert_eq(e.code, 0, "probe step %d reached the init", e.code);
+    sbx_policy_unref(p);
+}
