@@ -204,7 +204,12 @@ static void handle_exit(sbx_broker *b, uint64_t id)
 
     sbx_event ev = { .target_id = rec->id, .pid = rec->pid };
     int st = 0;
-    if (read_exit_status(rec->sync_fd, &st)) {
+    bool got = read_exit_status(rec->sync_fd, &st);
+    if (!got && rec->have_exit) {
+        st = rec->exit_status;
+        got = true;
+    }
+    if (got) {
         if (WIFEXITED(st)) {
             ev.type = SBX_EVENT_EXITED;
             ev.code = WEXITSTATUS(st);

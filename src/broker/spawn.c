@@ -118,6 +118,7 @@ typedef struct rlim_entry {
 
 typedef struct plan {
     int sync_fd;
+    int exec_fd;                      /* write end of the broker's exec pipe (close-on-exec) */
     unsigned fd_base;                 /* every moved fd lands at >= fd_base */
     uid_t uid;
     gid_t gid;
@@ -521,6 +522,8 @@ __attribute__((noreturn)) static void child_main(plan *p)
         keep[nk++] = p->pairs[i].src;
     }
     keep[nk++] = p->sync_fd;
+    p->exec_fd = move_high(p, p->exec_fd);
+    keep[nk++] = p->exec_fd;
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
@@ -574,31 +577,14 @@ __attribute__((noreturn)) static void child_main(plan *p)
     if (r < 0)
         child_fail(p, SBX_STEP_SECCOMP, -r);
 
-    int ep[2];
-    CHECK(SBX_STEP_FORK, pipe2(ep, O_CLOEXEC));
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
     CHECK(SBX_STEP_FORK, pid);
-    if (pid == 0) {
-        close(ep[0]);
-        run_program(p, ep[1]);
-    }
-    close(ep[1]);
-    /* Init keeps nothing of the program's fds. */
-    int ikeep[2] = { p->sync_fd, ep[0] };
-    (void)sbx_close_all_except(ikeep, 2);
-    int e = 0;
-    ssize_t n;
-    do
-        n = read(ep[0], &e, sizeof e);
-    while (n < 0 && errno == EINTR);
-    close(ep[0]);
-    if (n == (ssize_t)sizeof e) {
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        child_fail(p, SBX_STEP_EXEC, e);
-    }
-    send_msg(p->sync_fd, SBX_SYNC_STARTED, 0, 0, 0);
+    if (pid == 0)
+        run_program(p, p->exec_fd);
+    /* Init keeps nothing of the program's fds (nor the exec pipe: its
+     * end-of-file tells the broker the exec happened). */
+    int ikeep[1] = { p->sync_fd };
+    (void)sbx_close_all_except(ikeep, 1);
     /* Reap everything; when the program itself ends, report and leave:
      * init's exit takes the rest of the namespace with it. */
     for (;;) {
@@ -632,6 +618,7 @@ typedef struct spawn_res {
     size_t n_strings, cap_strings;
     int devnull;
     int sync[2];
+    int execp[2];
     int pidfd;
     pid_t pid;
     sbx_cgroup cg;
@@ -640,6 +627,8 @@ typedef struct spawn_res {
     uint64_t id;
     sbx_broker *b;
     int listener;
+    bool have_exit;
+    int exit_status;
 } spawn_res;
 
 static void spawn_res_free(spawn_res *s)
@@ -659,6 +648,8 @@ static void spawn_res_free(spawn_res *s)
     sbx_close_keep_errno(s->devnull);
     sbx_close_keep_errno(s->sync[0]);
     sbx_close_keep_errno(s->sync[1]);
+    sbx_close_keep_errno(s->execp[0]);
+    sbx_close_keep_errno(s->execp[1]);
     for (size_t i = 0; i < s->n_strings; i++)
         free(s->strings[i]);
     free(s->strings);
@@ -923,82 +914,121 @@ static int ensure_filters(sbx_broker *b, bool kill, bool nochildren)
     return 0;
 }
 
-/* Read child messages until STARTED, an error, EOF or the timeout. */
+/* One message from the child, if any is queued. Returns 1 (handled),
+ * 0 (nothing queued), 2 (the child side is gone) or SBX_ERROR_SPAWN. */
+static int take_msg(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
+{
+    sbx_sync_msg m;
+    char cbuf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf };
+    ssize_t n = recvmsg(s->sync[0], &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    int fd_in = -1;
+    struct ucred uc = { 0 };
+    bool have_uc = false;
+    if (n > 0) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET)
+                continue;
+            if (c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                    int f;
+                    memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+                    if (fd_in < 0)
+                        fd_in = f;
+                    else
+                        close(f);
+                }
+            } else if (c->cmsg_type == SCM_CREDENTIALS &&
+                       c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+                memcpy(&uc, CMSG_DATA(c), sizeof uc);
+                have_uc = true;
+            }
+        }
+    }
+    if (n == 0) {
+        sbx_close_keep_errno(fd_in);
+        return 2;
+    }
+    if (n < 0 || (size_t)n != sizeof m) {
+        sbx_close_keep_errno(fd_in);
+        info_fail(out, SBX_STEP_SYNC, n < 0 ? errno : EBADMSG, "reading the child");
+        return SBX_ERROR_SPAWN;
+    }
+    switch (m.type) {
+    case SBX_SYNC_ERROR: {
+        sbx_close_keep_errno(fd_in);
+        sbx_spawn_step step = m.step < SBX_STEP_COUNT_ ? (sbx_spawn_step)m.step : SBX_STEP_SYNC;
+        info_fail(out, step, m.err > 0 && m.err < 4096 ? m.err : EIO, NULL);
+        return SBX_ERROR_SPAWN;
+    }
+    case SBX_SYNC_LISTENER:
+        if (fd_in >= 0) {
+            sbx_close_keep_errno(s->listener);
+            s->listener = fd_in;
+        }
+        return 1;
+    case SBX_SYNC_PID:
+        sbx_close_keep_errno(fd_in);
+        if (have_uc)
+            *prog_pid = uc.pid;
+        return 1;
+    case SBX_SYNC_EXIT: /* a quick program is already done: keep it for the events thread */
+        sbx_close_keep_errno(fd_in);
+        s->have_exit = true;
+        s->exit_status = m.value;
+        return 1;
+    default:
+        sbx_close_keep_errno(fd_in);
+        info_fail(out, SBX_STEP_SYNC, EBADMSG, "unexpected message");
+        return SBX_ERROR_SPAWN;
+    }
+}
+
+/* Follow the child's setup: messages on the sync socket (errors, the
+ * listener, the program's pid) and the exec pipe, whose write end only
+ * the program holds at the end (close-on-exec): end-of-file after the pid
+ * message means execve succeeded; 4 bytes are execve's errno. */
 static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
 {
     for (;;) {
-        struct pollfd pf = { .fd = s->sync[0], .events = POLLIN };
-        int pr = poll(&pf, 1, 10000);
+        struct pollfd pf[2] = { { .fd = s->sync[0], .events = POLLIN },
+                                { .fd = s->execp[0], .events = POLLIN } };
+        int pr = poll(pf, 2, 10000);
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0) {
             info_fail(out, SBX_STEP_SYNC, pr == 0 ? ETIMEDOUT : errno, "child setup");
             return SBX_ERROR_SPAWN;
         }
-        sbx_sync_msg m;
-        char cbuf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
-        struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                             .msg_controllen = sizeof cbuf };
-        ssize_t n = recvmsg(s->sync[0], &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        int r;
+        while ((r = take_msg(s, out, prog_pid)) == 1)
+            ;
+        if (r < 0)
+            return r;
+        if (!(pf[1].revents & (POLLIN | POLLHUP)))
             continue;
-        int fd_in = -1;
-        struct ucred uc = { 0 };
-        bool have_uc = false;
-        if (n > 0) {
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET)
-                    continue;
-                if (c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-                    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                    for (size_t i = 0; i < k; i++) {
-                        int f;
-                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-                        if (fd_in < 0)
-                            fd_in = f;
-                        else
-                            close(f);
-                    }
-                } else if (c->cmsg_type == SCM_CREDENTIALS &&
-                           c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
-                    memcpy(&uc, CMSG_DATA(c), sizeof uc);
-                    have_uc = true;
-                }
-            }
-        }
-        if (n <= 0 || (size_t)n != sizeof m) {
-            sbx_close_keep_errno(fd_in);
-            info_fail(out, SBX_STEP_SYNC, n < 0 ? errno : EPIPE, "child ended during setup");
+        int e = 0;
+        ssize_t n = read(s->execp[0], &e, sizeof e);
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* Whatever the pipe says, the child queued its messages first. */
+        while ((r = take_msg(s, out, prog_pid)) == 1)
+            ;
+        if (r < 0)
+            return r;
+        if (n == (ssize_t)sizeof e) {
+            info_fail(out, SBX_STEP_EXEC, e > 0 && e < 4096 ? e : EIO, s->p->path);
             return SBX_ERROR_SPAWN;
         }
-        switch (m.type) {
-        case SBX_SYNC_ERROR: {
-            sbx_close_keep_errno(fd_in);
-            sbx_spawn_step step = m.step < SBX_STEP_COUNT_ ? (sbx_spawn_step)m.step : SBX_STEP_SYNC;
-            info_fail(out, step, m.err > 0 && m.err < 4096 ? m.err : EIO,
-                      step == SBX_STEP_EXEC ? s->p->path : NULL);
-            return SBX_ERROR_SPAWN;
-        }
-        case SBX_SYNC_LISTENER:
-            if (fd_in >= 0) {
-                sbx_close_keep_errno(s->listener);
-                s->listener = fd_in;
-            }
-            break;
-        case SBX_SYNC_PID:
-            sbx_close_keep_errno(fd_in);
-            if (have_uc)
-                *prog_pid = uc.pid;
-            break;
-        case SBX_SYNC_STARTED:
-            sbx_close_keep_errno(fd_in);
+        if (n == 0 && *prog_pid > 0)
             return 0;
-        default:
-            sbx_close_keep_errno(fd_in);
-            info_fail(out, SBX_STEP_SYNC, EBADMSG, "unexpected message");
-            return SBX_ERROR_SPAWN;
-        }
+        info_fail(out, SBX_STEP_SYNC, EPIPE, "child ended during setup");
+        return SBX_ERROR_SPAWN;
     }
 }
 
@@ -1079,7 +1109,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     sbx_policy_freeze(pol);
 
     __attribute__((cleanup(spawn_res_free))) spawn_res s = {
-        .devnull = -1, .sync = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
+        .devnull = -1, .sync = { -1, -1 }, .execp = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
     };
     s.p = calloc(1, sizeof *s.p);
     if (!s.p)
@@ -1162,6 +1192,11 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         return SBX_ERROR_SPAWN;
     }
     p->sync_fd = s.sync[1];
+    if (pipe2(s.execp, O_CLOEXEC) < 0) {
+        info_fail(out, SBX_STEP_PREPARE, errno, "exec pipe");
+        return SBX_ERROR_SPAWN;
+    }
+    p->exec_fd = s.execp[1];
 
     int pidfd = -1;
     pid_t pid = do_clone(&pidfd);
@@ -1174,6 +1209,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     s.pid = pid;
     s.pidfd = pidfd;
     close(sbx_steal_fd(&s.sync[1]));
+    close(sbx_steal_fd(&s.execp[1]));
     out->init_pid = pid;
 
     if ((r = write_maps(pid, p, ouid, ogid)) < 0) {
@@ -1227,6 +1263,8 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     s.cg_made = false;
     s.section_made = false;
     rec->policy = sbx_policy_ref(pol);
+    rec->have_exit = s.have_exit;
+    rec->exit_status = s.exit_status;
     int listener = sbx_steal_fd(&s.listener);
     out->id = id;
     out->pid = prog;
