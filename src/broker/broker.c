@@ -109,13 +109,24 @@ void sbx_broker_emit(sbx_broker *b, const sbx_event *ev)
     pthread_mutex_unlock(&b->cb_lock);
 }
 
+/* Everything but the cgroup, whose removal (a memory cgroup's offlining
+ * can take milliseconds) need not delay wait_all. */
+static void rec_release(sbx_broker *b, sbx_target_rec *rec)
+{
+    if (b->hooks.on_target_exit)
+        b->hooks.on_target_exit(b->hooks.userdata, rec->id);
+    sbx_close_keep_errno(rec->pidfd);
+    sbx_close_keep_errno(rec->sync_fd);
+    sbx_close_keep_errno(rec->oom_efd);
+    rec->pidfd = rec->sync_fd = rec->oom_efd = -1;
+}
+
 void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec)
 {
     if (!rec)
         return;
+    rec_release(b, rec);
     sbx_cgroup_destroy(&rec->cg);
-    if (b->hooks.on_target_exit)
-        b->hooks.on_target_exit(b->hooks.userdata, rec->id);
     sbx_close_keep_errno(rec->pidfd);
     sbx_close_keep_errno(rec->sync_fd);
     sbx_close_keep_errno(rec->oom_efd);
@@ -252,11 +263,14 @@ static void handle_exit(sbx_broker *b, uint64_t id)
         b->n_releasing = 1; /* only the events thread releases, one at a time */
     }
     pthread_mutex_unlock(&b->lock);
-    sbx_target_rec_free(b, rec);
+    rec_release(b, rec);
     pthread_mutex_lock(&b->lock);
     b->n_releasing = 0;
     pthread_cond_broadcast(&b->changed);
     pthread_mutex_unlock(&b->lock);
+    /* The target is gone; its empty cgroup is removed after the waiters
+     * are woken (sbx_broker_free joins this thread, so none outlives it). */
+    sbx_target_rec_free(b, rec);
 }
 
 static void handle_oom(sbx_broker *b, uint64_t id)
