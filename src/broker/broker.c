@@ -113,6 +113,9 @@ void sbx_broker_emit(sbx_broker *b, const sbx_event *ev)
  * can take milliseconds) need not delay wait_all. */
 static void rec_release(sbx_broker *b, sbx_target_rec *rec)
 {
+    if (rec->released)
+        return;
+    rec->released = true;
     if (b->hooks.on_target_exit)
         b->hooks.on_target_exit(b->hooks.userdata, rec->id);
     sbx_close_keep_errno(rec->pidfd);

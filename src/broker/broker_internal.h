@@ -75,6 +75,7 @@ typedef struct sbx_target_rec {
     int sync_fd;     /* broker end of the sync socket */
     int oom_efd;     /* v1 OOM eventfd, or -1 */
     bool limit_reported;
+    bool released;   /* fds closed and on_target_exit called */
     bool have_exit;  /* the exit status arrived during spawn already */
     int exit_status;
     sbx_cgroup cg;
