@@ -430,7 +430,7 @@ static const char *const extra_env[3] = {
 };
 
 /* The program's process: fds, cwd, limits, interception, exec. */
-__attribute__((noreturn)) static void run_program(plan *p, int errpipe)
+__attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
 {
     int tmp[MAX_FD_PAIRS];
     for (size_t i = 0; i < p->n_pairs; i++)
@@ -443,7 +443,7 @@ __attribute__((noreturn)) static void run_program(plan *p, int errpipe)
         keep[nk++] = p->pairs[i].dst;
     }
     keep[nk++] = p->sync_fd;
-    keep[nk++] = errpipe;
+    keep[nk++] = exec_fd;
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
@@ -498,7 +498,7 @@ __attribute__((noreturn)) static void run_program(plan *p, int errpipe)
     }
     execve(p->path, p->argv, p->envp);
     int e = errno;
-    (void)!write(errpipe, &e, sizeof e);
+    (void)!write(exec_fd, &e, sizeof e);
     _exit(127);
 }
 
