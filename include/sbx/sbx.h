@@ -10,6 +10,8 @@
 #include <sbx/pickle.h>
 #include <sbx/channel.h>
 #include <sbx/ipc.h>
+#include <sbx/broker.h>
+#include <sbx/target.h>
 #include <sbx/version.h>
 
 #endif
