@@ -773,6 +773,13 @@ static int plan_view(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
                                false)) < 0)
                 return r;
     }
+    /* /proc and the private /tmp come before the policy's views: mounts are
+     * made in order, so a view beneath /tmp (a project cloned under /tmp)
+     * is bound on top of the fresh tmpfs instead of being hidden by it. */
+    if ((r = add_mount(p, M_PROC, NULL, "/proc", false, false, false, false)) < 0)
+        return r;
+    if ((r = add_mount(p, M_TMPFS, NULL, "/tmp", false, true, false, false)) < 0)
+        return r;
     for (size_t i = 0; i < pol->n_views; i++) {
         const sbx_policy_view *v = &pol->views[i];
         r = add_host_path(s, v->path, (v->flags & SBX_VIEW_OPTIONAL) != 0,
@@ -783,9 +790,7 @@ static int plan_view(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
             return r;
         }
     }
-    if ((r = add_mount(p, M_PROC, NULL, "/proc", false, false, false, false)) < 0)
-        return r;
-    return add_mount(p, M_TMPFS, NULL, "/tmp", false, true, false, false);
+    return 0;
 }
 
 static int plan_env(spawn_res *s, const sbx_spawn_options *o)
