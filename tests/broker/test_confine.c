@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -54,6 +55,32 @@ Test(confine, host_files_outside_view_absent)
     expect_ok(p, "present", "/proc/self/status");
     expect_ok(p, "hostname", NULL);
     sbx_policy_unref(p);
+}
+
+/* A view beneath /tmp stays visible: the private /tmp tmpfs is mounted
+ * before the policy's views, not over them (a checkout under /tmp must be
+ * able to run its own programs in a target). Other /tmp content is not. */
+Test(confine, view_under_tmp_is_visible)
+{
+    char dir[] = "/tmp/sbx-view-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0755), 0); /* the target runs as 65534 */
+    char file[64], other[64];
+    snprintf(file, sizeof file, "%s/inside", dir);
+    snprintf(other, sizeof other, "%s-other", dir);
+    int fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(mkdir(other, 0755), 0);
+    sbx_policy *p = probe_policy(B);
+    cr_assert_eq(sbx_policy_add_view(p, dir, SBX_VIEW_READONLY), 0);
+    expect_ok(p, "present", file);
+    expect_ok(p, "absent", other);
+    expect_ok(p, "present", "/tmp");
+    sbx_policy_unref(p);
+    unlink(file);
+    rmdir(dir);
+    rmdir(other);
 }
 
 Test(confine, no_network)
