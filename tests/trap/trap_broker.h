@@ -1,6 +1,7 @@
 /* A test broker in a forked process (section + pool + server with an
  * "open" service that returns the fd by SCM_RIGHTS) and a test subsystem
- * in the target that routes openat/open by the local policy copy:
+ * in the target (src/target/trap/trap_open.c) that routes openat/open by
+ * the local policy copy:
  *   <dir>/ok/...    ASK_BROKER   -> cross call, the broker's fd is the result
  *   <dir>/deny/...  DENY_ACCESS  -> -EACCES without IPC
  *   anything else               -> native re-issue (magic)
@@ -27,10 +28,11 @@
 
 #include "policy/engine.h"
 #include "target/trap/trap.h"
+#include "target/trap/trap_open.h"
 
 #define TB_UNUSED __attribute__((unused))
-#define TB_TAG_OPEN (SBX_IPC_TAG_USER + 0x100) /* (string path, u32 flags) -> fd */
-#define TB_SERVICE 1u
+#define TB_TAG_OPEN SBX_TRAP_OPEN_TAG /* (string path, u32 flags) -> fd */
+#define TB_SERVICE SBX_TRAP_OPEN_SERVICE
 
 typedef struct tb_shared {
     atomic_uint_fast64_t opens; /* broker handler runs */
@@ -80,6 +82,9 @@ static void *tb_policy(const char *dir, size_t *size)
     return buf;
 }
 
+/* Broker threads (0: one per CPU). */
+static unsigned tb_pool_threads;
+
 static void tb_broker_main(sbx_ipc_section *sec, int sock, int ready, tb_shared *sh)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -90,7 +95,7 @@ static void tb_broker_main(sbx_ipc_section *sec, int sock, int ready, tb_shared 
                             .params = { SBX_ARG_STRING, SBX_ARG_U32 }, .handler = tb_h_open,
                             .ctx = sh };
     if (sbx_ipc_dispatcher_new(&d) < 0 || sbx_ipc_dispatcher_register(d, &svc) < 0 ||
-        sbx_ipc_pool_new(NULL, &pool) < 0 || sbx_ipc_server_new(pool, sec, sock, d, NULL, &srv) < 0)
+        sbx_ipc_pool_new(&(sbx_ipc_pool_options){ .threads = tb_pool_threads }, &pool) < 0 || sbx_ipc_server_new(pool, sec, sock, d, NULL, &srv) < 0)
         _exit(3);
     char c = 1;
     if (write(ready, &c, 1) != 1)
@@ -99,8 +104,9 @@ static void tb_broker_main(sbx_ipc_section *sec, int sock, int ready, tb_shared 
         pause();
 }
 
-/* Fork the broker; the target (this process) gets a client on it. */
-TB_UNUSED static int tb_broker_start(tb_broker *b, const char *dir)
+/* Fork the broker; *section_fd (a dup of the memfd) and *sock (the
+ * target's end of the socketpair) are the caller's. */
+TB_UNUSED static int tb_broker_start_raw(tb_broker *b, const char *dir, int *section_fd, int *sock)
 {
     memset(b, 0, sizeof *b);
     size_t psize = 0;
@@ -131,10 +137,21 @@ TB_UNUSED static int tb_broker_start(tb_broker *b, const char *dir)
     char c;
     ssize_t n = read(pp[0], &c, 1);
     close(pp[0]);
-    if (n != 1)
-        return -EIO;
-    r = sbx_ipc_client_new(sbx_ipc_section_fd(sec), sv[1], &b->client);
+    *section_fd = fcntl(sbx_ipc_section_fd(sec), F_DUPFD_CLOEXEC, 3);
     sbx_ipc_section_free(sec);
+    *sock = sv[1];
+    return n == 1 && *section_fd >= 0 ? 0 : -EIO;
+}
+
+/* Fork the broker; the target (this process) gets a client on it. */
+TB_UNUSED static int tb_broker_start(tb_broker *b, const char *dir)
+{
+    int secfd = -1, sock = -1;
+    int r = tb_broker_start_raw(b, dir, &secfd, &sock);
+    if (r == 0)
+        r = sbx_ipc_client_new(secfd, sock, &b->client);
+    if (secfd >= 0)
+        close(secfd);
     return r;
 }
 
@@ -147,62 +164,10 @@ TB_UNUSED static void tb_broker_kill(tb_broker *b)
     }
 }
 
-/* ---- the test subsystem (target side) ---- */
-
-static atomic_uint_fast64_t tb_brokered, tb_denied, tb_native;
-
-/* Route one path-taking open. Runs in the SIGSYS handler: no allocation;
- * the path is read in place (a bad pointer faults as it would in libc). */
-static long tb_route(const sbx_trap_call *call, const char *path, int flags)
-{
-    uint32_t action = SBX_ACTION_NONE;
-    size_t len = 0;
-    if (path && path[0] == '/') {
-        len = strnlen(path, SBX_POL_MAX_STRING + 1);
-        if (len > SBX_POL_MAX_STRING)
-            return -ENAMETOOLONG;
-        sbx_pol_param p = { .type = SBX_PTYPE_STRING, .len = (uint32_t)len, .str = path };
-        sbx_pol_result res = sbx_pol_evaluate(call->policy, call->policy_size, TB_SERVICE, &p, 1, 0);
-        if (res.status == SBX_POL_MATCH)
-            action = res.action;
-    }
-    if (action == SBX_ACTION_DENY_ACCESS) {
-        atomic_fetch_add(&tb_denied, 1);
-        return -EACCES; /* fail fast: no IPC */
-    }
-    if (action != SBX_ACTION_ASK_BROKER) {
-        atomic_fetch_add(&tb_native, 1);
-        return sbx_trap_native(call);
-    }
-    atomic_fetch_add(&tb_brokered, 1);
-    if (!call->ipc)
-        return -EIO;
-    sbx_arg args[2] = { sbx_arg_stringn(path, len), sbx_arg_u32((uint32_t)flags) };
-    sbx_ipc_reply rep;
-    unsigned cf = (flags & O_CLOEXEC) ? SBX_IPC_CALL_CLOEXEC : 0;
-    int r = sbx_ipc_client_call(call->ipc, TB_TAG_OPEN, args, 2, cf, &rep);
-    if (r < 0)
-        return sbx_trap_result_from(r);
-    return rep.fd >= 0 ? rep.fd : -EIO;
-}
-
-static long tb_openat(const sbx_trap_call *call, void *ctx)
-{
-    (void)ctx;
-    return tb_route(call, (const char *)(uintptr_t)call->args[1], (int)call->args[2]);
-}
-
-static long tb_open(const sbx_trap_call *call, void *ctx)
-{
-    (void)ctx;
-    return tb_route(call, (const char *)(uintptr_t)call->args[0], (int)call->args[1]);
-}
-
 TB_UNUSED static int tb_install(tb_broker *b, bool native)
 {
     int r;
-    if ((r = sbx_trap_register(SYS_openat, tb_openat, NULL)) < 0 ||
-        (r = sbx_trap_register(SYS_open, tb_open, NULL)) < 0)
+    if ((r = sbx_trap_open_register()) < 0)
         return r;
     sbx_trap_options o = { .ipc = b ? b->client : NULL, .allow_native = native };
     return sbx_trap_install(&o);
