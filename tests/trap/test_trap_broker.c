@@ -311,3 +311,92 @@ Test(trap_broker, broker_death_during_a_storm_of_calls, .timeout = 30)
     cr_expect_eq(wrong, 0);
     cr_expect_eq(errors, 1, "a dead broker must give EIO, not a hang");
 }
+
+/* Attack: the target's own code uses the magic. With Landlock (native
+ * allowed) it gets a native call — bounded by Landlock and the view, not
+ * by the trap (docs/trap.md). Without Landlock the filter has no magic
+ * exception: the denial holds in every spelling. */
+Test(trap_broker, magic_cannot_bypass_a_denial_without_landlock)
+{
+    tb_broker b;
+    cr_assert_eq(tb_broker_start(&b, dir), 0);
+    cr_assert_eq(tb_install(&b, false), 0);
+    uint64_t p = (uint64_t)(uintptr_t)denyf;
+    cr_expect_eq(sbx_trap_syscall6(SYS_openat, (uint64_t)AT_FDCWD, p, O_RDONLY, 0, 0, SBX_TRAP_MAGIC), -EACCES);
+    cr_expect_eq(sbx_trap_syscall6(SYS_open, p, O_RDONLY, 0, 0, 0, SBX_TRAP_MAGIC), -EACCES);
+    cr_expect_eq(sbx_trap_syscall6(SYS_openat, (uint64_t)AT_FDCWD, p, O_RDONLY, 0, 0, 0), -EACCES);
+    cr_expect_eq(atomic_load(&b.shared->opens), 0);
+    tb_broker_kill(&b);
+}
+
+Test(trap_broker, magic_is_native_with_landlock)
+{
+    tb_broker b;
+    cr_assert_eq(tb_broker_start(&b, dir), 0);
+    cr_assert_eq(tb_install(&b, true), 0);
+    long fd = sbx_trap_syscall6(SYS_openat, (uint64_t)AT_FDCWD, (uint64_t)(uintptr_t)denyf, O_RDONLY, 0,
+                                0, SBX_TRAP_MAGIC);
+    cr_expect_geq(fd, 0, "the documented Landlock-bounded native path");
+    close((int)fd);
+    tb_broker_kill(&b);
+}
+
+/* Hostile arguments to a trapped call: the answers the kernel would give,
+ * no crash, nothing brokered that the policy did not route. */
+Test(trap_broker, hostile_arguments)
+{
+    tb_broker b;
+    cr_assert_eq(tb_broker_start(&b, dir), 0);
+    cr_assert_eq(tb_install(&b, true), 0);
+    errno = 0;
+    cr_expect_eq(syscall(SYS_openat, AT_FDCWD, NULL, O_RDONLY), -1);
+    cr_expect_eq(errno, EFAULT);
+    cr_expect_eq(syscall(SYS_open, NULL, O_RDONLY), -1);
+    cr_expect_eq(errno, EFAULT);
+    /* an over-long path under the brokered tree */
+    static char longp[6000];
+    int n = snprintf(longp, sizeof longp, "%s/ok/", dir);
+    memset(longp + n, 'a', sizeof longp - (size_t)n - 1);
+    errno = 0;
+    cr_expect_eq(open(longp, O_RDONLY), -1);
+    cr_expect_eq(errno, ENAMETOOLONG);
+    /* a relative path is not the stand-in's to broker: native */
+    cr_assert_eq(chdir(dir), 0);
+    int fd = open("ok/f1", O_RDONLY);
+    cr_expect(is_file(fd, 1));
+    close(fd);
+    cr_expect_eq(atomic_load(&b.shared->opens), 0);
+    tb_broker_kill(&b);
+}
+
+#define MANY 24
+
+static void *many_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg % 8;
+    for (int k = 0; k < 100; k++) {
+        int fd = open(okf[i], O_RDONLY);
+        if (fd < 0 || !is_file(fd, i))
+            return (void *)(intptr_t)(1 + k);
+        close(fd);
+    }
+    return NULL;
+}
+
+Test(trap_broker, more_threads_than_channels, .timeout = 60)
+{
+    tb_broker b;
+    cr_assert_eq(tb_broker_start(&b, dir), 0);
+    cr_assert_lt(sbx_ipc_client_channel_count(b.client), MANY);
+    cr_assert_eq(tb_install(&b, true), 0);
+    pthread_t t[MANY];
+    for (int i = 0; i < MANY; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, many_worker, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < MANY; i++) {
+        void *res;
+        pthread_join(t[i], &res);
+        cr_expect_null(res, "thread %d", i);
+    }
+    cr_expect_eq(atomic_load(&b.shared->opens), (uint64_t)MANY * 100);
+    tb_broker_kill(&b);
+}
