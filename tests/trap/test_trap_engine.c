@@ -264,3 +264,34 @@ Test(trap_engine, result_mapping)
     cr_expect_eq(sbx_trap_result_from(SBX_ERROR_DENIED), -EACCES);
     cr_expect_eq(sbx_trap_result_from(SBX_ERROR_INVALID_IPC), -EIO);
 }
+
+static atomic_long usr1_result;
+static void usr1_makes_a_trapped_call(int sig)
+{
+    (void)sig;
+    atomic_store(&usr1_result, syscall(SYS_getppid));
+}
+
+/* A handler whose sa_mask blocks "everything" can still make trapped
+ * calls: the engine takes SIGSYS out of the mask it installs. */
+Test(trap_engine, sigsys_is_kept_out_of_handler_masks)
+{
+    setup(false);
+    struct sigaction sa = { .sa_handler = usr1_makes_a_trapped_call };
+    sigfillset(&sa.sa_mask);
+    struct sigaction old;
+    cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    struct sigaction cur;
+    cr_assert_eq(sigaction(SIGUSR1, NULL, &cur), 0);
+    cr_expect_eq((void *)cur.sa_handler, (void *)usr1_makes_a_trapped_call);
+    cr_expect_eq(sigismember(&cur.sa_mask, SIGSYS), 0);
+    cr_expect_eq(sigismember(&cur.sa_mask, SIGUSR2), 1);
+    cr_assert_eq(raise(SIGUSR1), 0);
+    cr_expect_eq(atomic_load(&usr1_result), 4242);
+    /* SIGSYS stays refused however its number is spelled */
+    cr_expect_eq(sbx_trap_syscall6(SYS_rt_sigaction, (1ull << 32) | SIGSYS, (uint64_t)(uintptr_t)&cur, 0, 8,
+                                   0, 0),
+                 -EINVAL);
+    cr_expect_eq(sigaction(SIGSYS, NULL, &cur), 0);
+    cr_expect(cur.sa_flags & SA_SIGINFO, "the engine's handler is still installed");
+}

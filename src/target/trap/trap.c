@@ -42,7 +42,7 @@ static int check_nr(int nr)
 {
     if (nr < 0 || nr >= SBX_TRAP_MAX_NR)
         return -EINVAL;
-    /* rt_sigaction stays the engine's: its SIGSYS rule is in the filter. */
+    /* rt_sigaction is the engine's (see engine_sigaction). */
     if (nr == SYS_rt_sigaction)
         return -EPERM;
     if (atomic_load(&installed))
@@ -128,6 +128,34 @@ void sbx_trap_get_stats(sbx_trap_stats *out)
     out->foreign = atomic_load(&st_foreign);
 }
 
+#define SIGSYS_BIT (1ull << (SIGSYS - 1))
+
+/* The kernel's struct sigaction on x86_64. */
+typedef struct kernel_sigaction {
+    uint64_t handler;
+    uint64_t flags;
+    uint64_t restorer;
+    uint64_t mask;
+} kernel_sigaction;
+
+/* rt_sigaction(sig != SIGSYS, act, oact, 8): the same action with SIGSYS
+ * taken out of its sa_mask (a handler that blocks everything must still
+ * be able to make trapped calls), installed natively (the magic: this is
+ * not a filesystem call, and a program that bypasses it only hurts itself:
+ * a blocked SIGSYS kills it). */
+static long engine_sigaction(const uint64_t *a)
+{
+    /* The signal number is an int to the kernel (the filter compares the
+     * low 32 bits too): SIGSYS stays refused however it is spelled. */
+    if (a[3] != sizeof(uint64_t) || (int)a[0] == SIGSYS)
+        return -EINVAL;
+    kernel_sigaction ka;
+    memcpy(&ka, (const void *)(uintptr_t)a[1], sizeof ka);
+    ka.mask &= ~SIGSYS_BIT;
+    return sbx_trap_syscall6(SYS_rt_sigaction, a[0], (uint64_t)(uintptr_t)&ka, a[2], a[3], 0,
+                             SBX_TRAP_MAGIC);
+}
+
 /* The SIGSYS handler. The kernel skipped the syscall and rolled RAX back
  * to its number; RIP is past the syscall instruction. The arguments are in
  * the registers the syscall used (the 4th in R10, not RCX). Whatever we
@@ -147,10 +175,14 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
     atomic_fetch_add_explicit(&st_trapped, 1, memory_order_relaxed);
     long result;
     int nr = si->si_syscall;
+    uint64_t args[6] = { (uint64_t)g[REG_RDI], (uint64_t)g[REG_RSI], (uint64_t)g[REG_RDX],
+                         (uint64_t)g[REG_R10], (uint64_t)g[REG_R8], (uint64_t)g[REG_R9] };
     /* The filter traps only x86_64 calls (other ABIs die on its arch
      * check); refuse anything else rather than misread its registers. */
-    if (si->si_arch != AUDIT_ARCH_X86_64 || nr < 0 || nr >= SBX_TRAP_MAX_NR ||
-        !registry[nr].fn) {
+    if (si->si_arch == AUDIT_ARCH_X86_64 && nr == SYS_rt_sigaction) {
+        result = engine_sigaction(args);
+    } else if (si->si_arch != AUDIT_ARCH_X86_64 || nr < 0 || nr >= SBX_TRAP_MAX_NR ||
+               !registry[nr].fn) {
         atomic_fetch_add_explicit(&st_unhandled, 1, memory_order_relaxed);
         result = -ENOSYS;
     } else {
@@ -159,8 +191,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
             atomic_fetch_add_explicit(&st_nested, 1, memory_order_relaxed);
         sbx_trap_call call = {
             .nr = nr,
-            .args = { (uint64_t)g[REG_RDI], (uint64_t)g[REG_RSI], (uint64_t)g[REG_RDX],
-                      (uint64_t)g[REG_R10], (uint64_t)g[REG_R8], (uint64_t)g[REG_R9] },
+            .args = { args[0], args[1], args[2], args[3], args[4], args[5] },
             .ipc = g_ipc,
             .policy = g_policy,
             .policy_size = g_policy_size,
@@ -201,7 +232,19 @@ static int load_filter(bool allow_native)
     if (r < 0)
         return r;
     r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SYS_rt_sigaction, 2,
-                         SCMP_A0(SCMP_CMP_EQ, SIGSYS), SCMP_A1(SCMP_CMP_NE, 0));
+                         SCMP_A0_32(SCMP_CMP_EQ, SIGSYS), SCMP_A1(SCMP_CMP_NE, 0));
+    /* Setting another signal's action goes to the handler, which keeps
+     * SIGSYS out of its sa_mask (a program handler that blocks "all
+     * signals" must still make trapped calls). This rule keeps the magic
+     * exception even without Landlock: it is not a filesystem call, and
+     * bypassing it can only get the program killed. rt_sigprocmask is NOT
+     * trapped: a thread that existed before install with SIGSYS blocked
+     * (a harness or sanitizer thread that blocks everything) would be
+     * killed by its next mask change; a thread that blocks SIGSYS dies at
+     * its next trapped call instead (fail-closed, docs/trap.md). */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, SYS_rt_sigaction, 3, SCMP_A0_32(SCMP_CMP_NE, SIGSYS),
+                             SCMP_A1(SCMP_CMP_NE, 0), SCMP_A5_64(SCMP_CMP_NE, SBX_TRAP_MAGIC));
     if (r < 0)
         return r;
     for (int nr = 0; nr < SBX_TRAP_MAX_NR; nr++) {
