@@ -99,7 +99,7 @@ long sbx_trap_result_from(int code);
 typedef struct sbx_trap_stats {
     uint64_t trapped;   /* SIGSYS from our filter */
     uint64_t unhandled; /* trapped with no handler (answered -ENOSYS) */
-    uint64_t nested;    /* traps taken while another was being handled on some thread */
+    uint64_t nested;    /* traps taken while the same thread was handling one */
     uint64_t foreign;   /* SIGSYS not from seccomp (ignored) */
 } sbx_trap_stats;
 void sbx_trap_get_stats(sbx_trap_stats *out);
