@@ -370,3 +370,26 @@ Test(e2e, view_beneath_tmp_is_visible)
     cr_expect_str_eq(w.out, "t\n");
     sbx_policy_unref(p);
 }
+
+Test(e2e, continue_only_when_landlock_confines)
+{
+    /* chdir can only be done by the kernel (CONTINUE), which the notify
+     * server allows only for a Landlock-confined target: with Landlock
+     * (limited level and up) `cd /usr` works, without it (interactive) it
+     * is refused while brokered reads still work. */
+    rt_write_file("ro.txt", "ok\n");
+    sbx_policy *ll = pol();
+    rule(ll, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt"));
+    sbx_policy *noll = pol();
+    rule(noll, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt"));
+    cr_assert_eq(sbx_policy_set_lockdown_level(noll, SBX_LOCKDOWN_INTERACTIVE), 0);
+    const char *script = cmd("cat %s; cd /usr && echo CD", rt_path("ro.txt"));
+    rt_run a, b;
+    cr_assert_eq(rt_sh(ll, script, &a), 0);
+    cr_assert_eq(rt_sh(noll, script, &b), 0);
+    cr_expect_str_eq(a.out, "ok\nCD\n");
+    cr_expect(strstr(b.out, "ok\n"), "%s", b.out);
+    cr_expect(!strstr(b.out, "CD"), "%s", b.out);
+    sbx_policy_unref(ll);
+    sbx_policy_unref(noll);
+}
