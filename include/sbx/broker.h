@@ -243,9 +243,10 @@ typedef struct sbx_audit_record {
     int error;                   /* 0: success; else the positive errno the target got */
 } sbx_audit_record;
 
-/* Called on a broker thread serving the target (one per target: calls for
- * different targets may run concurrently). Must be quick (the target
- * waits) and must not call sbx_broker_free. */
+/* Called on the broker thread serving the target (one per target); calls
+ * are serialised (one at a time across all targets), so the callback needs
+ * no lock of its own. Must be quick (the target waits) and must not call
+ * sbx_broker_free or sbx_broker_set_audit_callback. */
 typedef void (*sbx_audit_fn)(const sbx_audit_record *record, void *userdata);
 
 /* Set (or clear with fn = NULL) the audit callback. Thread-safe; takes

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <sbx/broker.h>
+#include <sbx/error.h>
 #include <sbx/channel.h>
 
 #include "broker/broker_internal.h"
@@ -280,5 +281,31 @@ Test(layer, adapter_native_brokered_denied)
     cr_expect(sbx_runtime_deny_in_view(q));
     free(buf);
     sbx_policy_unref(q);
+    sbx_policy_unref(p);
+}
+
+Test(layer, failed_spawn_releases_runtime_state)
+{
+    rt_write_file("ro.txt", "x");
+    sbx_policy *p = sbx_broker_create_policy(B);
+    cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt")), 0);
+    rt_run r;
+    char *ok[] = { (char *)"/bin/cat", (char *)rt_path("ro.txt"), NULL };
+    cr_assert_eq(rt_run_prog(p, ok, &r), 0); /* warm-up: pool, dispatcher */
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    int fds = rt_count_fds(), threads = rt_count_threads();
+    char *bad[] = { (char *)"/bin/missing-program", NULL };
+    for (int i = 0; i < 5; i++) {
+        sbx_spawn_options o = { .path = bad[0], .argv = bad, .stdin_fd = SBX_STDIO_NULL,
+                                .stdout_fd = SBX_STDIO_NULL, .stderr_fd = SBX_STDIO_NULL,
+                                .channel = true };
+        sbx_target_info info;
+        cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), SBX_ERROR_SPAWN);
+        cr_expect_eq(info.failed_step, SBX_STEP_EXEC);
+        cr_expect_eq(info.channel_fd, -1);
+    }
+    cr_expect_eq(sbx_runtime_live_targets(B->runtime), 0);
+    cr_expect_eq(rt_count_fds(), fds);
+    cr_expect_eq(rt_count_threads(), threads);
     sbx_policy_unref(p);
 }
