@@ -309,3 +309,53 @@ Test(layer, failed_spawn_releases_runtime_state)
     cr_expect_eq(rt_count_threads(), threads);
     sbx_policy_unref(p);
 }
+
+#include "policy/engine.h"
+#include "subsys/files/files_policy.h"
+
+/* Actions the high-level rules never produce (FAKE_SUCCESS, SIGNAL_ALARM,
+ * TERMINATE_PROCESS, GIVE_READONLY), from a hand-built low-level buffer. */
+Test(layer, adapter_maps_every_action)
+{
+    static const struct { const char *path; sbx_action a; } rules[] = {
+        { "/x/fake", SBX_ACTION_FAKE_SUCCESS },   { "/x/alarm", SBX_ACTION_SIGNAL_ALARM },
+        { "/x/kill", SBX_ACTION_TERMINATE_PROCESS }, { "/x/ro", SBX_ACTION_GIVE_READONLY },
+        { "/x/eacces", SBX_ACTION_FAKE_ACCESS_DENIED },
+    };
+    sbx_pol_builder *b = sbx_pol_builder_new();
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        sbx_pol_rule *r = sbx_pol_rule_new(0, 0);
+        cr_assert_eq(sbx_pol_rule_add_string(r, SBX_IF, SBX_FILES_P_NAME, rules[i].path, 0, NULL), 0);
+        cr_assert_eq(sbx_pol_rule_done(r, rules[i].a), 0);
+        cr_assert_eq(sbx_pol_builder_add(b, SBX_FILES_OP_OPEN, r, 1000 + (uint32_t)i, NULL), 0);
+        sbx_pol_rule_free(r);
+    }
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_pol_builder_finish(b, &buf, &size), 0);
+    sbx_pol_builder_free(b);
+    sbx_policy *p = sbx_broker_create_policy(B);
+    cr_assert_eq(sbx_policy_set_deny_errno(p, ENOENT), 0);
+    sbx_runtime_decider d = { .policy = p, .buf = buf, .size = size, .root_fd = -1 };
+    const unsigned R = SBX_FILES_NEED_READ, W = SBX_FILES_NEED_WRITE;
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/x/fake", R, 0).action, SBX_FILES_FAKE_SUCCESS);
+    sbx_files_decision x = decide(&d, SBX_FILES_CALL_OPEN, "/x/alarm", R, 0);
+    cr_expect_eq(x.action, SBX_FILES_REFUSE);
+    cr_expect(x.alarm);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/x/kill", R, 0).action, SBX_FILES_TERMINATE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/x/ro", R, 0).action, SBX_FILES_BROKER);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/x/ro", W, 0).action, SBX_FILES_REFUSE);
+    x = decide(&d, SBX_FILES_CALL_OPEN, "/x/eacces", R, 0);
+    cr_expect_eq(x.action, SBX_FILES_REFUSE);
+    cr_expect_eq(x.deny_errno, EACCES);
+    x = decide(&d, SBX_FILES_CALL_OPEN, "/x/none", R, 0);
+    cr_expect_eq(x.action, SBX_FILES_REFUSE);
+    cr_expect_eq(x.deny_errno, ENOENT, "no match: the policy's deny errno");
+    /* a malformed buffer denies */
+    memset(buf, 0xff, size < 64 ? size : 64);
+    sbx_files_query q = { .op = SBX_FILES_CALL_OPEN, .path = "/x/fake", .need = R };
+    cr_expect_lt(sbx_runtime_decide(&d, &q, &x), 0);
+    cr_expect_eq(x.action, SBX_FILES_REFUSE);
+    free(buf);
+    sbx_policy_unref(p);
+}
