@@ -1,8 +1,10 @@
 /* libsbx-preload.so in an unmodified program: /bin/cat's open goes
  * through the trap to a broker process, a denied path is refused although
  * the file is readable natively, and the shim is inert without
- * SBX_IPC_FDS and fails closed with a broken one. */
+ * SBX_SECTION_FD / SBX_BROKER_FD and fails closed with a broken one. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "sbx_test.h"
@@ -47,7 +49,7 @@ typedef struct run {
     char err[512];
 } run;
 
-/* Run /bin/cat path with the shim; env_fds: the SBX_IPC_FDS value to set
+/* Run /bin/cat path with the shim; env_fds: "SECTION:SOCKET" fd numbers to set
  * ("" : the real fds, NULL: unset). */
 static run cat_with_shim(int secfd, int sock, const char *path, const char *env_fds)
 {
@@ -66,10 +68,19 @@ static run cat_with_shim(int secfd, int sock, const char *path, const char *env_
             dup2(a, 10);
             dup2(c, 11);
         }
-        if (env_fds)
-            setenv(SBX_IPC_ENV, *env_fds ? env_fds : "10:11", 1);
-        else
-            unsetenv(SBX_IPC_ENV);
+        if (env_fds) {
+            /* "SECTION:SOCKET" → the broker's two variables */
+            char v[32];
+            snprintf(v, sizeof v, "%s", *env_fds ? env_fds : "10:11");
+            char *colon = strchr(v, ':');
+            if (colon)
+                *colon++ = '\0';
+            setenv(SBX_IPC_ENV_SECTION, v, 1);
+            setenv(SBX_IPC_ENV_SOCKET, colon ? colon : "", 1);
+        } else {
+            unsetenv(SBX_IPC_ENV_SECTION);
+            unsetenv(SBX_IPC_ENV_SOCKET);
+        }
         setenv("SBX_TRAP_NATIVE", "1", 1);
         setenv("LD_PRELOAD", SBX_PRELOAD_PATH, 1);
         setenv("LC_ALL", "C", 1);

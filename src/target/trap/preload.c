@@ -1,13 +1,13 @@
 /* sbx — libsbx-preload.so: engages the trap backend in an unmodified
  * dynamically linked program (LD_PRELOAD).
  *
- * When SBX_IPC_FDS (include/sbx/ipc.h, set by the broker at spawn) names
+ * When SBX_SECTION_FD and SBX_BROKER_FD (include/sbx/ipc.h, set by the broker at spawn) name
  * the shared section and the socket, the constructor maps the section,
  * registers the trap subsystems' handlers and installs the filter before
  * main() runs. Native re-issue is enabled only when SBX_TRAP_NATIVE=1,
  * which the broker sets only when Landlock confines the target to its
  * view (docs/trap.md); by default every intercepted call is brokered or
- * refused. Without SBX_IPC_FDS the shim does nothing. If the environment
+ * refused. Without SBX_SECTION_FD the shim does nothing. If the environment
  * says we run under sbx but the engine cannot start, the program is not
  * run at all (exit 127): a sandboxed program never runs half-intercepted.
  * Everything the dynamic loader opened before this constructor was opened
@@ -26,7 +26,7 @@
 
 __attribute__((constructor)) static void sbx_preload_init(void)
 {
-    if (!getenv(SBX_IPC_ENV))
+    if (!getenv(SBX_IPC_ENV_SECTION))
         return;
     sbx_ipc_client *c = NULL;
     int r = sbx_ipc_client_from_env(&c);
