@@ -1,0 +1,27 @@
+/* sbx internal — the baseline seccomp filter of every target (the
+ * initial phase's deny list), compiled in the broker with libseccomp and
+ * loaded in the child as raw BPF (the child must not allocate). */
+#ifndef SBX_BROKER_BASELINE_H
+#define SBX_BROKER_BASELINE_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+
+typedef struct sbx_bpf {
+    struct sock_filter *insns; /* owned */
+    unsigned short len;
+} sbx_bpf;
+
+/* Build the baseline: `kill` makes denied calls kill the process
+ * (SIGSYS) instead of returning EPERM. Returns 0 or -errno. */
+int sbx_baseline_build(sbx_bpf *out, bool kill);
+/* The "no child processes" filter (lockdown level): fork, vfork and clone
+ * without CLONE_THREAD fail with EPERM; threads stay allowed. */
+int sbx_nochildren_build(sbx_bpf *out);
+void sbx_bpf_free(sbx_bpf *bpf);
+
+/* Load a filter on the calling thread (no_new_privs must be set).
+ * Async-signal-safe. Returns 0 or -errno. */
+int sbx_bpf_load(const sbx_bpf *bpf);
+
+#endif

@@ -1,0 +1,115 @@
+/* sbx internal — the broker object, per-target records, the sync-socket
+ * protocol and the seams other components plug into (IPC section,
+ * interception filter). */
+#ifndef SBX_BROKER_INTERNAL_H
+#define SBX_BROKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <sbx/broker.h>
+
+#include "broker/baseline.h"
+#include "broker/cgroup.h"
+#include "policy/policy_object.h"
+
+/* ---- seams ----
+ *
+ * setup_section (IPC seam): called by sbx_broker_spawn in the suspended
+ *   phase — child cloned, uid/gid maps written, cgroup attached, nothing
+ *   of the target has run. Fill `fds` with the section memfd / fd socket /
+ *   channel (-1 = none); the fds are TAKEN (spawn closes them after
+ *   sending them to the child). Return 0 or -errno (spawn then fails at
+ *   SBX_STEP_SECTION).
+ * child_install_filter (interception seam): runs in the program's process
+ *   between fork and exec, after namespaces, view, identity, Landlock and
+ *   the baseline seccomp filter, right before execve. Async-signal-safe
+ *   code only (no malloc, no locks). Return a listener fd (> 0) to send
+ *   to the broker, 0 for "installed, no listener", or -errno (spawn fails
+ *   at SBX_STEP_INTERCEPTION).
+ * on_listener: broker side, receives that listener fd (TAKEN) during
+ *   sbx_broker_spawn, before STARTED.
+ * on_target_exit: a target is gone (reaped); release its per-target state.
+ *   Called on the events thread, or from sbx_broker_free, or when a spawn
+ *   fails after setup_section succeeded. */
+typedef struct sbx_broker_hooks {
+    int (*setup_section)(void *ud, uint64_t target_id, pid_t init_pid, const sbx_policy *policy,
+                         sbx_target_fds *fds);
+    int (*child_install_filter)(void *ud, const sbx_policy *policy);
+    void (*on_listener)(void *ud, uint64_t target_id, pid_t pid, int listener_fd);
+    void (*on_target_exit)(void *ud, uint64_t target_id);
+    void *userdata;
+} sbx_broker_hooks;
+
+/* Replace the broker's hooks (NULL clears). Takes effect for later spawns.
+ * Returns 0 or -EINVAL. */
+int sbx_broker_set_hooks(sbx_broker *broker, const sbx_broker_hooks *hooks);
+
+/* ---- sync-socket protocol (SOCK_SEQPACKET, one message per record) ---- */
+
+enum {
+    SBX_SYNC_GO = 1,       /* broker → child: setup done, proceed (extra fds attached) */
+    SBX_SYNC_ERROR = 2,    /* child → broker: step + errno */
+    SBX_SYNC_LISTENER = 3, /* child → broker: the interception listener (SCM_RIGHTS) */
+    SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS */
+    SBX_SYNC_STARTED = 5,  /* child → broker: execve succeeded */
+    SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
+};
+
+typedef struct sbx_sync_msg {
+    uint32_t type;
+    uint32_t step;
+    int32_t err;
+    int32_t value;
+} sbx_sync_msg;
+
+/* ---- broker-side records ---- */
+
+typedef struct sbx_target_rec {
+    uint64_t id;
+    pid_t init_pid;  /* our child: the pid-1 init of the target's pid namespace */
+    pid_t pid;       /* the program */
+    int pidfd;       /* of init */
+    int sync_fd;     /* broker end of the sync socket */
+    int oom_efd;     /* v1 OOM eventfd, or -1 */
+    bool limit_reported;
+    bool have_exit;  /* the exit status arrived during spawn already */
+    int exit_status;
+    sbx_cgroup cg;
+    sbx_policy *policy; /* our reference */
+} sbx_target_rec;
+
+struct sbx_broker {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;      /* a target was added or removed */
+    sbx_target_rec **targets;
+    size_t n_targets, cap_targets;
+    size_t n_releasing;          /* removed from targets, resources not yet freed */
+    uint64_t next_id;
+    int epfd;
+    int wake_fd;                 /* eventfd: stop the events thread */
+    pthread_t thread;
+    bool thread_started;
+    bool stopping;
+    sbx_event_fn cb;
+    void *cb_ud;
+    pthread_mutex_t cb_lock;     /* held while a callback runs: free waits for it */
+    sbx_broker_hooks hooks;
+    /* Filters, built on first use: baseline[kill], and no-children. */
+    sbx_bpf baseline[2];
+    sbx_bpf nochildren;
+    pthread_mutex_t spawn_lock;  /* serialises spawns (filters cache, next_id) */
+};
+
+/* Deliver one event to the callback (if any). */
+void sbx_broker_emit(sbx_broker *b, const sbx_event *ev);
+
+/* Register a freshly spawned target (takes rec). Returns 0 or -errno. */
+int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec);
+
+/* Free a record's resources (after its init was reaped). */
+void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec);
+
+#endif

@@ -1,0 +1,45 @@
+/* sbx internal — per-target cgroups: v2 when the unified hierarchy is
+ * delegated to us, else the v1 memory and pids controllers, else nothing
+ * (and the caller falls back to rlimits and reports warnings). Layout:
+ * <our cgroup>/sbx/<broker pid>/<target id> in each controller used. */
+#ifndef SBX_BROKER_CGROUP_H
+#define SBX_BROKER_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SBX_CGROUP_PATH_MAX 512
+
+typedef struct sbx_cgroup {
+    bool v2;                             /* the unified hierarchy is used */
+    char memory[SBX_CGROUP_PATH_MAX];    /* v1 memory dir, or the v2 dir; "" when none */
+    char pids[SBX_CGROUP_PATH_MAX];      /* v1 pids dir; "" when none (or v2) */
+    bool memory_limited, pids_limited;   /* the limit was written */
+} sbx_cgroup;
+
+/* Create the target's cgroup(s) and write the limits (UINT64_MAX: none).
+ * Never fails as a whole: what could not be done is appended to `warn`
+ * (one line each) and leaves memory_limited/pids_limited false. */
+void sbx_cgroup_create(sbx_cgroup *cg, uint64_t target_id, uint64_t memory_bytes,
+                       uint64_t max_pids, char *warn, size_t warn_size, unsigned *n_warn);
+
+/* Move `pid` into every created cgroup. Returns 0 or -errno. */
+int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid);
+
+/* Number of OOM kills recorded in the memory cgroup (0 when unknown). */
+uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg);
+
+/* An eventfd that becomes readable on OOM (v1 cgroup.event_control), or
+ * -errno. The caller owns it. */
+int sbx_cgroup_oom_eventfd(const sbx_cgroup *cg);
+
+/* Kill what is left inside (v2 cgroup.kill, else SIGKILL over
+ * cgroup.procs) and remove the directories. Idempotent. */
+void sbx_cgroup_destroy(sbx_cgroup *cg);
+
+/* Append one formatted line to a warnings buffer. */
+__attribute__((format(printf, 4, 5)))
+void sbx_warn_append(char *buf, size_t size, unsigned *n, const char *fmt, ...);
+
+#endif

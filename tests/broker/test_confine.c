@@ -1,0 +1,233 @@
+/* Inside a target: view, network, identity, capabilities, fds, env, and
+ * one case per baseline-denied syscall. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "common.h"
+
+static sbx_broker *B;
+static event_log L;
+
+static void setup(void)
+{
+    log_init(&L);
+    cr_assert_eq(sbx_broker_new(&B), 0);
+    sbx_broker_set_event_callback(B, log_event, &L);
+}
+
+static void teardown(void)
+{
+    sbx_broker_free(B);
+}
+
+TestSuite(confine, .init = setup, .fini = teardown, .timeout = 20);
+
+static void expect_ok(sbx_policy *p, const char *cmd, const char *arg)
+{
+    sbx_event e = run_probe(B, &L, p, cmd, arg);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED, "%s %s: killed by %d", cmd, arg ? arg : "", e.signal);
+    cr_assert_eq(e.code, 0, "%s %s: exit %d", cmd, arg ? arg : "", e.code);
+}
+
+Test(confine, host_files_outside_view_absent)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "absent", "/home", "/root", "/etc/passwd", "/etc/shadow",
+                             "/var", "/sys", "/dev/sda", "/work/shared", "/boot", NULL),
+                 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    expect_ok(p, "present", "/usr/bin");
+    expect_ok(p, "present", "/etc/ld.so.cache");
+    expect_ok(p, "present", "/proc/self/status");
+    expect_ok(p, "hostname", NULL);
+    sbx_policy_unref(p);
+}
+
+Test(confine, no_network)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(s, 4), 0);
+    socklen_t len = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &len);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "connect", port);
+    sbx_policy_unref(p);
+    /* Even with loopback up, the host's listener is in another netns. */
+    p = probe_policy(B);
+    sbx_policy_set_net(p, SBX_NET_LOOPBACK);
+    sbx_policy_set_lockdown_level(p, SBX_LOCKDOWN_INTERACTIVE);
+    expect_ok(p, "connect", port);
+    sbx_policy_unref(p);
+    close(s);
+}
+
+Test(confine, no_capabilities_no_new_privs)
+{
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "caps", NULL);
+    sbx_policy_unref(p);
+}
+
+static unsigned status_field(pid_t pid, const char *key)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    unsigned v = ~0u;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key)))
+            sscanf(line + strlen(key), " %u", &v);
+    fclose(f);
+    return v;
+}
+
+Test(confine, outside_uid_is_not_root)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "sleep", "200", NULL), 0, "%s", info.error);
+    cr_assert_eq(status_field(info.pid, "Uid:"), 65534);
+    cr_assert_eq(status_field(info.pid, "Gid:"), 65534);
+    cr_assert_eq(status_field(info.init_pid, "Uid:"), 65534);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
+    /* A configured inner identity maps to the configured outside one. */
+    p = probe_policy(B);
+    sbx_policy_set_identity(p, 1000, 1000);
+    char *argv[] = { (char *)"probe", (char *)"sleep", (char *)"200", NULL };
+    char *env[] = { (char *)"ASAN_OPTIONS=detect_leaks=0", NULL };
+    sbx_spawn_options o = { .path = probe_path(), .argv = argv, .envp = env,
+                            .outside_uid = 12345, .outside_gid = 12346 };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    cr_assert_eq(status_field(info.pid, "Uid:"), 12345);
+    cr_assert_eq(status_field(info.pid, "Gid:"), 12346);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
+}
+
+Test(confine, inherited_fds_closed_except_shared)
+{
+    int leak = open("/dev/null", O_RDONLY); /* not CLOEXEC: would leak without close_range */
+    int shared = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(leak, 0);
+    sbx_policy *p = probe_policy(B);
+    cr_assert_eq(sbx_policy_share_fd(p, shared, 9), 0);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "fds", "9", NULL), 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    close(leak);
+    close(shared);
+    sbx_policy_unref(p);
+}
+
+Test(confine, clean_environment)
+{
+    setenv("SBX_TEST_SECRET", "x", 1);
+    sbx_policy *p = probe_policy(B);
+    char *argv[] = { (char *)"probe", (char *)"env", (char *)"SBX_TEST_SECRET", NULL };
+    sbx_spawn_options o = { .path = probe_path(), .argv = argv };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.code, 1, "the variable leaked");
+    const char *allow[] = { "SBX_TEST_SECRET", NULL };
+    o.env_allow = allow;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.code, 0, "allowlisted variable missing");
+    sbx_policy_unref(p);
+}
+
+#define DENIED(name)                              \
+    Test(confine, denied_##name)                  \
+    {                                             \
+        sbx_policy *p = probe_policy(B);          \
+        expect_ok(p, "sys", #name);               \
+        sbx_policy_unref(p);                      \
+    }
+
+DENIED(ptrace)
+DENIED(io_uring_setup)
+DENIED(unshare_user)
+DENIED(mount)
+DENIED(bpf)
+DENIED(process_vm_readv)
+DENIED(perf_event_open)
+DENIED(userfaultfd)
+DENIED(keyctl)
+DENIED(add_key)
+DENIED(kexec_load)
+DENIED(init_module)
+DENIED(pivot_root)
+DENIED(chroot)
+DENIED(setns)
+DENIED(fsopen)
+DENIED(clone_newnet)
+DENIED(clone3)
+DENIED(personality)
+DENIED(int80)
+DENIED(fork)
+
+Test(confine, denied_tiocsti_on_inherited_tty)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    cr_assert_geq(m, 0);
+    cr_assert_eq(grantpt(m), 0);
+    cr_assert_eq(unlockpt(m), 0);
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    cr_assert_geq(s, 0);
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_TTY);
+    char *argv[] = { (char *)"probe", (char *)"sys", (char *)"tiocsti", NULL };
+    char *env[] = { (char *)"ASAN_OPTIONS=detect_leaks=0", NULL };
+    sbx_spawn_options o = { .path = probe_path(), .argv = argv, .envp = env, .stdin_fd = s,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    sbx_policy_unref(p);
+}
+
+Test(confine, kill_mode_reports_violation)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_KILL_ON_DENIED_SYSCALL);
+    sbx_event e = run_probe(B, &L, p, "sys", "bpf");
+    cr_assert_eq(e.type, SBX_EVENT_KILLED);
+    cr_assert_eq(e.signal, SIGSYS);
+    cr_assert_eq(log_count(&L, SBX_EVENT_VIOLATION, e.target_id), 1);
+    sbx_policy_unref(p);
+}
+
+Test(confine, target_cannot_reach_its_init)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "attack_init", NULL);
+    /* Signals to pid 1 are dropped, its memory and fds are closed to the
+     * program, and init lives on to report the exit. */
+    cr_assert_eq(e.type, SBX_EVENT_EXITED, "type %d signal %d", e.type, e.signal);
+    cr_assert_eq(e.code, 0, "probe step %d reached the init", e.code);
+    sbx_policy_unref(p);
+}

@@ -1,0 +1,252 @@
+/* Limits and lifetime: memory, processes, warnings, broker death. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "base/fd.h"
+#include "common.h"
+
+static sbx_broker *B;
+static event_log L;
+
+static void setup(void)
+{
+    log_init(&L);
+    cr_assert_eq(sbx_broker_new(&B), 0);
+    sbx_broker_set_event_callback(B, log_event, &L);
+}
+
+static void teardown(void)
+{
+    sbx_broker_free(B);
+}
+
+TestSuite(limits, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(limits, memory_hog_killed_and_reported)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "hog", "512", NULL), 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 15000);
+    cr_assert_eq(e.type, SBX_EVENT_KILLED, "type %d code %d (warnings: %s)", e.type, e.code,
+                 info.warnings);
+    cr_assert_eq(e.signal, SIGKILL);
+    cr_assert(e.memory_limit, "not reported as memory limit");
+    cr_assert_geq(log_count(&L, SBX_EVENT_LIMIT, info.id), 1);
+    sbx_policy_unref(p);
+}
+
+Test(limits, memory_within_limit_runs)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_event e = run_probe(B, &L, p, "hog", "16");
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    cr_assert_not(e.memory_limit);
+    sbx_policy_unref(p);
+}
+
+Test(limits, fork_bomb_contained_broker_responsive)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_CHILDREN);
+    sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 16);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "forkbomb", NULL), 0, "%s", info.error);
+    /* The broker keeps answering while the bomb runs. */
+    sbx_target_info other;
+    sbx_policy *q = probe_policy(B);
+    unsigned long long t0 = sbx_now_ns();
+    sbx_event e2 = run_probe(B, &L, q, "exit", "7");
+    cr_assert_eq(e2.code, 7);
+    cr_assert_lt(sbx_now_ns() - t0, 3000000000ull);
+    sbx_event e = log_wait_end(&L, info.id, 10000);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0, "fork never failed with EAGAIN");
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0, "descendants outlived the target");
+    (void)other;
+    sbx_policy_unref(q);
+    sbx_policy_unref(p);
+}
+
+Test(limits, lockdown_default_forbids_children)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "sys", "fork");
+    cr_assert_eq(e.code, 0);
+    sbx_policy_unref(p);
+}
+
+Test(limits, open_files_rlimit)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_OPEN_FILES, 16);
+    sbx_event e = run_probe(B, &L, p, "nofile", "16");
+    cr_assert_eq(e.code, 0);
+    sbx_policy_unref(p);
+}
+
+/* In a child process: a broker spawns a target that forks a grandchild;
+ * report both pids on a pipe, then wait to be SIGKILLed. */
+static void broker_child(int wfd)
+{
+    sbx_broker *b = NULL;
+    if (sbx_broker_new(&b) != 0)
+        _exit(2);
+    sbx_policy *p = probe_policy(b);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_CHILDREN);
+    char *argv[] = { (char *)"probe", (char *)"family", NULL };
+    char *env[] = { (char *)"ASAN_OPTIONS=detect_leaks=0", NULL };
+    int pf[2];
+    if (pipe(pf) < 0)
+        _exit(3);
+    sbx_spawn_options o = { .path = probe_path(), .argv = argv, .envp = env,
+                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pf[1], .stderr_fd = 2 };
+    sbx_target_info info;
+    if (sbx_broker_spawn(b, p, &o, &info) != 0)
+        _exit(4);
+    char buf[32] = "";
+    ssize_t n = read(pf[0], buf, sizeof buf - 1); /* "pid-in-ns\n": the program is up */
+    if (n <= 0)
+        _exit(5);
+    pid_t pids[2] = { info.pid, info.init_pid };
+    if (write(wfd, pids, sizeof pids) != (ssize_t)sizeof pids)
+        _exit(6);
+    for (;;)
+        pause();
+}
+
+static bool alive(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char st = 0;
+    int r = fscanf(f, "%*d %*s %c", &st);
+    fclose(f);
+    return r == 1 && st != 'Z';
+}
+
+Test(limits, broker_death_kills_targets_within_1s)
+{
+    int pp[2];
+    cr_assert_eq(pipe(pp), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(pp[0]);
+        broker_child(pp[1]);
+    }
+    close(pp[1]);
+    pid_t pids[2];
+    cr_assert_eq(read(pp[0], pids, sizeof pids), (ssize_t)sizeof pids);
+    /* The grandchild: the program's child. */
+    char path[80];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pids[0], (int)pids[0]);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    int gc = 0;
+    cr_assert_eq(fscanf(f, "%d", &gc), 1);
+    fclose(f);
+    cr_assert(alive(pids[0]) && alive(gc));
+    kill(child, SIGKILL);
+    unsigned long long t0 = sbx_now_ns();
+    int st;
+    waitpid(child, &st, 0);
+    while ((alive(pids[0]) || alive(pids[1]) || alive(gc)) && sbx_now_ns() - t0 < 1000000000ull) {
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_not(alive(pids[0]), "target survived its broker");
+    cr_assert_not(alive(gc), "grandchild survived the broker");
+    cr_assert_not(alive(pids[1]), "init survived the broker");
+}
+
+Test(limits, target_exit_tears_down_descendants)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_CHILDREN);
+    sbx_target_info info;
+    int pf[2];
+    cr_assert_eq(pipe(pf), 0);
+    char *argv[] = { (char *)"probe", (char *)"family", NULL };
+    sbx_spawn_options o = { .path = probe_path(), .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = pf[1], .stderr_fd = 2 };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    close(pf[1]);
+    char buf[32];
+    cr_assert_gt(read(pf[0], buf, sizeof buf), 0);
+    char path[80];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)info.pid, (int)info.pid);
+    FILE *f = fopen(path, "r");
+    int gc = 0;
+    cr_assert_eq(fscanf(f, "%d", &gc), 1);
+    fclose(f);
+    cr_assert_eq(sbx_broker_kill(B, info.id, SIGTERM), 0);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.type, SBX_EVENT_KILLED);
+    cr_assert_eq(e.signal, SIGTERM);
+    cr_assert_not(alive(gc), "grandchild outlived the target");
+    cr_assert_not(sbx_broker_is_active_target(B, info.pid));
+    close(pf[0]);
+    sbx_policy_unref(p);
+}
+
+Test(limits, unenforceable_limit_is_a_warning)
+{
+    /* A broker that cannot use cgroups: simulate by a policy whose job
+     * preset asks for limits and check the warning machinery on a
+     * machine where they apply: no warning for memory/pids then. */
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "exit", "0", NULL), 0, "%s", info.error);
+    bool cg = access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0;
+    if (cg)
+        cr_assert_null(strstr(info.warnings, "memory:"), "%s", info.warnings);
+    else
+        cr_assert_not_null(strstr(info.warnings, "memory:"), "%s", info.warnings);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
+}
+
+static int late_events;
+static void count_late(const sbx_event *e, void *ud)
+{
+    (void)e;
+    if (*(volatile int *)ud)
+        __atomic_add_fetch(&late_events, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(limits, free_kills_live_targets_and_stops_events)
+{
+    sbx_broker *b = NULL;
+    cr_assert_eq(sbx_broker_new(&b), 0);
+    static int freed;
+    sbx_broker_set_event_callback(b, count_late, &freed);
+    sbx_policy *p = probe_policy(b);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(b, p, &info, "sleep", "10000", NULL), 0, "%s", info.error);
+    pid_t pid = info.pid, init = info.init_pid;
+    sbx_broker_free(b);
+    freed = 1;
+    cr_assert_not(alive(pid), "target outlived sbx_broker_free");
+    cr_assert_not(alive(init));
+    cr_assert_eq(count_zombies(), 0);
+    struct timespec ts = { 0, 50000000 };
+    nanosleep(&ts, NULL);
+    cr_assert_eq(__atomic_load_n(&late_events, __ATOMIC_SEQ_CST), 0);
+    sbx_policy_unref(p);
+}

@@ -1,0 +1,207 @@
+/* The seams for the IPC section and the interception filter, and the
+ * target services that consume them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "broker/broker_internal.h"
+#include "common.h"
+
+static sbx_broker *B;
+static event_log L;
+
+static void setup(void)
+{
+    log_init(&L);
+    cr_assert_eq(sbx_broker_new(&B), 0);
+    sbx_broker_set_event_callback(B, log_event, &L);
+}
+
+static void teardown(void)
+{
+    sbx_broker_free(B);
+}
+
+TestSuite(seams, .init = setup, .fini = teardown, .timeout = 20);
+
+static int exits_seen;
+
+static int make_section(void *ud, uint64_t id, pid_t pid, const sbx_policy *pol,
+                        sbx_target_fds *fds)
+{
+    (void)ud;
+    (void)pol;
+    cr_assert_gt(id, 0);
+    cr_assert_gt(pid, 0);
+    int fd = memfd_create("sbx-test-section", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 4096), 0);
+    cr_assert_eq(pwrite(fd, "SBXS", 4, 0), 4);
+    cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    fds->section_fd = fd;
+    return 0;
+}
+
+static void count_exit(void *ud, uint64_t id)
+{
+    (void)ud;
+    (void)id;
+    __atomic_add_fetch(&exits_seen, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(seams, section_reaches_target_services)
+{
+    sbx_broker_hooks h = { .setup_section = make_section, .on_target_exit = count_exit };
+    cr_assert_eq(sbx_broker_set_hooks(B, &h), 0);
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "target", NULL);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0, "target services check %d", e.code);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(__atomic_load_n(&exits_seen, __ATOMIC_SEQ_CST), 1);
+    sbx_policy_unref(p);
+}
+
+Test(seams, target_services_without_section)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "notarget", NULL);
+    cr_assert_eq(e.code, 0);
+    sbx_policy_unref(p);
+}
+
+static int failing_section(void *ud, uint64_t id, pid_t pid, const sbx_policy *pol,
+                           sbx_target_fds *fds)
+{
+    (void)ud;
+    (void)id;
+    (void)pid;
+    (void)pol;
+    (void)fds;
+    return -ENOSPC;
+}
+
+Test(seams, section_failure_names_step)
+{
+    sbx_broker_hooks h = { .setup_section = failing_section, .on_target_exit = count_exit };
+    sbx_broker_set_hooks(B, &h);
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "exit", "0", NULL), SBX_ERROR_SPAWN);
+    cr_assert_eq(info.failed_step, SBX_STEP_SECTION);
+    cr_assert_eq(info.failed_errno, ENOSPC);
+    cr_assert_eq(__atomic_load_n(&exits_seen, __ATOMIC_SEQ_CST), 1, "section not released");
+    cr_assert_eq(L.n, 0);
+    sbx_policy_unref(p);
+}
+
+/* Child side of the interception seam: a one-syscall notify filter. */
+static int install_filter(void *ud, const sbx_policy *pol)
+{
+    (void)ud;
+    (void)pol;
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = 4, .filter = f };
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static int g_listener = -1;
+
+static void got_listener(void *ud, uint64_t id, pid_t pid, int fd)
+{
+    (void)ud;
+    (void)id;
+    (void)pid;
+    g_listener = fd;
+}
+
+static void *answer(void *arg)
+{
+    (void)arg;
+    struct seccomp_notif req;
+    memset(&req, 0, sizeof req);
+    if (ioctl(g_listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return NULL;
+    struct seccomp_notif_resp resp = { .id = req.id, .error = req.data.nr == SYS_getppid ? -42 : 0 };
+    ioctl(g_listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    return NULL;
+}
+
+Test(seams, interception_listener_reaches_broker)
+{
+    sbx_broker_hooks h = { .child_install_filter = install_filter, .on_listener = got_listener };
+    sbx_broker_set_hooks(B, &h);
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "getpid", NULL), 0, "%s", info.error);
+    cr_assert_geq(g_listener, 0, "no listener handed over");
+    pthread_t t;
+    pthread_create(&t, NULL, answer, NULL);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    pthread_join(t, NULL);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0, "the filter's answer did not reach the program");
+    close(g_listener);
+    sbx_policy_unref(p);
+}
+
+static int failing_filter(void *ud, const sbx_policy *pol)
+{
+    (void)ud;
+    (void)pol;
+    return -EBUSY;
+}
+
+Test(seams, interception_failure_names_step)
+{
+    sbx_broker_hooks h = { .child_install_filter = failing_filter };
+    sbx_broker_set_hooks(B, &h);
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "exit", "0", NULL), SBX_ERROR_SPAWN);
+    cr_assert_eq(info.failed_step, SBX_STEP_INTERCEPTION);
+    cr_assert_eq(info.failed_errno, EBUSY);
+    sbx_policy_unref(p);
+}
+
+Test(seams, caller_extra_fds_at_fixed_numbers)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    sbx_target_fds extra = { .section_fd = -1, .broker_fd = -1, .channel_fd = sp[1] };
+    char *argv[] = { (char *)"probe", (char *)"fds", (char *)"5", NULL };
+    sbx_spawn_options o = { .path = probe_path(), .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2, .extra_fds = &extra };
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.code, 0);
+    /* A shared fd colliding with a provided one is refused. */
+    sbx_policy *q = probe_policy(B);
+    sbx_policy_share_fd(q, sp[0], 5);
+    cr_assert_eq(sbx_broker_spawn(B, q, &o, &info), -EINVAL);
+    cr_assert_eq(info.failed_step, SBX_STEP_OPTIONS);
+    close(sp[0]);
+    close(sp[1]);
+    sbx_policy_unref(q);
+    sbx_policy_unref(p);
+}

@@ -1,0 +1,235 @@
+/* Broker spawn: API order, exit codes and signals, step errors. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "common.h"
+
+static sbx_broker *B;
+static event_log L;
+
+static void setup(void)
+{
+    log_init(&L);
+    cr_assert_eq(sbx_broker_new(&B), 0);
+    sbx_broker_set_event_callback(B, log_event, &L);
+}
+
+static void teardown(void)
+{
+    sbx_broker_free(B);
+    B = NULL;
+}
+
+TestSuite(spawn, .init = setup, .fini = teardown, .timeout = 20);
+
+static sbx_event run_plain(const char *path, sbx_target_info *info)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    char *argv[] = { (char *)path, NULL };
+    sbx_spawn_options o = { .path = path, .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+    int r = sbx_broker_spawn(B, p, &o, info);
+    sbx_policy_unref(p);
+    cr_assert_eq(r, 0, "spawn %s: %d %s", path, r, info->error);
+    cr_assert_gt(info->id, 0);
+    cr_assert_gt(info->pid, 0);
+    sbx_event e = log_wait_end(&L, info->id, 5000);
+    cr_assert_neq(e.type, 0);
+    return e;
+}
+
+Test(spawn, true_exits_zero)
+{
+    sbx_target_info info;
+    sbx_event e = run_plain("/bin/true", &info);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    cr_assert_eq(e.pid, info.pid);
+    cr_assert_eq(log_count(&L, SBX_EVENT_STARTED, info.id), 1);
+}
+
+Test(spawn, false_exits_one)
+{
+    sbx_target_info info;
+    sbx_event e = run_plain("/bin/false", &info);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 1);
+}
+
+Test(spawn, exit_code_exact)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "exit", "42");
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 42);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, killed_by_signal_reported)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "kill", "11");
+    cr_assert_eq(e.type, SBX_EVENT_KILLED);
+    cr_assert_eq(e.signal, SIGSEGV);
+    e = run_probe(B, &L, p, "kill", "15");
+    cr_assert_eq(e.type, SBX_EVENT_KILLED);
+    cr_assert_eq(e.signal, SIGTERM);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, missing_program_names_exec)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    char *argv[] = { (char *)"x", NULL };
+    sbx_spawn_options o = { .path = "/bin/definitely-missing", .argv = argv };
+    sbx_target_info info;
+    int r = sbx_broker_spawn(B, p, &o, &info);
+    cr_assert_eq(r, SBX_ERROR_SPAWN);
+    cr_assert_eq(info.failed_step, SBX_STEP_EXEC);
+    cr_assert_eq(info.failed_errno, ENOENT);
+    cr_assert(strstr(info.error, "exec"), "%s", info.error);
+    cr_assert_eq(sbx_broker_wait_all(B, 1000), 0);
+    cr_assert_eq(L.n, 0, "no event for a failed spawn");
+    sbx_policy_unref(p);
+}
+
+Test(spawn, non_executable_names_exec)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    char *argv[] = { (char *)"x", NULL };
+    sbx_spawn_options o = { .path = "/etc/ld.so.cache", .argv = argv };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), SBX_ERROR_SPAWN);
+    cr_assert_eq(info.failed_step, SBX_STEP_EXEC);
+    cr_assert_eq(info.failed_errno, EACCES);
+    cr_assert_eq(L.n, 0);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, bad_options)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    char *argv[] = { (char *)"x", NULL };
+    sbx_target_info info;
+    sbx_spawn_options o = { .path = "relative", .argv = argv };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), -EINVAL);
+    cr_assert_eq(info.failed_step, SBX_STEP_OPTIONS);
+    sbx_spawn_options o2 = { .path = "/bin/true", .argv = NULL };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o2, &info), -EINVAL);
+    sbx_spawn_options o3 = { .path = "/bin/true", .argv = argv, .stdout_fd = 999 };
+    cr_assert_lt(sbx_broker_spawn(B, p, &o3, &info), 0);
+    cr_assert_eq(info.failed_step, SBX_STEP_OPTIONS);
+    sbx_spawn_options o4 = { .path = "/bin/true", .argv = argv, .cwd = "rel" };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o4, &info), -EINVAL);
+    cr_assert_eq(sbx_broker_spawn(B, NULL, &o4, &info), -EINVAL);
+    cr_assert_eq(sbx_broker_spawn(B, p, NULL, &info), -EINVAL);
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, NULL), -EINVAL);
+    cr_assert_eq(L.n, 0);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, missing_view_path_names_mount)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    cr_assert_eq(sbx_policy_add_view(p, "/nonexistent/dir", 0), 0);
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), SBX_ERROR_SPAWN);
+    cr_assert_eq(info.failed_step, SBX_STEP_MOUNT);
+    cr_assert_eq(info.failed_errno, ENOENT);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, bad_cwd_names_cwd)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv, .cwd = "/nope" };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), SBX_ERROR_SPAWN);
+    cr_assert_eq(info.failed_step, SBX_STEP_CWD, "%s", info.error);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, wrong_order_is_an_error)
+{
+    sbx_target_info info;
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv };
+    sbx_policy *p = sbx_policy_new();
+    cr_assert_eq(sbx_broker_spawn(NULL, p, &o, &info), SBX_ERROR_WRONG_STATE);
+    cr_assert_eq(sbx_broker_new(&B), SBX_ERROR_ALREADY_INIT);
+    cr_assert_eq(sbx_broker_new(NULL), -EINVAL);
+    cr_assert_null(sbx_broker_create_policy(NULL));
+    cr_assert_eq(sbx_broker_wait_all(NULL, 0), -EINVAL);
+    cr_assert_not(sbx_broker_is_active_target(NULL, 1));
+    /* A policy used for a spawn is frozen. */
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    cr_assert_eq(sbx_policy_set_net(p, SBX_NET_LOOPBACK), SBX_ERROR_FROZEN);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, wait_all_and_is_active)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "sleep", "300", NULL), 0, "%s", info.error);
+    cr_assert(sbx_broker_is_active_target(B, info.pid));
+    cr_assert(sbx_broker_is_active_target(B, info.init_pid));
+    cr_assert_not(sbx_broker_is_active_target(B, getpid()));
+    cr_assert_eq(sbx_broker_wait_all(B, 10), SBX_ERROR_TIMEOUT);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_not(sbx_broker_is_active_target(B, info.pid));
+    cr_assert_eq(sbx_broker_active_count(B), 0);
+    sbx_policy_unref(p);
+}
+
+Test(spawn, no_zombie_fd_or_cgroup_after_many)
+{
+    int fds0 = count_fds();
+    sbx_policy *p = sbx_broker_create_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64 << 20);
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = SBX_STDIO_NULL };
+    for (int i = 0; i < 200; i++) {
+        sbx_target_info info;
+        cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%d: %s", i, info.error);
+        if (i % 50 == 0) {
+            /* failing spawns in the loop too */
+            sbx_spawn_options bad = o;
+            bad.path = "/bin/missing";
+            cr_assert_eq(sbx_broker_spawn(B, p, &bad, &info), SBX_ERROR_SPAWN);
+        }
+    }
+    cr_assert_eq(sbx_broker_wait_all(B, 20000), 0);
+    cr_assert_eq(count_zombies(), 0);
+    cr_assert_eq(count_fds(), fds0, "fds leaked: %d vs %d", count_fds(), fds0);
+    /* Cgroups are removed right after wait_all wakes; free waits for that. */
+    sbx_broker_free(B);
+    B = NULL;
+    cr_assert_leq(count_fds(), fds0, "fds leaked after free");
+    /* Our per-broker memory cgroup dir is gone (under our own cgroup). */
+    char own[256] = "", line[512];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "%*d:memory:%255s", own) == 1)
+            break;
+    if (f)
+        fclose(f);
+    char dir[600];
+    snprintf(dir, sizeof dir, "/sys/fs/cgroup/memory%s/sbx/%d", strcmp(own, "/") ? own : "",
+             getpid());
+    struct stat st;
+    cr_assert(stat(dir, &st) < 0, "%s left behind", dir);
+    /* (mounts: ours only ever exist in the targets' own namespaces) */
+    sbx_policy_unref(p);
+}
