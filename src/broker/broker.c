@@ -113,6 +113,9 @@ void sbx_broker_emit(sbx_broker *b, const sbx_event *ev)
  * can take milliseconds) need not delay wait_all. */
 static void rec_release(sbx_broker *b, sbx_target_rec *rec)
 {
+    if (rec->released)
+        return;
+    rec->released = true;
     if (b->hooks.on_target_exit)
         b->hooks.on_target_exit(b->hooks.userdata, rec->id);
     sbx_close_keep_errno(rec->pidfd);
@@ -157,13 +160,20 @@ int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec)
     /* STARTED first, then watch: no exit event can overtake it. */
     sbx_event ev = { .type = SBX_EVENT_STARTED, .target_id = rec->id, .pid = rec->pid };
     sbx_broker_emit(b, &ev);
-    struct epoll_event e = { .events = EPOLLIN, .data.u64 = EV_KEY(rec->id, KIND_PIDFD) };
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, rec->pidfd, &e) < 0)
-        sbx_error("broker: cannot watch target %d: %s", (int)rec->pid, strerror(errno));
-    if (rec->oom_efd >= 0) {
-        e.data.u64 = EV_KEY(rec->id, KIND_OOM);
-        (void)epoll_ctl(b->epfd, EPOLL_CTL_ADD, rec->oom_efd, &e);
+    /* Once the pidfd is watched the events thread may reap and free rec at
+     * any moment (a program that exits at once): read it before. The OOM
+     * eventfd is watched first, so it is still open when added. */
+    uint64_t id = rec->id;
+    pid_t pid = rec->pid;
+    int pidfd = rec->pidfd, oom_efd = rec->oom_efd;
+    struct epoll_event e = { .events = EPOLLIN };
+    if (oom_efd >= 0) {
+        e.data.u64 = EV_KEY(id, KIND_OOM);
+        (void)epoll_ctl(b->epfd, EPOLL_CTL_ADD, oom_efd, &e);
     }
+    e.data.u64 = EV_KEY(id, KIND_PIDFD);
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, pidfd, &e) < 0)
+        sbx_error("broker: cannot watch target %d: %s", (int)pid, strerror(errno));
     return 0;
 }
 

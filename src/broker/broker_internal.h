@@ -76,6 +76,7 @@ typedef struct sbx_target_rec {
     int oom_efd;     /* v1 OOM eventfd, or -1 */
     bool limit_reported;
     bool have_exit;  /* the exit status arrived during spawn already */
+    bool released;   /* rec_release ran: on_target_exit is called once */
     int exit_status;
     sbx_cgroup cg;
     sbx_policy *policy; /* our reference */

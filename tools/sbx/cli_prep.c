@@ -204,6 +204,137 @@ int sbx_cli_add_program_views(sbx_policy *policy, const char *path, const char *
     return added;
 }
 
+/* The literal prefix of a pattern (escapes removed) up to its first
+ * wildcard, into out[cap]; *rest points at the wildcard (or the end).
+ * Returns false when it does not fit. */
+static bool literal_prefix(const char *pat, char *out, size_t cap, const char **rest)
+{
+    size_t o = 0;
+    const char *s = pat;
+    while (*s && *s != '*' && *s != '?') {
+        if (*s == '\\' && s[1])
+            s++;
+        if (o + 1 >= cap)
+            return false;
+        out[o++] = *s++;
+    }
+    out[o] = 0;
+    *rest = s;
+    return true;
+}
+
+/* a == b, or a lies below b ("/x/y" below "/x"; everything below ""). */
+static bool at_or_below(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (n == 0)
+        return true;
+    return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/');
+}
+
+/* True if `pat` could match cwd itself or anything below it
+ * (conservative: a wildcard at or above cwd's depth counts). */
+static bool may_match_inside(const char *pat, const char *cwd)
+{
+    char lit[PATH_MAX];
+    const char *rest;
+    if (!literal_prefix(pat, lit, sizeof lit, &rest))
+        return true;
+    if (!*rest)
+        return at_or_below(lit, cwd);
+    size_t c = strlen(cwd);
+    if (!strncmp(lit, cwd, c) && (lit[c] == 0 || lit[c] == '/'))
+        return true; /* the wildcard is inside cwd */
+    return !strncmp(cwd, lit, strlen(lit)); /* the wildcard is above cwd */
+}
+
+/* For X/{**}: X (possibly "" for the whole tree) into out; false for other shapes. */
+static bool subtree_root(const char *pat, char *out, size_t cap)
+{
+    const char *rest;
+    if (!literal_prefix(pat, out, cap, &rest) || strcmp(rest, "**") != 0)
+        return false;
+    size_t n = strlen(out);
+    if (n == 0 || out[n - 1] != '/')
+        return false;
+    out[n - 1] = 0;
+    return true;
+}
+
+static bool in_views(const sbx_policy *policy, const char *path)
+{
+    if (!strcmp(path, "/"))
+        return true;
+    if (policy->default_view && sbx_cli_in_default_view(path))
+        return true;
+    for (size_t i = 0; i < policy->n_views; i++)
+        if (at_or_below(path, policy->views[i].path))
+            return true;
+    return false;
+}
+
+int sbx_cli_plan_cwd(sbx_policy *policy, const char *cwd, unsigned *added, char *why, size_t cap)
+{
+    if (added)
+        *added = 0;
+    if (!cwd || cwd[0] != '/')
+        return -EINVAL;
+    if (in_views(policy, cwd))
+        return 0;
+    bool readable = false, writable = false;
+    for (size_t i = 0; i < policy->n_rules; i++) {
+        const sbx_policy_rule *r = &policy->rules[i];
+        if (r->subsys != SBX_SUBSYS_FILES)
+            continue;
+        if (r->semantics == SBX_FILES_DENY && may_match_inside(r->pattern, cwd)) {
+            snprintf(why, cap, "a deny rule applies inside it (%s: %s)",
+                     r->origin ? r->origin : "policy", r->pattern);
+            return 1;
+        }
+        char root[PATH_MAX];
+        if ((r->semantics == SBX_FILES_ALLOW_READONLY || r->semantics == SBX_FILES_ALLOW_ANY) &&
+            subtree_root(r->pattern, root, sizeof root) && at_or_below(cwd, root)) {
+            readable = true;
+            writable |= r->semantics == SBX_FILES_ALLOW_ANY;
+        }
+    }
+    if (!readable) {
+        snprintf(why, cap, "the policy does not allow reading everything in it "
+                           "(give --allow-read '%s/**')", cwd);
+        return 1;
+    }
+    int r = sbx_policy_add_view(policy, cwd, writable ? SBX_VIEW_WRITABLE : SBX_VIEW_READONLY);
+    if (r < 0)
+        return r;
+    unsigned n = 1;
+    if (!writable) {
+        /* allow-any grants strictly inside a read-only cwd: writable views
+         * of their own where they name an existing directory tree or file
+         * (anything else stays read-only: less access, never more). */
+        for (size_t i = 0; i < policy->n_rules; i++) {
+            const sbx_policy_rule *rule = &policy->rules[i];
+            if (rule->subsys != SBX_SUBSYS_FILES || rule->semantics != SBX_FILES_ALLOW_ANY)
+                continue;
+            char root[PATH_MAX];
+            const char *rest;
+            struct stat st;
+            bool tree = subtree_root(rule->pattern, root, sizeof root);
+            if (!tree && (!literal_prefix(rule->pattern, root, sizeof root, &rest) || *rest))
+                continue;
+            if (!strcmp(root, cwd) || !at_or_below(root, cwd) || has_view(policy, root))
+                continue;
+            if (stat(root, &st) < 0 || (tree ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
+                continue;
+            if ((r = sbx_policy_add_view(policy, root, SBX_VIEW_WRITABLE)) < 0)
+                return r;
+            n++;
+        }
+    }
+    if (added)
+        *added = n;
+    return 0;
+}
+
 int sbx_cli_scratch_create(char *out, size_t cap)
 {
     const char *tmp = getenv("TMPDIR");

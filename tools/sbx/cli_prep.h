@@ -34,6 +34,22 @@ bool sbx_cli_in_default_view(const char *abs_path);
  * programs work. Returns the number of views added, or a negative code. */
 int sbx_cli_add_program_views(sbx_policy *policy, const char *path, const char *search_path);
 
+/* Make the directory `cwd` (absolute, normalised) the target's working
+ * directory, which must lie inside the native view (the program chdirs
+ * there before any interception exists). When a default tree or a policy
+ * view already holds it, nothing is added. Otherwise a read-only view of
+ * it is added, but only when the policy grants reading everything below
+ * it (an allow-readonly or allow-any rule X/{**} with X = cwd or above)
+ * and no deny rule can match inside it: a native view cannot carve out a
+ * denied file, so a deny there keeps the directory out of the view. The
+ * view is writable when an allow-any X/{**} covers it; allow-any X/{**}
+ * rules for existing directories (and allow-any rules naming existing
+ * files) below it become writable views of their own. Returns 0 (visible;
+ * the number of views added in *added when not NULL), 1 (not visible: why
+ * in why[cap], "a deny rule applies inside it (--deny: /x/{**})") or a
+ * negative code. */
+int sbx_cli_plan_cwd(sbx_policy *policy, const char *cwd, unsigned *added, char *why, size_t cap);
+
 /* Create a private scratch directory "$TMPDIR/sbx-scratch.XXXXXX" (mode
  * 0700) into out[cap]. Returns 0 or a negative errno. */
 int sbx_cli_scratch_create(char *out, size_t cap);
