@@ -49,10 +49,15 @@ int sbx_audit_log_close(sbx_audit_log *log)
     return r;
 }
 
-void sbx_audit_time(char *buf, size_t cap)
+void sbx_audit_time(uint64_t ns, char *buf, size_t cap)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ns) {
+        ts.tv_sec = (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+    }
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char base[24];
@@ -61,10 +66,10 @@ void sbx_audit_time(char *buf, size_t cap)
 }
 
 /* Start a line: {"time":...,"type":TYPE. Called with the lock held. */
-static sbx_jbuf *begin(sbx_audit_log *log, const char *type)
+static sbx_jbuf *begin(sbx_audit_log *log, const char *type, uint64_t ns)
 {
     char t[40];
-    sbx_audit_time(t, sizeof t);
+    sbx_audit_time(ns, t, sizeof t);
     sbx_jbuf *b = &log->buf;
     sbx_jbuf_reset(b);
     sbx_jbuf_open(b);
@@ -117,7 +122,7 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
     if (!log)
         return;
     pthread_mutex_lock(&log->lock);
-    sbx_jbuf *b = begin(log, "event");
+    sbx_jbuf *b = begin(log, "event", 0);
     sbx_jbuf_key_str(b, "event", event_name(ev->type));
     sbx_jbuf_key_uint(b, "target", ev->target_id);
     sbx_jbuf_key_int(b, "pid", ev->pid);
@@ -150,7 +155,7 @@ void sbx_audit_log_spawn_failed(sbx_audit_log *log, const char *program, const c
     if (!log)
         return;
     pthread_mutex_lock(&log->lock);
-    sbx_jbuf *b = begin(log, "event");
+    sbx_jbuf *b = begin(log, "event", 0);
     sbx_jbuf_key_str(b, "event", "spawn-failed");
     sbx_jbuf_key_str(b, "program", program);
     sbx_jbuf_key_str(b, "step", step);
@@ -160,25 +165,24 @@ void sbx_audit_log_spawn_failed(sbx_audit_log *log, const char *program, const c
     pthread_mutex_unlock(&log->lock);
 }
 
-void sbx_audit_log_decision(sbx_audit_log *log, const sbx_audit_decision *d)
+void sbx_audit_log_decision(sbx_audit_log *log, const sbx_cli_audit_decision *d)
 {
     if (!log)
         return;
     pthread_mutex_lock(&log->lock);
-    sbx_jbuf *b = begin(log, "decision");
+    sbx_jbuf *b = begin(log, "decision", d->time_ns);
+    sbx_jbuf_key_uint(b, "target", d->target_id);
     sbx_jbuf_key_int(b, "pid", d->pid);
     sbx_jbuf_key_str(b, "syscall", d->syscall);
+    sbx_jbuf_key_str(b, "op", d->op);
     sbx_jbuf_key_str(b, "path", d->path);
     sbx_jbuf_key_str(b, "path2", d->path2);
-    if (d->flags >= 0)
-        sbx_jbuf_key_int(b, "flags", d->flags);
-    else
-        sbx_jbuf_key_null(b, "flags");
+    sbx_jbuf_key_int(b, "flags", d->flags);
     sbx_jbuf_key_str(b, "decision", d->decision);
-    sbx_jbuf_key_str(b, "rule", d->rule);
+    sbx_jbuf_key_bool(b, "alarm", d->alarm);
     sbx_jbuf_key_str(b, "origin", d->origin);
     sbx_jbuf_key_int(b, "errno", d->err);
-    sbx_jbuf_key_str(b, "errno_name", d->err ? strerrorname_np(d->err) : NULL);
+    sbx_jbuf_key_str(b, "errno_name", d->err > 0 ? strerrorname_np(d->err) : NULL);
     finish(log);
     pthread_mutex_unlock(&log->lock);
 }

@@ -25,21 +25,24 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
 void sbx_audit_log_spawn_failed(sbx_audit_log *log, const char *program, const char *step,
                                 int err, const char *message);
 
-/* One filesystem decision. */
-typedef struct sbx_audit_decision {
+/* One filesystem decision (filled from the broker's audit record). */
+typedef struct sbx_cli_audit_decision {
+    uint64_t time_ns;     /* CLOCK_REALTIME; 0: now */
+    uint64_t target_id;
     pid_t pid;
     const char *syscall;  /* "openat", ... */
-    const char *path;     /* as the broker resolved it; NULL if none */
-    const char *path2;    /* rename/link target; NULL if none */
-    int64_t flags;        /* open flags or the call's flags; -1 when none */
-    const char *decision; /* "allowed" (native), "brokered", "denied" */
-    const char *rule;     /* the deciding rule's pattern; NULL if none */
-    const char *origin;   /* its origin ("profile:default:41"); NULL if none */
+    const char *op;       /* "open", "stat", "rename", ...; NULL if unknown */
+    const char *path;     /* as the broker canonicalised it; NULL if none */
+    const char *path2;    /* rename destination; NULL if none */
+    int64_t flags;        /* open flags / access mode / rename flags */
+    const char *decision; /* "native", "brokered", "denied", "faked", "terminated" */
+    bool alarm;           /* a signal-alarm rule decided */
+    const char *origin;   /* the deciding rule's origin ("profile:default:41"); NULL if none */
     int err;              /* positive errno returned to the target, 0 on success */
-} sbx_audit_decision;
-void sbx_audit_log_decision(sbx_audit_log *log, const sbx_audit_decision *d);
+} sbx_cli_audit_decision;
+void sbx_audit_log_decision(sbx_audit_log *log, const sbx_cli_audit_decision *d);
 
-/* "2026-12-01T20:05:48.123456Z" for the realtime clock into buf[cap>=32]. */
-void sbx_audit_time(char *buf, size_t cap);
+/* "2026-12-01T20:05:48.123456Z" for `ns` (CLOCK_REALTIME; 0: now) into buf[cap>=32]. */
+void sbx_audit_time(uint64_t ns, char *buf, size_t cap);
 
 #endif
