@@ -376,3 +376,17 @@ Test(run, quiet_and_verbose)
     cr_expect_eq(r->code, 0, "stderr: %s", r->err);
     cr_expect_str_eq(r->err, "");
 }
+
+Test(run, terminal_kept_only_with_tty)
+{
+    /* field 6 of /proc/self/stat is the session: without --tty the program
+     * is in the session its init made (pid 1 of its namespace); with --tty
+     * it stays in sbx's, which lies outside its pid namespace (0). */
+    const char *cmd = "read a b c d e sid rest < /proc/self/stat; echo $sid";
+    result *r = SBX("run", "--", "sh", "-c", cmd);
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "1\n");
+    r = SBX("run", "--tty", "--", "sh", "-c", cmd);
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "0\n");
+}
