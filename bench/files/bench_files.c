@@ -51,10 +51,10 @@ static void summarize(const uint64_t *v, size_t n, const char *name, bench_resul
     bench_samples_free(&s);
 }
 
-static int decide(void *ctx, const sbx_files_request *req, sbx_files_decision *out)
+static int decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out)
 {
     (void)ctx;
-    out->action = sbx_files_path_is_under(req->path, g_dir) ? SBX_FILES_BROKER : SBX_FILES_DENY;
+    out->action = sbx_files_path_is_under(req->path, g_dir) ? SBX_FILES_BROKER : SBX_FILES_REFUSE;
     return 0;
 }
 

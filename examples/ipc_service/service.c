@@ -3,7 +3,7 @@
  * The broker registers a "wordcount" service under its own tag, creates a
  * shared section and a socketpair for one target, and serves it; the
  * target (a forked child here; normally a spawned, sandboxed process that
- * finds its fds through SBX_IPC_FDS) calls the service and prints the
+ * finds its fds through SBX_SECTION_FD and SBX_BROKER_FD) calls the service and prints the
  * answer. Build against an installed sbx:
  *   cc service.c $(pkg-config --cflags --libs sbx) -o ipc_service */
 #include <errno.h>

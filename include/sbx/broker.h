@@ -38,6 +38,8 @@ typedef enum sbx_event_type {
     SBX_EVENT_KILLED = 3,    /* it was killed; `signal` says by what */
     SBX_EVENT_LIMIT = 4,     /* a limit was hit; `limit` says which (comes before KILLED/EXITED) */
     SBX_EVENT_VIOLATION = 5, /* a baseline-denied syscall killed it (SIGSYS, kill mode) */
+    SBX_EVENT_ALARM = 6,     /* a SIGNAL_ALARM files rule matched a call (which was refused);
+                                the call itself is in the audit record (alarm = true) */
 } sbx_event_type;
 
 typedef struct sbx_event {
@@ -137,6 +139,11 @@ typedef struct sbx_spawn_options {
      * when the broker is not root (then the broker's own ids are used). */
     uid_t outside_uid;
     gid_t outside_gid;
+    /* true: create a message channel (AF_UNIX stream socketpair); the
+     * target's end is installed at SBX_TARGET_FD_CHANNEL (sbx_target_channel()
+     * in the target), the broker's end is returned in
+     * sbx_target_info.channel_fd. Refused together with extra_fds->channel_fd. */
+    bool channel;
 } sbx_spawn_options;
 
 #define SBX_STDIO_NULL (-1)
@@ -160,6 +167,11 @@ typedef struct sbx_target_info {
     sbx_spawn_step failed_step;
     int failed_errno;
     char error[256];      /* "exec: No such file or directory (/bin/missing)" */
+    /* opts->channel: the broker's end of the channel socket (close-on-exec,
+     * owned by the caller; build it with sbx_broker_channel_new or
+     * sbx_channel_new_from_fd + SBX_CHANNEL_PEER_EXPECT_PID and `pid`).
+     * -1 otherwise and on failure. */
+    int channel_fd;
 } sbx_target_info;
 
 /* Spawn `opts->path` under `policy` (frozen by this call; the broker takes
@@ -188,6 +200,60 @@ SBX_API unsigned sbx_broker_active_count(sbx_broker *broker);
 /* Send `sig` to a live target's program (SIGKILL tears down its whole pid
  * namespace). Returns 0, SBX_ERROR_NOT_FOUND or -errno. Thread-safe. */
 SBX_API int sbx_broker_kill(sbx_broker *broker, uint64_t target_id, int sig);
+
+/* ---- message channel ---- */
+
+typedef struct sbx_channel sbx_channel;
+typedef struct sbx_channel_listener sbx_channel_listener;
+
+/* The broker's end of a target's channel (spawned with opts.channel) as an
+ * sbx_channel that accepts only the target's program as its peer
+ * (SBX_CHANNEL_PEER_EXPECT_PID with info->pid). Takes info->channel_fd
+ * (set to -1). `listener` may be NULL. Returns 0 and *out (free with
+ * sbx_channel_free), -EINVAL (no channel fd) or a negative code. */
+SBX_API int sbx_broker_channel_new(sbx_target_info *info, const sbx_channel_listener *listener,
+                                   sbx_channel **out);
+
+/* ---- audit (every brokered, denied, faked or fatal files decision) ---- */
+
+typedef enum sbx_audit_decision {
+    SBX_AUDIT_DENIED = 0,     /* refused (error says with what) */
+    SBX_AUDIT_NATIVE = 1,     /* inside the native view (not reported today) */
+    SBX_AUDIT_BROKERED = 2,   /* the broker performed it */
+    SBX_AUDIT_FAKED = 3,      /* FAKE_SUCCESS: reported done, not performed */
+    SBX_AUDIT_TERMINATED = 4, /* TERMINATE_PROCESS: the target was killed */
+} sbx_audit_decision;
+
+/* "denied", "native", "brokered", "faked", "terminated"; "?" otherwise. */
+SBX_API const char *sbx_audit_decision_name(sbx_audit_decision decision);
+
+/* One decision. Strings are valid during the callback only. */
+typedef struct sbx_audit_record {
+    uint64_t time_ns;            /* CLOCK_REALTIME */
+    uint64_t target_id;          /* sbx_target_info.id */
+    pid_t pid;                   /* the calling process, broker's pid namespace */
+    const char *syscall;         /* "openat", "renameat2", ... */
+    const char *op;              /* "open", "stat", "rename", ... */
+    const char *path;            /* canonical */
+    const char *path2;           /* rename destination, else NULL */
+    int flags;                   /* open flags / access mode / rename flags as given */
+    sbx_audit_decision decision;
+    bool alarm;                  /* a SIGNAL_ALARM rule decided (SBX_EVENT_ALARM too) */
+    const char *origin;          /* the deciding rule's origin ("policy.sbx:12"), or NULL */
+    int error;                   /* 0: success; else the positive errno the target got */
+} sbx_audit_record;
+
+/* Called on the broker thread serving the target (one per target); calls
+ * are serialised (one at a time across all targets), so the callback needs
+ * no lock of its own. Must be quick (the target waits) and must not call
+ * sbx_broker_free or sbx_broker_set_audit_callback. */
+typedef void (*sbx_audit_fn)(const sbx_audit_record *record, void *userdata);
+
+/* Set (or clear with fn = NULL) the audit callback. Thread-safe; takes
+ * effect for the next decision. Decisions are audited only for targets with
+ * interception: a policy with brokered rules, or sbx_policy_set_audit(true).
+ * Returns 0 or -EINVAL. */
+SBX_API int sbx_broker_set_audit_callback(sbx_broker *broker, sbx_audit_fn fn, void *userdata);
 
 SBX_END_DECLS
 

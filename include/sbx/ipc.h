@@ -41,9 +41,12 @@ SBX_BEGIN_DECLS
 #define SBX_IPC_DEFAULT_CHANNEL_SIZE 8704u
 /* Default size of the IPC area (header + controls + channel buffers). */
 #define SBX_IPC_DEFAULT_IPC_SIZE (128u * 1024u)
-/* Environment variable through which a spawned target learns its section
- * and socket fds: "<section_fd>:<socket_fd>" (see sbx_ipc_client_from_env). */
-#define SBX_IPC_ENV "SBX_IPC_FDS"
+/* Environment variables through which a spawned target learns its section
+ * and socket fds, one decimal fd number each: the broker's convention
+ * (sbx/target.h: SBX_SECTION_FD=3, SBX_BROKER_FD=4, at those fixed
+ * numbers). See sbx_ipc_client_from_env. */
+#define SBX_IPC_ENV_SECTION "SBX_SECTION_FD"
+#define SBX_IPC_ENV_SOCKET "SBX_BROKER_FD"
 
 /* Built-in test services, registered by sbx_ipc_dispatcher_add_builtins. */
 #define SBX_IPC_TAG_PING1 1u /* (u32 cookie) -> ext[0] = 2 * cookie */
@@ -256,7 +259,8 @@ typedef struct sbx_ipc_client sbx_ipc_client;
  * socketpair (TAKEN, also on failure). SBX_ERROR_BAD_SECTION if the header
  * does not check. Allocates: call at startup, not in a signal handler. */
 SBX_API int sbx_ipc_client_new(int section_fd, int socket_fd, sbx_ipc_client **out);
-/* The same from the SBX_IPC_ENV variable. SBX_ERROR_NOT_FOUND if unset. */
+/* The same from SBX_IPC_ENV_SECTION / SBX_IPC_ENV_SOCKET (what sbx_broker_spawn
+ * sets). SBX_ERROR_NOT_FOUND if either is unset, -EINVAL if not a number. */
 SBX_API int sbx_ipc_client_from_env(sbx_ipc_client **out);
 /* Unmap and close. No call may be in progress. NULL is a no-op. */
 SBX_API void sbx_ipc_client_free(sbx_ipc_client *c);

@@ -32,7 +32,9 @@ SBX_BEGIN_DECLS
 #define SBX_ENV_CHANNEL_FD "SBX_CHANNEL_FD"
 
 /* Find and check the target's broker fds (environment first, then the
- * fixed numbers) and map the shared section. Returns 0, SBX_ERROR_NOT_FOUND
+ * fixed numbers), map the shared section read-only and open an IPC client
+ * on it (include/sbx/ipc.h), which checks the section's header against the
+ * file. Returns 0, SBX_ERROR_NOT_FOUND
  * (not running as an sbx target: no section fd), SBX_ERROR_BAD_SECTION
  * (the section fd is not a memfd / fails its header check), or
  * SBX_ERROR_ALREADY_INIT on a second call. Not thread-safe: call once,
@@ -49,6 +51,18 @@ SBX_API int sbx_target_channel_fd(void);
 
 /* The mapped section (NULL before init or when absent) and its size. */
 SBX_API const void *sbx_target_section(size_t *size);
+
+typedef struct sbx_channel sbx_channel;
+typedef struct sbx_channel_listener sbx_channel_listener;
+
+/* The application channel the broker created (sbx_spawn_options.channel),
+ * as a connected sbx_channel (HELLO sent; the peer is trusted because the
+ * broker handed us the fd: SBX_CHANNEL_PEER_UNVERIFIED, see docs/channel.md).
+ * Works with or without sbx_target_init(). The fd is taken: a second call
+ * returns SBX_ERROR_NOT_FOUND. `listener` may be NULL. Returns 0 and *out
+ * (free with sbx_channel_free), SBX_ERROR_NOT_FOUND (no channel) or a
+ * negative code. Not thread-safe. */
+SBX_API int sbx_target_channel(const sbx_channel_listener *listener, sbx_channel **out);
 
 /* Engage the lockdown phase irreversibly: install the delayed mitigations
  * and the interception filter registered by the interception engine (see

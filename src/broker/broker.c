@@ -22,6 +22,7 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "broker/broker_internal.h"
+#include "broker/runtime.h"
 
 #define KIND_PIDFD 0u
 #define KIND_OOM 1u
@@ -60,7 +61,14 @@ SBX_API int sbx_broker_new(sbx_broker **out)
         sbx_broker_free(b);
         return e;
     }
-    int r = pthread_create(&b->thread, NULL, events_main, b);
+    /* The runtime layer is the default: targets get their IPC section,
+     * interception and policy adapter (src/broker/runtime.c). */
+    int r = sbx_runtime_new(b, &b->runtime, &b->hooks);
+    if (r < 0) {
+        sbx_broker_free(b);
+        return r;
+    }
+    r = pthread_create(&b->thread, NULL, events_main, b);
     if (r != 0) {
         sbx_broker_free(b);
         return -r;
@@ -360,6 +368,7 @@ SBX_API void sbx_broker_free(sbx_broker *b)
         sbx_target_rec_free(b, rec);
     }
     free(b->targets);
+    sbx_runtime_free(b->runtime);
     for (int k = 0; k < 2; k++)
         sbx_bpf_free(&b->baseline[k]);
     sbx_bpf_free(&b->nochildren);

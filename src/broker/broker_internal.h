@@ -30,7 +30,9 @@
  *   to the broker, 0 for "installed, no listener", or -errno (spawn fails
  *   at SBX_STEP_INTERCEPTION).
  * on_listener: broker side, receives that listener fd (TAKEN) during
- *   sbx_broker_spawn, before STARTED.
+ *   sbx_broker_spawn, before STARTED; `landlock` says whether the child
+ *   applied a Landlock ruleset confining it to its view (the notify backend
+ *   may answer CONTINUE only then).
  * on_target_exit: a target is gone (reaped); release its per-target state.
  *   Called on the events thread, or from sbx_broker_free, or when a spawn
  *   fails after setup_section succeeded. */
@@ -38,7 +40,7 @@ typedef struct sbx_broker_hooks {
     int (*setup_section)(void *ud, uint64_t target_id, pid_t init_pid, const sbx_policy *policy,
                          sbx_target_fds *fds);
     int (*child_install_filter)(void *ud, const sbx_policy *policy);
-    void (*on_listener)(void *ud, uint64_t target_id, pid_t pid, int listener_fd);
+    void (*on_listener)(void *ud, uint64_t target_id, pid_t pid, int listener_fd, bool landlock);
     void (*on_target_exit)(void *ud, uint64_t target_id);
     void *userdata;
 } sbx_broker_hooks;
@@ -75,11 +77,12 @@ typedef struct sbx_target_rec {
     int sync_fd;     /* broker end of the sync socket */
     int oom_efd;     /* v1 OOM eventfd, or -1 */
     bool limit_reported;
+    bool released;   /* fds closed and on_target_exit called */
     bool have_exit;  /* the exit status arrived during spawn already */
-    bool released;   /* rec_release ran: on_target_exit is called once */
     int exit_status;
     sbx_cgroup cg;
     sbx_policy *policy; /* our reference */
+    bool landlock;      /* the child applied Landlock (confined to its view) */
 } sbx_target_rec;
 
 struct sbx_broker {
@@ -102,6 +105,7 @@ struct sbx_broker {
     sbx_bpf baseline[2];
     sbx_bpf nochildren;
     pthread_mutex_t spawn_lock;  /* serialises spawns (filters cache, next_id) */
+    struct sbx_runtime *runtime; /* the default hooks' state (src/broker/runtime.c) */
 };
 
 /* Deliver one event to the callback (if any). */

@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sbx/channel.h>
 #include <sbx/error.h>
 #include <sbx/target.h>
 
@@ -635,6 +636,7 @@ typedef struct spawn_res {
     int listener;
     bool have_exit;
     int exit_status;
+    int chan[2];    /* opts->channel: [0] broker end, [1] target end */
 } spawn_res;
 
 static void spawn_res_free(spawn_res *s)
@@ -651,6 +653,8 @@ static void spawn_res_free(spawn_res *s)
     if (s->section_made && s->b->hooks.on_target_exit)
         s->b->hooks.on_target_exit(s->b->hooks.userdata, s->id);
     sbx_close_keep_errno(s->listener);
+    sbx_close_keep_errno(s->chan[0]);
+    sbx_close_keep_errno(s->chan[1]);
     sbx_close_keep_errno(s->devnull);
     sbx_close_keep_errno(s->sync[0]);
     sbx_close_keep_errno(s->sync[1]);
@@ -782,6 +786,10 @@ static int plan_view(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
                                false)) < 0)
                 return r;
     }
+    /* The private /tmp first: a policy view beneath /tmp (a checkout under
+     * /tmp, a CI clone) is then bound on top of it instead of hidden. */
+    if ((r = add_mount(p, M_TMPFS, NULL, "/tmp", false, true, false, false)) < 0)
+        return r;
     for (size_t i = 0; i < pol->n_views; i++) {
         const sbx_policy_view *v = &pol->views[i];
         r = add_host_path(s, v->path, (v->flags & SBX_VIEW_OPTIONAL) != 0,
@@ -793,8 +801,6 @@ static int plan_view(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
         }
     }
     if ((r = add_mount(p, M_PROC, NULL, "/proc", false, false, false, false)) < 0)
-        return r;
-    if ((r = add_mount(p, M_TMPFS, NULL, "/tmp", false, true, false, false)) < 0)
         return r;
     sort_by_depth(p);
     return 0;
@@ -872,6 +878,11 @@ static int plan_fds(spawn_res *s, const sbx_spawn_options *o, const sbx_policy *
             if (r < 0)
                 return r;
         }
+    }
+    if (o->channel) {
+        int r = add_pair(p, s->chan[1], SBX_TARGET_FD_CHANNEL);
+        if (r < 0)
+            return r;
     }
     for (size_t i = 0; i < pol->n_shared_fds; i++) {
         int r = add_pair(p, pol->shared_fds[i].broker_fd, pol->shared_fds[i].target_fd);
@@ -1117,6 +1128,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     if (!out)
         return -EINVAL;
     memset(out, 0, sizeof *out);
+    out->channel_fd = -1;
     if (!b) {
         info_fail(out, SBX_STEP_OPTIONS, EINVAL, "no broker");
         return SBX_ERROR_WRONG_STATE;
@@ -1144,6 +1156,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     __attribute__((cleanup(spawn_res_free))) spawn_res s = {
         .devnull = -1, .sync = { -1, -1 }, .execp = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
+        .chan = { -1, -1 },
     };
     s.p = calloc(1, sizeof *s.p);
     if (!s.p)
@@ -1173,7 +1186,18 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         info_fail(out, SBX_STEP_PREPARE, errno, "/dev/null");
         return SBX_ERROR_SPAWN;
     }
-    int r = plan_fds(&s, o, pol);
+    int r;
+    if (o->channel) {
+        if (o->extra_fds && o->extra_fds->channel_fd >= 0) {
+            info_fail(out, SBX_STEP_OPTIONS, EINVAL, "channel and extra_fds->channel_fd");
+            return -EINVAL;
+        }
+        if ((r = sbx_channel_socketpair(s.chan)) < 0) {
+            info_fail(out, SBX_STEP_PREPARE, -r, "channel socket");
+            return SBX_ERROR_SPAWN;
+        }
+    }
+    r = plan_fds(&s, o, pol);
     if (r < 0) {
         info_fail(out, SBX_STEP_OPTIONS, -r, "stdio, extra or shared fds");
         return r;
@@ -1299,14 +1323,21 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     rec->policy = sbx_policy_ref(pol);
     rec->have_exit = s.have_exit;
     rec->exit_status = s.exit_status;
+    rec->landlock = p->landlock_abi > 0;
     int listener = sbx_steal_fd(&s.listener);
+    out->channel_fd = sbx_steal_fd(&s.chan[0]);
     out->id = id;
     out->pid = prog;
     if (listener >= 0) {
         if (hooks.on_listener)
-            hooks.on_listener(hooks.userdata, id, prog, listener);
+            hooks.on_listener(hooks.userdata, id, prog, listener, p->landlock_abi > 0);
         else
             close(listener);
     }
-    return sbx_broker_add_target(b, rec);
+    r = sbx_broker_add_target(b, rec);
+    if (r < 0) {
+        sbx_close_keep_errno(out->channel_fd);
+        out->channel_fd = -1;
+    }
+    return r;
 }

@@ -97,20 +97,31 @@ int sbx_ipc_client_new(int section_fd, int socket_fd, sbx_ipc_client **out)
     return 0;
 }
 
-int sbx_ipc_client_from_env(sbx_ipc_client **out)
+/* One fd number from the environment (the target's own: hostile to
+ * nobody but itself). */
+static int env_fd(const char *name, int *fd)
 {
-    const char *v = getenv(SBX_IPC_ENV);
+    const char *v = getenv(name);
     if (!v)
         return SBX_ERROR_NOT_FOUND;
     char *end;
+    errno = 0;
     long a = strtol(v, &end, 10);
-    if (end == v || *end != ':' || a < 0 || a > INT_MAX)
+    if (end == v || *end || a < 0 || a > INT_MAX || errno)
         return -EINVAL;
-    const char *s = end + 1;
-    long b = strtol(s, &end, 10);
-    if (end == s || *end || b < 0 || b > INT_MAX)
-        return -EINVAL;
-    return sbx_ipc_client_new((int)a, (int)b, out);
+    *fd = (int)a;
+    return 0;
+}
+
+int sbx_ipc_client_from_env(sbx_ipc_client **out)
+{
+    int sec, sock;
+    int r = env_fd(SBX_IPC_ENV_SECTION, &sec);
+    if (r < 0)
+        return r;
+    if ((r = env_fd(SBX_IPC_ENV_SOCKET, &sock)) < 0)
+        return r;
+    return sbx_ipc_client_new(sec, sock, out);
 }
 
 void sbx_ipc_client_free(sbx_ipc_client *c)

@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sbx/channel.h>
 #include <sbx/error.h>
+#include <sbx/ipc.h>
 
 #include "base/cleanup.h"
 #include "target/target_internal.h"
@@ -20,6 +22,8 @@
 static atomic_bool g_init, g_lowered;
 static int g_section_fd = -1, g_broker_fd = -1, g_channel_fd = -1;
 static void *g_section;
+static sbx_ipc_client *g_client;
+static bool g_channel_taken;
 static size_t g_section_size;
 static sbx_target_section_verifier g_verifier;
 static sbx_target_lockdown_hook g_lockdown;
@@ -76,25 +80,60 @@ SBX_API int sbx_target_init(void)
     int seals = fcntl(sec, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK))
         return SBX_ERROR_BAD_SECTION;
+    int brk = find_fd(SBX_ENV_BROKER_FD, SBX_TARGET_FD_BROKER);
+    /* The IPC client maps the section and checks its header against the
+     * file (magic, version, layout, sizes); it gets its own copy of the
+     * socket, so sbx_target_broker_fd() stays what the broker installed. */
+    int sock = brk >= 0 ? fcntl(brk, F_DUPFD_CLOEXEC, 0) : -1;
+    if (brk >= 0 && sock < 0)
+        return sbx_neg_errno();
+    sbx_ipc_client *client = NULL;
+    int r = sbx_ipc_client_new(sec, sock, &client);
+    if (r < 0)
+        return r == SBX_ERROR_BAD_SECTION || r == -EINVAL ? SBX_ERROR_BAD_SECTION : r;
     size_t size = (size_t)st.st_size;
-    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, sec, 0);
+    void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, sec, 0);
     if (base == MAP_FAILED) {
-        base = mmap(NULL, size, PROT_READ, MAP_SHARED, sec, 0);
-        if (base == MAP_FAILED)
-            return SBX_ERROR_BAD_SECTION;
+        sbx_ipc_client_free(client);
+        return SBX_ERROR_BAD_SECTION;
     }
-    int r = verify_section(base, size);
+    r = verify_section(base, size);
     if (r < 0) {
         munmap(base, size);
+        sbx_ipc_client_free(client);
         return r;
     }
     g_section_fd = sec;
-    g_broker_fd = find_fd(SBX_ENV_BROKER_FD, SBX_TARGET_FD_BROKER);
+    g_broker_fd = brk;
     g_channel_fd = find_fd(SBX_ENV_CHANNEL_FD, SBX_TARGET_FD_CHANNEL);
     g_section = base;
     g_section_size = size;
+    g_client = client;
     atomic_store(&g_init, true);
     return 0;
+}
+
+sbx_ipc_client *sbx_target_ipc_client(void)
+{
+    return atomic_load(&g_init) ? g_client : NULL;
+}
+
+SBX_API int sbx_target_channel(const sbx_channel_listener *listener, sbx_channel **out)
+{
+    if (!out)
+        return -EINVAL;
+    if (g_channel_taken)
+        return SBX_ERROR_NOT_FOUND;
+    int fd = atomic_load(&g_init) ? g_channel_fd
+                                  : find_fd(SBX_ENV_CHANNEL_FD, SBX_TARGET_FD_CHANNEL);
+    if (fd < 0)
+        return SBX_ERROR_NOT_FOUND;
+    g_channel_taken = true;
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* The broker handed us this fd; from inside our pid namespace the
+     * kernel reports its pid as 0, so there is no pid to check. */
+    sbx_channel_options o = { .peer_check = SBX_CHANNEL_PEER_UNVERIFIED };
+    return sbx_channel_new_from_fd(fd, &o, listener, out);
 }
 
 SBX_API bool sbx_target_is_initialized(void)

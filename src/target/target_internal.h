@@ -19,4 +19,10 @@ typedef int (*sbx_target_lockdown_hook)(void);
 void sbx_target_set_section_verifier(sbx_target_section_verifier fn);
 void sbx_target_set_lockdown_hook(sbx_target_lockdown_hook fn);
 
+/* The IPC client sbx_target_init() made (section mapped and header-checked,
+ * its own dup of the broker socket), or NULL before init. Owned by the
+ * target services; never freed. */
+typedef struct sbx_ipc_client sbx_ipc_client;
+sbx_ipc_client *sbx_target_ipc_client(void);
+
 #endif

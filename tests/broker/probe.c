@@ -260,7 +260,7 @@ int main(int argc, char **argv)
             return 12;
         size_t size = 0;
         const char *base = sbx_target_section(&size);
-        if (!base || size < 5 || memcmp(base, "SBXS", 4) != 0)
+        if (!base || size < 5 || memcmp(base, "SBX1", 4) != 0)
             return 13;
         if (sbx_target_lower_token() != 0)
             return 14;

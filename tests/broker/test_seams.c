@@ -16,6 +16,8 @@
 
 #include <criterion/criterion.h>
 
+#include <sbx/ipc.h>
+
 #include "broker/broker_internal.h"
 #include "common.h"
 
@@ -45,11 +47,12 @@ static int make_section(void *ud, uint64_t id, pid_t pid, const sbx_policy *pol,
     (void)pol;
     cr_assert_gt(id, 0);
     cr_assert_gt(pid, 0);
-    int fd = memfd_create("sbx-test-section", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* A real IPC section: sbx_target_init checks its header. */
+    sbx_ipc_section *sec = NULL;
+    cr_assert_eq(sbx_ipc_section_new(NULL, &sec), 0);
+    int fd = fcntl(sbx_ipc_section_fd(sec), F_DUPFD_CLOEXEC, 0);
     cr_assert_geq(fd, 0);
-    cr_assert_eq(ftruncate(fd, 4096), 0);
-    cr_assert_eq(pwrite(fd, "SBXS", 4, 0), 4);
-    cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    sbx_ipc_section_free(sec);
     fds->section_fd = fd;
     return 0;
 }
@@ -76,6 +79,7 @@ Test(seams, section_reaches_target_services)
 
 Test(seams, target_services_without_section)
 {
+    cr_assert_eq(sbx_broker_set_hooks(B, NULL), 0);
     sbx_policy *p = probe_policy(B);
     sbx_event e = run_probe(B, &L, p, "notarget", NULL);
     cr_assert_eq(e.code, 0);
@@ -125,11 +129,12 @@ static int install_filter(void *ud, const sbx_policy *pol)
 
 static int g_listener = -1;
 
-static void got_listener(void *ud, uint64_t id, pid_t pid, int fd)
+static void got_listener(void *ud, uint64_t id, pid_t pid, int fd, bool landlock)
 {
     (void)ud;
     (void)id;
     (void)pid;
+    (void)landlock;
     g_listener = fd;
 }
 
@@ -186,6 +191,7 @@ Test(seams, caller_extra_fds_at_fixed_numbers)
 {
     int sp[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    cr_assert_eq(sbx_broker_set_hooks(B, NULL), 0); /* only the caller's fds */
     sbx_target_fds extra = { .section_fd = -1, .broker_fd = -1, .channel_fd = sp[1] };
     char *argv[] = { (char *)"probe", (char *)"fds", (char *)"5", NULL };
     sbx_spawn_options o = { .path = probe_path(), .argv = argv, .stdin_fd = SBX_STDIO_NULL,

@@ -251,10 +251,37 @@ Test(run, cwd_scratch)
     cr_expect_str_eq(r->out, "x\n");
 }
 
+Test(run, default_profile_reads_system_files_not_secrets)
+{
+    result *r = SBX("run", "--", "sh", "-c", "cat /etc/hostname; ls /usr/bin >/dev/null");
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->err, "");
+    FILE *f = fopen("/etc/hostname", "r");
+    char want[256] = "";
+    if (f) {
+        size_t n = fread(want, 1, sizeof want - 1, f);
+        want[n] = 0;
+        fclose(f);
+    }
+    cr_expect_str_eq(r->out, want);
+    /* the refusal comes from cat itself: EACCES, not a missing file */
+    r = SBX("run", "--", "cat", "/etc/shadow");
+    cr_expect_eq(r->code, 1, "stderr: %s", r->err);
+    cr_expect(strstr(r->err, "cat: /etc/shadow: Permission denied"), "%s", r->err);
+    cr_expect_str_eq(r->out, "");
+    r = SBX("run", "--", "ls", "/root");
+    cr_expect_neq(r->code, 0);
+    cr_expect(strstr(r->err, "Permission denied"), "%s", r->err);
+    /* strict brokers nothing */
+    r = SBX("run", "--profile", "strict", "--", "cat", "/etc/hostname");
+    cr_expect_neq(r->code, 0);
+}
+
 Test(run, allow_write_grants)
 {
-    /* out/ is writable by the target's identity, as a user's own
-     * directory is by the user; the policy decides whether it may. */
+    /* The broker performs the writes the policy allows, with the
+     * target's own credentials: out/ is writable by that identity (a
+     * root sbx maps the target to 65534), as a user's own directory is. */
     cr_assert_eq(mkdir(path_in("out"), 0777), 0);
     cr_assert_eq(chmod(path_in("out"), 0777), 0);
     result *r = SBX("run", "--", "sh", "-c", "echo no > out/f");
@@ -262,13 +289,28 @@ Test(run, allow_write_grants)
     cr_expect(!exists("out/f"));
     char pat[4200];
     snprintf(pat, sizeof pat, "%s/out/**", dir);
-    r = SBX("run", "--allow-write", pat, "--", "sh", "-c", "echo yes > out/f");
+    r = SBX("run", "--allow-write", pat, "--", "sh", "-c", "echo yes > out/f && cat out/f");
     cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "yes\n");
     cr_expect_str_eq(read_file("out/f") ? read_file("out/f") : "(missing)", "yes\n");
     /* still only there */
     r = SBX("run", "--allow-write", pat, "--", "sh", "-c", "echo no > g");
     cr_expect_neq(r->code, 0);
     cr_expect(!exists("g"));
+    /* and a pattern outside the working directory works the same */
+    char out2[4200], pat2[4300], cmd[4400];
+    /* (not under /tmp: the target's /tmp is its own, whatever a rule says) */
+    snprintf(out2, sizeof out2, "/var/tmp/sbx-run-test-%d", (int)getpid());
+    cr_assert_eq(mkdir(out2, 0777), 0);
+    cr_assert_eq(chmod(out2, 0777), 0);
+    snprintf(pat2, sizeof pat2, "%s/**", out2);
+    snprintf(cmd, sizeof cmd, "echo far > %s/f", out2);
+    r = SBX("run", "--allow-write", pat2, "--", "sh", "-c", cmd);
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    snprintf(cmd, sizeof cmd, "%s/f", out2);
+    cr_expect_eq(access(cmd, F_OK), 0, "%s", cmd);
+    unlink(cmd);
+    rmdir(out2);
 }
 
 Test(run, deny_carves_out)
@@ -280,11 +322,25 @@ Test(run, deny_carves_out)
     cr_expect_str_eq(r->out, "s3cret\n");
     char pat[4200];
     snprintf(pat, sizeof pat, "%s/secret.txt", dir);
+    /* inside the (native, read-only) working directory: the broker
+     * enforces it; the rest of the directory stays readable */
+    r = SBX("run", "--deny", pat, "--", "sh", "-c", "cat public.txt; cat secret.txt");
+    cr_expect_neq(r->code, 0);
+    cr_expect_str_eq(r->out, "hello\n");
+    cr_expect(strstr(r->err, "secret.txt: Permission denied"), "%s", r->err);
     r = SBX("run", "--deny", pat, "--", "cat", pat);
     cr_expect_neq(r->code, 0);
     cr_expect(!strstr(r->out, "s3cret"), "%s", r->out);
-    /* sbx says why the directory is not shown natively */
-    cr_expect(strstr(r->err, "deny rule"), "%s", r->err);
+    /* outside it, against an allow rule */
+    r = SBX("run", "--deny", "/etc/hostname", "--", "cat", "/etc/hostname");
+    cr_expect_eq(r->code, 1);
+    cr_expect(strstr(r->err, "Permission denied"), "%s", r->err);
+    /* a deny over the whole working directory keeps it out of the view */
+    char all[4200];
+    snprintf(all, sizeof all, "%s/**", dir);
+    r = SBX("run", "--deny", all, "--", "cat", "public.txt");
+    cr_expect_neq(r->code, 0);
+    cr_expect(strstr(r->err, "a deny rule covers it"), "%s", r->err);
 }
 
 Test(run, sigterm_is_forwarded)
@@ -339,6 +395,21 @@ Test(run, log_is_json_lines)
     cr_expect(strstr(log, "\"code\":3"), "%s", log);
     /* started comes first */
     cr_expect(strstr(log, "started") < strstr(log, "exited"), "%s", log);
+
+    /* decisions: brokered and denied, with the rule's origin and errno;
+     * a hostile path is escaped */
+    r = SBX("run", "--log", "e.jsonl", "--", "sh", "-c",
+            "cat /etc/hostname >/dev/null; cat /etc/shadow; cat \"$(printf '/etc/q\\001\\377\\042')\"; true");
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    expect_json_lines("e.jsonl");
+    log = read_file("e.jsonl");
+    cr_expect(strstr(log, "\"path\":\"/etc/hostname\",\"path2\":null,\"flags\":"), "%s", log);
+    cr_expect(strstr(log, "\"decision\":\"brokered\",\"alarm\":false,\"origin\":\"profile:default:"),
+              "%s", log);
+    cr_expect(strstr(log, "\"path\":\"/etc/shadow\""), "%s", log);
+    cr_expect(strstr(log, "\"decision\":\"denied\""), "%s", log);
+    cr_expect(strstr(log, "\"errno\":13,\"errno_name\":\"EACCES\""), "%s", log);
+    cr_expect(strstr(log, "\"path\":\"/etc/q\\u0001\\ufffd\\\"\""), "%s", log);
 
     r = SBX("run", "--log", "b.jsonl", "--", "sh", "-c", "kill -9 $$");
     cr_expect_eq(r->code, 128 + SIGKILL);

@@ -26,7 +26,7 @@ typedef struct fake {
     int audits;
 } fake;
 
-static int decide(void *ctx, const sbx_files_request *req, sbx_files_decision *out)
+static int decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out)
 {
     fake *f = ctx;
     f->calls++;
@@ -43,7 +43,7 @@ static int decide(void *ctx, const sbx_files_request *req, sbx_files_decision *o
         out->origin = "rule C";
         out->alarm = true;
     } else {
-        out->action = SBX_FILES_DENY;
+        out->action = SBX_FILES_REFUSE;
     }
     return 0;
 }
@@ -111,7 +111,7 @@ static long run(fake *f, sbx_files_call c)
 
 Test(files_dispatcher, deny_answers_without_existence_oracle, .init = setup, .fini = teardown)
 {
-    fake f = { .c_action = SBX_FILES_DENY };
+    fake f = { .c_action = SBX_FILES_REFUSE };
     int errnos[] = { 0, EACCES, EPERM, ENOENT, EIO, -5 };
     int want[] = { EACCES, EACCES, EPERM, ENOENT, EACCES, EACCES };
     sbx_files_call_op ops[] = { SBX_FILES_CALL_OPEN, SBX_FILES_CALL_STAT, SBX_FILES_CALL_ACCESS,
@@ -127,7 +127,7 @@ Test(files_dispatcher, deny_answers_without_existence_oracle, .init = setup, .fi
     }
     /* Audited with origin and alarm. */
     cr_expect_gt(f.audits, 0);
-    cr_expect_eq(f.last.action, SBX_FILES_DENY);
+    cr_expect_eq(f.last.action, SBX_FILES_REFUSE);
     cr_expect_str_eq(f.last.origin, "rule C");
     cr_expect(f.last.alarm);
     cr_expect_str_eq(f.last_path, P(g_c, "missing"));
@@ -186,7 +186,7 @@ Test(files_dispatcher, actions, .init = setup, .fini = teardown)
 
 Test(files_dispatcher, rename_checks_both_ends, .init = setup, .fini = teardown)
 {
-    fake f = { .c_action = SBX_FILES_DENY };
+    fake f = { .c_action = SBX_FILES_REFUSE };
     cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_RENAME, .path = P(g_b, "f"),
                                            .path2 = P(g_c, "x") }), -EACCES);
     cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_RENAME, .path = P(g_c, "there"),
@@ -205,7 +205,7 @@ Test(files_dispatcher, rename_checks_both_ends, .init = setup, .fini = teardown)
 
 Test(files_dispatcher, symlink_recheck_keeps_answer_kind, .init = setup, .fini = teardown)
 {
-    fake f = { .c_action = SBX_FILES_DENY };
+    fake f = { .c_action = SBX_FILES_REFUSE };
     /* B/ton -> N/f: brokered path leading into the native view: refused
      * (a brokered answer must not be stretched over a native-only path). */
     cr_assert_eq(symlink(P(g_n, "f"), P(g_b, "ton")), 0);

@@ -40,7 +40,7 @@ static bool under(const char *p, const char *d)
     return sbx_files_path_is_under(p, d);
 }
 
-static int decide_test(void *ctx, const sbx_files_request *req, sbx_files_decision *out)
+static int decide_test(void *ctx, const sbx_files_query *req, sbx_files_decision *out)
 {
     (void)ctx;
     atomic_fetch_add(&g_decisions, 1);
@@ -48,10 +48,10 @@ static int decide_test(void *ctx, const sbx_files_request *req, sbx_files_decisi
     bool readish = !(req->need & (SBX_FILES_NEED_WRITE | SBX_FILES_NEED_CREATE));
     out->origin = "test";
     if (under(p, g_c)) {
-        out->action = SBX_FILES_DENY;
+        out->action = SBX_FILES_REFUSE;
         out->origin = "deny C";
     } else if (under(p, g_a)) {
-        out->action = readish ? SBX_FILES_BROKER : SBX_FILES_DENY;
+        out->action = readish ? SBX_FILES_BROKER : SBX_FILES_REFUSE;
         out->origin = "A readonly";
     } else if (under(p, g_b)) {
         out->action = SBX_FILES_BROKER;
@@ -61,7 +61,7 @@ static int decide_test(void *ctx, const sbx_files_request *req, sbx_files_decisi
                            under(p, "/dev"))) {
         out->action = SBX_FILES_NATIVE;
     } else {
-        out->action = SBX_FILES_DENY;
+        out->action = SBX_FILES_REFUSE;
         out->origin = "default";
     }
     return 0;
@@ -70,7 +70,7 @@ static int decide_test(void *ctx, const sbx_files_request *req, sbx_files_decisi
 static void audit_test(void *ctx, const sbx_files_audit_record *r)
 {
     (void)ctx;
-    if (r->action == SBX_FILES_DENY)
+    if (r->action == SBX_FILES_REFUSE)
         atomic_fetch_add(&g_audit_deny, 1);
     if (r->action == SBX_FILES_BROKER)
         atomic_fetch_add(&g_audit_broker, 1);

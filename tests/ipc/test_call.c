@@ -459,17 +459,21 @@ Test(ipc_setup, client_from_env)
 {
     broker b;
     cr_assert_eq(broker_start(&b, NULL, NULL, NULL), 0);
-    unsetenv(SBX_IPC_ENV);
+    unsetenv(SBX_IPC_ENV_SECTION);
+    unsetenv(SBX_IPC_ENV_SOCKET);
     sbx_ipc_client *c = NULL;
     cr_expect_eq(sbx_ipc_client_from_env(&c), SBX_ERROR_NOT_FOUND);
-    const char *bad[] = { "", "3", "x:4", "3:", "3:4x", "-1:4", "99999999999:4" };
+    char v[32];
+    snprintf(v, sizeof v, "%d", sbx_ipc_section_fd(b.sec));
+    setenv(SBX_IPC_ENV_SECTION, v, 1);
+    cr_expect_eq(sbx_ipc_client_from_env(&c), SBX_ERROR_NOT_FOUND, "socket variable missing");
+    const char *bad[] = { "", "x", "3:4", "4x", "-1", "99999999999" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        setenv(SBX_IPC_ENV, bad[i], 1);
+        setenv(SBX_IPC_ENV_SOCKET, bad[i], 1);
         cr_expect_eq(sbx_ipc_client_from_env(&c), -EINVAL, "accepted \"%s\"", bad[i]);
     }
-    char v[32];
-    snprintf(v, sizeof v, "%d:%d", sbx_ipc_section_fd(b.sec), dup(b.target_sock));
-    setenv(SBX_IPC_ENV, v, 1);
+    snprintf(v, sizeof v, "%d", dup(b.target_sock));
+    setenv(SBX_IPC_ENV_SOCKET, v, 1);
     cr_assert_eq(sbx_ipc_client_from_env(&c), 0);
     sbx_arg a = sbx_arg_u32(8);
     sbx_ipc_reply rep;

@@ -107,6 +107,8 @@ static const char *event_name(sbx_event_type t)
         return "limit";
     case SBX_EVENT_VIOLATION:
         return "violation";
+    case SBX_EVENT_ALARM:
+        return "alarm";
     }
     return "unknown";
 }
@@ -144,6 +146,8 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
     case SBX_EVENT_LIMIT:
         sbx_jbuf_key_str(b, "limit", limit_name(ev->limit));
         break;
+    case SBX_EVENT_ALARM:
+        break; /* the call itself is the decision line with "alarm":true */
     }
     finish(log);
     pthread_mutex_unlock(&log->lock);

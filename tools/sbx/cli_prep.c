@@ -232,22 +232,6 @@ static bool at_or_below(const char *a, const char *b)
     return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/');
 }
 
-/* True if `pat` could match cwd itself or anything below it
- * (conservative: a wildcard at or above cwd's depth counts). */
-static bool may_match_inside(const char *pat, const char *cwd)
-{
-    char lit[PATH_MAX];
-    const char *rest;
-    if (!literal_prefix(pat, lit, sizeof lit, &rest))
-        return true;
-    if (!*rest)
-        return at_or_below(lit, cwd);
-    size_t c = strlen(cwd);
-    if (!strncmp(lit, cwd, c) && (lit[c] == 0 || lit[c] == '/'))
-        return true; /* the wildcard is inside cwd */
-    return !strncmp(cwd, lit, strlen(lit)); /* the wildcard is above cwd */
-}
-
 /* For X/{**}: X (possibly "" for the whole tree) into out; false for other shapes. */
 static bool subtree_root(const char *pat, char *out, size_t cap)
 {
@@ -281,57 +265,45 @@ int sbx_cli_plan_cwd(sbx_policy *policy, const char *cwd, unsigned *added, char 
         return -EINVAL;
     if (in_views(policy, cwd))
         return 0;
-    bool readable = false, writable = false;
+    bool readable = false;
     for (size_t i = 0; i < policy->n_rules; i++) {
         const sbx_policy_rule *r = &policy->rules[i];
         if (r->subsys != SBX_SUBSYS_FILES)
             continue;
-        if (r->semantics == SBX_FILES_DENY && may_match_inside(r->pattern, cwd)) {
-            snprintf(why, cap, "a deny rule applies inside it (%s: %s)",
-                     r->origin ? r->origin : "policy", r->pattern);
-            return 1;
-        }
         char root[PATH_MAX];
-        if ((r->semantics == SBX_FILES_ALLOW_READONLY || r->semantics == SBX_FILES_ALLOW_ANY) &&
-            subtree_root(r->pattern, root, sizeof root) && at_or_below(cwd, root)) {
-            readable = true;
-            writable |= r->semantics == SBX_FILES_ALLOW_ANY;
+        const char *rest;
+        bool tree = subtree_root(r->pattern, root, sizeof root);
+        if (r->semantics == SBX_FILES_DENY) {
+            /* Denied as a whole (or the directory itself): not shown. A
+             * deny that reaches only part of it is enforced by the broker,
+             * which stops answering CONTINUE for the whole target. */
+            bool exact = !tree && literal_prefix(r->pattern, root, sizeof root, &rest) &&
+                         !*rest && !strcmp(root, cwd);
+            if (exact || (tree && at_or_below(cwd, root))) {
+                snprintf(why, cap, "a deny rule covers it (%s: %s)",
+                         r->origin ? r->origin : "policy", r->pattern);
+                return 1;
+            }
+            continue;
         }
+        if ((r->semantics == SBX_FILES_ALLOW_READONLY || r->semantics == SBX_FILES_ALLOW_ANY) &&
+            tree && at_or_below(cwd, root))
+            readable = true;
     }
     if (!readable) {
         snprintf(why, cap, "the policy does not allow reading everything in it "
                            "(give --allow-read '%s/**')", cwd);
         return 1;
     }
-    int r = sbx_policy_add_view(policy, cwd, writable ? SBX_VIEW_WRITABLE : SBX_VIEW_READONLY);
+    /* Read-only even when an allow-any rule covers it: writes are then
+     * brokered, performed by the broker under the policy, whoever owns
+     * the directory (a native writable view would write as the target's
+     * outside identity). */
+    int r = sbx_policy_add_view(policy, cwd, SBX_VIEW_READONLY);
     if (r < 0)
         return r;
-    unsigned n = 1;
-    if (!writable) {
-        /* allow-any grants strictly inside a read-only cwd: writable views
-         * of their own where they name an existing directory tree or file
-         * (anything else stays read-only: less access, never more). */
-        for (size_t i = 0; i < policy->n_rules; i++) {
-            const sbx_policy_rule *rule = &policy->rules[i];
-            if (rule->subsys != SBX_SUBSYS_FILES || rule->semantics != SBX_FILES_ALLOW_ANY)
-                continue;
-            char root[PATH_MAX];
-            const char *rest;
-            struct stat st;
-            bool tree = subtree_root(rule->pattern, root, sizeof root);
-            if (!tree && (!literal_prefix(rule->pattern, root, sizeof root, &rest) || *rest))
-                continue;
-            if (!strcmp(root, cwd) || !at_or_below(root, cwd) || has_view(policy, root))
-                continue;
-            if (stat(root, &st) < 0 || (tree ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
-                continue;
-            if ((r = sbx_policy_add_view(policy, root, SBX_VIEW_WRITABLE)) < 0)
-                return r;
-            n++;
-        }
-    }
     if (added)
-        *added = n;
+        *added = 1;
     return 0;
 }
 

@@ -40,14 +40,13 @@ int sbx_cli_add_program_views(sbx_policy *policy, const char *path, const char *
  * view already holds it, nothing is added. Otherwise a read-only view of
  * it is added, but only when the policy grants reading everything below
  * it (an allow-readonly or allow-any rule X/{**} with X = cwd or above)
- * and no deny rule can match inside it: a native view cannot carve out a
- * denied file, so a deny there keeps the directory out of the view. The
- * view is writable when an allow-any X/{**} covers it; allow-any X/{**}
- * rules for existing directories (and allow-any rules naming existing
- * files) below it become writable views of their own. Returns 0 (visible;
- * the number of views added in *added when not NULL), 1 (not visible: why
- * in why[cap], "a deny rule applies inside it (--deny: /x/{**})") or a
- * negative code. */
+ * and no deny rule covers it as a whole (X/{**} with X = cwd or above, or
+ * cwd itself). Deny rules reaching only part of it stay in force: the
+ * broker performs every file call of a target with a deny rule inside its
+ * view (docs/broker.md). Writes under allow-any rules are brokered, never
+ * native. Returns 0 (visible; the number of views added, 0 or 1, in
+ * *added when not NULL), 1 (not visible: why in why[cap]) or a negative
+ * code. */
 int sbx_cli_plan_cwd(sbx_policy *policy, const char *cwd, unsigned *added, char *why, size_t cap);
 
 /* Create a private scratch directory "$TMPDIR/sbx-scratch.XXXXXX" (mode

@@ -85,9 +85,37 @@ static void on_event(const sbx_event *ev, void *ud)
         uint64_t one = 1;
         (void)!write(st->wake_fd, &one, sizeof one);
         break;
+    case SBX_EVENT_ALARM:
+        if (!st->quiet)
+            fprintf(stderr, "sbx: run: %s touched a file an alarm rule watches (refused)\n",
+                    st->program);
+        break;
     case SBX_EVENT_STARTED:
         break;
     }
+}
+
+/* Every brokered or denied filesystem decision, into the log. Serialised
+ * by the broker; the log has its own lock anyway (events come from
+ * another thread). */
+static void on_audit(const sbx_audit_record *rec, void *ud)
+{
+    run_state *st = ud;
+    sbx_cli_audit_decision d = {
+        .time_ns = rec->time_ns,
+        .target_id = rec->target_id,
+        .pid = rec->pid,
+        .syscall = rec->syscall,
+        .op = rec->op,
+        .path = rec->path,
+        .path2 = rec->path2,
+        .flags = rec->flags,
+        .decision = sbx_audit_decision_name(rec->decision),
+        .alarm = rec->alarm,
+        .origin = rec->origin,
+        .err = rec->error,
+    };
+    sbx_audit_log_decision(st->log, &d);
 }
 
 /* Everything one run holds; released by run_cleanup on every path. */
@@ -383,6 +411,8 @@ static int run(run_ctx *c)
         return SBX_EXIT_FAILURE;
     }
     (void)sbx_broker_set_event_callback(c->broker, on_event, &c->st);
+    if (c->st.log)
+        (void)sbx_broker_set_audit_callback(c->broker, on_audit, &c->st);
     if (cli->verbose)
         print_verbose(c->policy, path, cwd, c->scratch);
 

@@ -66,16 +66,16 @@ int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need)
     }
 }
 
-static void decide(const sbx_files_dispatcher *d, const sbx_files_request *req,
+static void decide(const sbx_files_dispatcher *d, const sbx_files_query *req,
                    sbx_files_decision *out)
 {
     memset(out, 0, sizeof *out);
     if (!d->decide || d->decide(d->decide_ctx, req, out) < 0) {
         memset(out, 0, sizeof *out);
-        out->action = SBX_FILES_DENY;
+        out->action = SBX_FILES_REFUSE;
     }
     if (out->action > SBX_FILES_TERMINATE)
-        out->action = SBX_FILES_DENY;
+        out->action = SBX_FILES_REFUSE;
     /* Only the three documented deny answers; anything else is EACCES. */
     if (out->deny_errno != EPERM && out->deny_errno != ENOENT)
         out->deny_errno = EACCES;
@@ -93,7 +93,7 @@ typedef struct recheck_ctx {
 static int recheck(void *arg, unsigned which, const char *path)
 {
     recheck_ctx *rc = arg;
-    sbx_files_request req = {
+    sbx_files_query req = {
         .op = rc->call->op, .path = path, .which = which, .need = rc->need[which & 1],
         .flags = rc->call->flags, .pid = rc->call->pid, .syscall = rc->call->syscall,
         .recheck = true,
@@ -250,21 +250,21 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         res->value = r;
         return 0;
     }
-    sbx_files_request req = { .op = c->op, .path = c->path, .which = 0, .need = rc.need[0],
+    sbx_files_query req = { .op = c->op, .path = c->path, .which = 0, .need = rc.need[0],
                               .flags = c->flags, .pid = c->pid, .syscall = c->syscall };
     sbx_files_decision dec;
     decide(d, &req, &dec);
-    if (c->op == SBX_FILES_CALL_RENAME && dec.action != SBX_FILES_DENY &&
+    if (c->op == SBX_FILES_CALL_RENAME && dec.action != SBX_FILES_REFUSE &&
         dec.action != SBX_FILES_TERMINATE) {
         sbx_files_decision dec2;
         req.path = c->path2;
         req.which = 1;
         decide(d, &req, &dec2);
-        if (dec2.action == SBX_FILES_DENY || dec2.action == SBX_FILES_TERMINATE) {
+        if (dec2.action == SBX_FILES_REFUSE || dec2.action == SBX_FILES_TERMINATE) {
             dec = dec2;
         } else if (dec2.action != dec.action) {
             /* Between the view and a brokered tree: different namespaces. */
-            dec.action = SBX_FILES_DENY;
+            dec.action = SBX_FILES_REFUSE;
             dec.deny_errno = EXDEV;
         }
         dec.alarm = dec.alarm || dec2.alarm;
@@ -272,14 +272,14 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
 
     /* Brokered exec-checks are refused: exec is native-only. */
     if (dec.action == SBX_FILES_BROKER && c->op == SBX_FILES_CALL_ACCESS && (c->flags & X_OK))
-        dec.action = SBX_FILES_DENY;
+        dec.action = SBX_FILES_REFUSE;
     /* chdir can only be done by the kernel in the target (notify backend). */
-    if (c->op == SBX_FILES_CALL_CHDIR && dec.action != SBX_FILES_DENY &&
+    if (c->op == SBX_FILES_CALL_CHDIR && dec.action != SBX_FILES_REFUSE &&
         dec.action != SBX_FILES_TERMINATE && !(dec.action == SBX_FILES_NATIVE && c->landlock))
-        dec.action = SBX_FILES_DENY;
+        dec.action = SBX_FILES_REFUSE;
 
     switch (dec.action) {
-    case SBX_FILES_DENY:
+    case SBX_FILES_REFUSE:
         /* The same answer whether or not the object exists: nothing was
          * looked up before the decision. */
         res->value = -dec.deny_errno;

@@ -45,7 +45,7 @@ typedef enum sbx_files_call_op {
 const char *sbx_files_call_op_name(sbx_files_call_op op);
 
 /* What the policy is asked about: one path of one call. */
-typedef struct sbx_files_request {
+typedef struct sbx_files_query {
     sbx_files_call_op op;
     const char *path;    /* canonical absolute path */
     unsigned which;      /* 0: the path (a rename's source), 1: a rename's destination */
@@ -54,10 +54,10 @@ typedef struct sbx_files_request {
     pid_t pid;           /* the target (thread-group id) */
     const char *syscall; /* "openat", ... for explanations */
     bool recheck;        /* a symlink's target being re-checked */
-} sbx_files_request;
+} sbx_files_query;
 
 typedef enum sbx_files_action {
-    SBX_FILES_DENY = 0,         /* refused with deny_errno */
+    SBX_FILES_REFUSE = 0,         /* refused with deny_errno */
     SBX_FILES_NATIVE = 1,       /* inside the target's native view */
     SBX_FILES_BROKER = 2,       /* the broker performs it (ASK_BROKER) */
     SBX_FILES_FAKE_SUCCESS = 3, /* answer success without doing anything (not for open) */
@@ -74,7 +74,7 @@ typedef struct sbx_files_decision {
 
 /* Evaluate the policy. Returns 0 with *out filled, or a negative code
  * (treated as DENY). Called from broker threads; must be thread-safe. */
-typedef int (*sbx_files_decide_fn)(void *ctx, const sbx_files_request *req,
+typedef int (*sbx_files_decide_fn)(void *ctx, const sbx_files_query *req,
                                    sbx_files_decision *out);
 
 /* One brokered or denied decision (native ones are not audited). */

@@ -1,0 +1,768 @@
+/* sbx — the runtime layer: the broker's default hooks.
+ *
+ * Per target: the compiled policy (cached per policy object: policies are
+ * frozen and shared), an IPC section whose policy area holds a copy for the
+ * target's pre-check, a SOCK_SEQPACKET fd socket and a server on the
+ * broker-wide pool; when the policy needs it, the notify filter (built here
+ * once, before any fork; installed by the child) and a thread serving the
+ * listener with the files dispatcher, whose decisions come from the
+ * adapter below on the broker's PRIVATE compiled copy (invariant 2). */
+#include "broker/runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sbx/channel.h>
+#include <sbx/error.h>
+#include <sbx/ipc.h>
+
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "policy/compile.h"
+#include "subsys/files/files_policy.h"
+#include "target/interception/notify.h"
+
+/* ---- the native view, as the broker builds it (spawn.c plan_view) ---- */
+
+typedef struct view_tree {
+    const char *path;
+    bool writable;
+} view_tree;
+
+/* Kept in step with spawn.c's default_exec / default_files / default_dev
+ * and its /dev links, /proc and /tmp. */
+static const view_tree default_trees[] = {
+    { "/usr", false },          { "/bin", false },           { "/sbin", false },
+    { "/lib", false },          { "/lib32", false },         { "/lib64", false },
+    { "/libx32", false },       { "/etc/ld.so.cache", false }, { "/etc/ld.so.conf", false },
+    { "/etc/ld.so.conf.d", false }, { "/etc/localtime", false }, { "/dev/null", true },
+    { "/dev/zero", true },      { "/dev/full", true },       { "/dev/random", true },
+    { "/dev/urandom", true },   { "/dev/fd", false },        { "/dev/stdin", false },
+    { "/dev/stdout", false },   { "/dev/stderr", false },
+};
+static const view_tree always_trees[] = { { "/proc", false }, { "/tmp", true } };
+
+/* Tree number i of `pol`'s view; false past the end. No allocation. */
+static bool view_at(const sbx_policy *pol, size_t i, view_tree *out)
+{
+    if (i < SBX_ARRAY_SIZE(always_trees)) {
+        *out = always_trees[i];
+        return true;
+    }
+    i -= SBX_ARRAY_SIZE(always_trees);
+    if (pol->default_view) {
+        if (i < SBX_ARRAY_SIZE(default_trees)) {
+            *out = default_trees[i];
+            return true;
+        }
+        i -= SBX_ARRAY_SIZE(default_trees);
+    }
+    if (i < pol->n_views) {
+        out->path = pol->views[i].path;
+        out->writable = (pol->views[i].flags & SBX_VIEW_WRITABLE) != 0;
+        return true;
+    }
+    return false;
+}
+
+/* `path` is `tree` or lies beneath it (both canonical; `tree_len` bytes). */
+static bool beneath(const char *path, const char *tree, size_t tree_len)
+{
+    if (tree_len == 1 && tree[0] == '/')
+        return true;
+    return strncmp(path, tree, tree_len) == 0 && (path[tree_len] == '\0' || path[tree_len] == '/');
+}
+
+/* One pattern component p[0..pe) against one name n[0..ne): `*` any run,
+ * `?` one character, `\` makes the next character literal. */
+static bool comp_match(const char *p, const char *pe, const char *n, const char *ne)
+{
+    while (p < pe) {
+        if (*p == '*') {
+            p++;
+            for (const char *k = n; k <= ne; k++)
+                if (comp_match(p, pe, k, ne))
+                    return true;
+            return false;
+        }
+        if (n == ne)
+            return false;
+        if (*p == '?') {
+            p++;
+            n++;
+            continue;
+        }
+        if (*p == '\\' && p + 1 < pe)
+            p++;
+        if (*p != *n)
+            return false;
+        p++;
+        n++;
+    }
+    return n == ne;
+}
+
+/* Could `pat` match `tree` or anything beneath it? Component by
+ * component; true whenever unsure (a `**`, a `\/`, a pattern that goes
+ * on below the tree). A deny whose pattern cannot reach into any view tree
+ * (`/etc/shadow*` against `/etc/ld.so.cache`) leaves CONTINUE in place. */
+static bool may_reach(const char *pat, const char *tree)
+{
+    const char *p = pat, *t = tree;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        while (*t == '/')
+            t++;
+        if (!*t)
+            return true; /* the tree itself, or the pattern goes on beneath it */
+        if (!*p)
+            return false; /* the pattern stops above the tree */
+        const char *pe = p;
+        while (*pe && *pe != '/') {
+            if (*pe == '\\' && pe[1])
+                pe++;
+            pe++;
+        }
+        if (memmem(p, (size_t)(pe - p), "**", 2) || memmem(p, (size_t)(pe - p), "\\/", 2))
+            return true;
+        const char *te = strchrnul(t, '/');
+        if (!comp_match(p, pe, t, te))
+            return false;
+        p = pe;
+        t = te;
+    }
+}
+
+bool sbx_runtime_deny_in_view(const sbx_policy *pol)
+{
+    for (size_t r = 0; r < pol->n_rules; r++) {
+        const sbx_policy_rule *rule = &pol->rules[r];
+        if (rule->subsys != SBX_SUBSYS_FILES || rule->semantics != SBX_FILES_DENY ||
+            !rule->pattern || rule->pattern[0] != '/')
+            continue;
+        view_tree t;
+        for (size_t i = 0; view_at(pol, i, &t); i++)
+            if (may_reach(rule->pattern, t.path))
+                return true;
+    }
+    return false;
+}
+
+bool sbx_runtime_needs_interception(const sbx_policy *pol)
+{
+    return sbx_policy_needs_broker(pol) || pol->audit || sbx_runtime_deny_in_view(pol);
+}
+
+/* ---- the policy adapter ---- */
+
+/* Inside a native-view tree that admits this kind of call? */
+static bool in_native_view(const sbx_policy *pol, const char *path, bool write)
+{
+    /* The deepest tree holding the path decides: a read-only view below
+     * the writable /tmp (a working directory under /tmp) is mounted on top
+     * of it, so a write there is not native but the policy's call. */
+    view_tree t;
+    size_t best = 0;
+    bool found = false, writable = false;
+    for (size_t i = 0; view_at(pol, i, &t); i++) {
+        size_t tl = strlen(t.path);
+        if (beneath(path, t.path, tl) && (!found || tl >= best)) {
+            found = true;
+            best = tl;
+            writable = t.writable;
+        }
+    }
+    return found && (writable || !write);
+}
+
+/* The object is a directory, as the broker finds it (never the target's
+ * word): only DIR_ANY rules care. */
+static bool broker_is_dir(int root_fd, const char *path)
+{
+    struct stat st;
+    const char *rel = path[1] ? path + 1 : ".";
+    return fstatat(root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The target controls path, op and flags of `q` (the backend copied and
+ * canonicalised them). Decided only from d->buf, the broker's private
+ * compiled copy; the section's copy is never read. Native only for a
+ * path inside a view tree that admits the call and not matched by a deny
+ * rule; everything else is the policy's answer. */
+int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *out)
+{
+    const sbx_runtime_decider *d = ctx;
+    memset(out, 0, sizeof *out);
+    out->action = SBX_FILES_REFUSE;
+    out->deny_errno = d->policy->deny_errno ? d->policy->deny_errno : EACCES;
+    if (!q->path)
+        return -EINVAL;
+    /* A canonical path keeps a trailing '/' ("must be a directory": "."
+     * of a cwd, "dir/"); the policy matches the object's name without it
+     * ("/usr/" is decided as "/usr"), which names the same object. */
+    char trimmed[SBX_FILES_PATH_MAX];
+    const char *path = q->path;
+    size_t plen = strnlen(path, sizeof trimmed);
+    if (plen > 1 && plen < sizeof trimmed && path[plen - 1] == '/') {
+        memcpy(trimmed, path, plen - 1);
+        trimmed[plen - 1] = '\0';
+        path = trimmed;
+    }
+    sbx_files_request req;
+    memset(&req, 0, sizeof req);
+    req.path = path;
+    bool write = (q->need & (SBX_FILES_NEED_WRITE | SBX_FILES_NEED_CREATE)) != 0;
+    bool want_dir = false;
+    switch (q->op) {
+    case SBX_FILES_CALL_OPEN:
+        req.op = SBX_FILES_OP_OPEN;
+        req.open_flags = q->flags;
+        break;
+    case SBX_FILES_CALL_STAT:
+    case SBX_FILES_CALL_STATX:
+        req.op = SBX_FILES_OP_STAT;
+        want_dir = true;
+        break;
+    case SBX_FILES_CALL_ACCESS:
+        req.op = SBX_FILES_OP_ACCESS;
+        req.access_mode = q->flags;
+        write = write || (q->flags & W_OK);
+        want_dir = true;
+        break;
+    case SBX_FILES_CALL_READLINK:
+        req.op = SBX_FILES_OP_READLINK;
+        want_dir = true;
+        break;
+    case SBX_FILES_CALL_MKDIR:
+        req.op = SBX_FILES_OP_MKDIR;
+        write = true;
+        break;
+    case SBX_FILES_CALL_UNLINK:
+        req.op = SBX_FILES_OP_UNLINK;
+        write = true;
+        want_dir = true;
+        break;
+    case SBX_FILES_CALL_RMDIR:
+        req.op = SBX_FILES_OP_RMDIR;
+        write = true;
+        break;
+    case SBX_FILES_CALL_RENAME:
+        req.op = q->which ? SBX_FILES_OP_RENAME_DST : SBX_FILES_OP_RENAME_SRC;
+        write = true;
+        want_dir = q->which == 0;
+        break;
+    case SBX_FILES_CALL_CHDIR:
+        req.op = SBX_FILES_OP_OPEN;
+        req.open_flags = O_RDONLY | O_DIRECTORY;
+        break;
+    case SBX_FILES_CALL_TRUNCATE:
+        req.op = SBX_FILES_OP_OPEN;
+        req.open_flags = O_WRONLY | O_TRUNC;
+        write = true;
+        break;
+    case SBX_FILES_CALL_UTIMENS:
+    case SBX_FILES_CALL_CHMOD:
+        req.op = SBX_FILES_OP_OPEN;
+        req.open_flags = O_WRONLY;
+        write = true;
+        break;
+    default:
+        return -EINVAL;
+    }
+    bool native = in_native_view(d->policy, path, write);
+    if (!native && want_dir && d->root_fd >= 0)
+        req.is_dir = broker_is_dir(d->root_fd, path);
+    sbx_files_verdict v;
+    int r = sbx_files_policy_eval(d->buf, d->size, &req, &v);
+    if (r < 0)
+        return r;
+    const sbx_policy_rule *rule = NULL;
+    if (v.matched && v.rule >= 0 && (size_t)v.rule < d->policy->n_rules)
+        rule = &d->policy->rules[v.rule];
+    if (rule)
+        out->origin = rule->origin;
+    bool explicit_deny = rule && rule->semantics == SBX_FILES_DENY;
+    if (native && !explicit_deny) {
+        out->action = SBX_FILES_NATIVE;
+        out->origin = NULL;
+        return 0;
+    }
+    switch (v.action) {
+    case SBX_ACTION_ASK_BROKER:
+        out->action = SBX_FILES_BROKER;
+        break;
+    case SBX_ACTION_GIVE_READONLY:
+        out->action = write ? SBX_FILES_REFUSE : SBX_FILES_BROKER;
+        break;
+    case SBX_ACTION_FAKE_SUCCESS:
+        out->action = SBX_FILES_FAKE_SUCCESS;
+        break;
+    case SBX_ACTION_FAKE_ACCESS_DENIED:
+        out->deny_errno = EACCES;
+        break;
+    case SBX_ACTION_SIGNAL_ALARM:
+        out->alarm = true;
+        break;
+    case SBX_ACTION_TERMINATE_PROCESS:
+        out->action = SBX_FILES_TERMINATE;
+        break;
+    default: /* DENY_ACCESS, no match */
+        break;
+    }
+    return 0;
+}
+
+/* ---- per-policy compiled buffers ---- */
+
+typedef struct compiled {
+    sbx_policy *policy; /* our reference: the key */
+    void *buf;
+    size_t size;
+    unsigned users;
+    struct compiled *next;
+} compiled;
+
+/* ---- per-target state ---- */
+
+typedef struct rt_target {
+    sbx_runtime *rt;
+    uint64_t id;
+    pid_t pid;
+    compiled *comp;
+    sbx_ipc_section *section;
+    sbx_ipc_server *server;
+    sbx_runtime_decider decider;
+    sbx_files_dispatcher files;
+    sbx_notify_config cfg;
+    int listener;
+    int stop_fd;
+    pthread_t thread;
+    bool thread_started;
+    struct rt_target *next;
+} rt_target;
+
+struct sbx_runtime {
+    sbx_broker *broker;
+    pthread_mutex_t lock; /* targets, cache, pool */
+    rt_target *targets;
+    compiled *cache;
+    sbx_ipc_pool **pools; /* grown when the last is full (each thread waits on
+                             at most ~127 channels with futex_waitv) */
+    size_t n_pools;
+    sbx_ipc_dispatcher *disp;
+    struct sock_fprog filter;
+    bool filter_ok;
+    int root_fd;
+    pthread_mutex_t audit_lock; /* held while the audit callback runs */
+    sbx_audit_fn audit;
+    void *audit_ud;
+};
+
+/* Under rt->lock. */
+static int cache_get(sbx_runtime *rt, const sbx_policy *pol, compiled **out)
+{
+    for (compiled *c = rt->cache; c; c = c->next)
+        if (c->policy == pol) {
+            c->users++;
+            *out = c;
+            return 0;
+        }
+    compiled *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    sbx_policy_error err;
+    int r = sbx_policy_compile(pol, &c->buf, &c->size, &err);
+    if (r < 0) {
+        free(c);
+        return r;
+    }
+    c->policy = sbx_policy_ref((sbx_policy *)(uintptr_t)pol);
+    c->users = 1;
+    c->next = rt->cache;
+    rt->cache = c;
+    *out = c;
+    return 0;
+}
+
+/* Under rt->lock. */
+static void cache_put(sbx_runtime *rt, compiled *c)
+{
+    if (!c || --c->users > 0)
+        return;
+    for (compiled **pp = &rt->cache; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    free(c->buf);
+    sbx_policy_unref(c->policy);
+    free(c);
+}
+
+static sbx_audit_decision audit_kind(sbx_files_action a)
+{
+    switch (a) {
+    case SBX_FILES_NATIVE:
+        return SBX_AUDIT_NATIVE;
+    case SBX_FILES_BROKER:
+        return SBX_AUDIT_BROKERED;
+    case SBX_FILES_FAKE_SUCCESS:
+        return SBX_AUDIT_FAKED;
+    case SBX_FILES_TERMINATE:
+        return SBX_AUDIT_TERMINATED;
+    default:
+        return SBX_AUDIT_DENIED;
+    }
+}
+
+static void rt_audit(void *ctx, const sbx_files_audit_record *rec)
+{
+    rt_target *t = ctx;
+    sbx_runtime *rt = t->rt;
+    if (rec->alarm) {
+        sbx_event ev = { .type = SBX_EVENT_ALARM, .target_id = t->id, .pid = rec->pid };
+        sbx_broker_emit(rt->broker, &ev);
+    }
+    pthread_mutex_lock(&rt->audit_lock);
+    if (rt->audit) {
+        sbx_audit_record a = {
+            .time_ns = rec->time_ns, .target_id = t->id, .pid = rec->pid,
+            .syscall = rec->syscall ? rec->syscall : "?", .op = sbx_files_call_op_name(rec->op),
+            .path = rec->path, .path2 = rec->path2, .flags = rec->flags,
+            .decision = audit_kind(rec->action), .alarm = rec->alarm, .origin = rec->origin,
+            .error = rec->result < 0 ? (int)-rec->result : 0,
+        };
+        rt->audit(&a, rt->audit_ud);
+    }
+    pthread_mutex_unlock(&rt->audit_lock);
+}
+
+SBX_API const char *sbx_audit_decision_name(sbx_audit_decision d)
+{
+    switch (d) {
+    case SBX_AUDIT_DENIED:
+        return "denied";
+    case SBX_AUDIT_NATIVE:
+        return "native";
+    case SBX_AUDIT_BROKERED:
+        return "brokered";
+    case SBX_AUDIT_FAKED:
+        return "faked";
+    case SBX_AUDIT_TERMINATED:
+        return "terminated";
+    }
+    return "?";
+}
+
+int sbx_runtime_set_audit(sbx_runtime *rt, sbx_audit_fn fn, void *ud)
+{
+    if (!rt)
+        return -EINVAL;
+    pthread_mutex_lock(&rt->audit_lock);
+    rt->audit = fn;
+    rt->audit_ud = ud;
+    pthread_mutex_unlock(&rt->audit_lock);
+    return 0;
+}
+
+/* Under rt->lock. */
+static int ensure_ipc(sbx_runtime *rt)
+{
+    int r;
+    if (!rt->disp) {
+        if ((r = sbx_ipc_dispatcher_new(&rt->disp)) < 0)
+            return r;
+        if ((r = sbx_ipc_dispatcher_add_builtins(rt->disp)) < 0) {
+            sbx_ipc_dispatcher_free(rt->disp);
+            rt->disp = NULL;
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Under rt->lock: a server for t on the first pool with room. */
+static int serve_section(sbx_runtime *rt, rt_target *t, int sock)
+{
+    for (size_t i = 0;; i++) {
+        if (i == rt->n_pools) {
+            sbx_ipc_pool **n = realloc(rt->pools, (i + 1) * sizeof *n);
+            if (!n) {
+                close(sock);
+                return -ENOMEM;
+            }
+            rt->pools = n;
+            sbx_ipc_pool_options po = { .threads = 1 };
+            int r = sbx_ipc_pool_new(&po, &rt->pools[i]);
+            if (r < 0) {
+                close(sock);
+                return r;
+            }
+            rt->n_pools++;
+        }
+        int s2 = fcntl(sock, F_DUPFD_CLOEXEC, 0); /* taken by server_new, even on failure */
+        if (s2 < 0) {
+            int e = sbx_neg_errno();
+            close(sock);
+            return e;
+        }
+        int r = sbx_ipc_server_new(rt->pools[i], t->section, s2, rt->disp, t, &t->server);
+        if (r != SBX_ERROR_NO_SPACE) {
+            close(sock);
+            return r;
+        }
+    }
+}
+
+static void target_free(sbx_runtime *rt, rt_target *t)
+{
+    if (t->thread_started) {
+        uint64_t one = 1;
+        (void)!write(t->stop_fd, &one, sizeof one);
+        pthread_join(t->thread, NULL);
+    }
+    sbx_close_keep_errno(t->listener);
+    sbx_close_keep_errno(t->stop_fd);
+    sbx_ipc_server_free(t->server);
+    sbx_ipc_section_free(t->section);
+    pthread_mutex_lock(&rt->lock);
+    cache_put(rt, t->comp);
+    pthread_mutex_unlock(&rt->lock);
+    free(t);
+}
+
+/* Hook: the child is cloned and waits; nothing of it has run. */
+static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_policy *pol,
+                            sbx_target_fds *fds)
+{
+    (void)init_pid;
+    sbx_runtime *rt = ud;
+    rt_target *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->rt = rt;
+    t->id = id;
+    t->listener = t->stop_fd = -1;
+    pthread_mutex_lock(&rt->lock);
+    int r = cache_get(rt, pol, &t->comp);
+    if (r == 0)
+        r = ensure_ipc(rt);
+    pthread_mutex_unlock(&rt->lock);
+    SBX_AUTOCLOSE int memfd = -1;
+    int sp[2] = { -1, -1 };
+    if (r == 0) {
+        sbx_ipc_section_options so = { .policy_size = t->comp->size };
+        r = sbx_ipc_section_new(&so, &t->section);
+    }
+    if (r == 0)
+        r = sbx_ipc_section_write_policy(t->section, t->comp->buf, t->comp->size);
+    if (r == 0) {
+        memfd = fcntl(sbx_ipc_section_fd(t->section), F_DUPFD_CLOEXEC, 0);
+        if (memfd < 0)
+            r = sbx_neg_errno();
+    }
+    if (r == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+        r = sbx_neg_errno();
+    if (r == 0) {
+        pthread_mutex_lock(&rt->lock);
+        r = serve_section(rt, t, sp[0]);
+        pthread_mutex_unlock(&rt->lock);
+        sp[0] = -1; /* taken */
+    }
+    if (r < 0) {
+        sbx_close_keep_errno(sp[1]);
+        target_free(rt, t);
+        return r;
+    }
+    t->decider = (sbx_runtime_decider){ .policy = t->comp->policy, .buf = t->comp->buf,
+                                        .size = t->comp->size,
+                                        .deny_in_view = sbx_runtime_deny_in_view(pol),
+                                        .root_fd = rt->root_fd };
+    t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide, .decide_ctx = &t->decider,
+                                       .audit = rt_audit, .audit_ctx = t,
+                                       .broker_root_fd = rt->root_fd };
+    fds->section_fd = sbx_steal_fd(&memfd);
+    fds->broker_fd = sp[1];
+    pthread_mutex_lock(&rt->lock);
+    t->next = rt->targets;
+    rt->targets = t;
+    pthread_mutex_unlock(&rt->lock);
+    return 0;
+}
+
+/* Hook, in the child between fork and exec: async-signal-safe. The filter
+ * was built before any fork (sbx_runtime_new). */
+static int rt_child_install_filter(void *ud, const sbx_policy *pol)
+{
+    sbx_runtime *rt = ud;
+    if (!sbx_runtime_needs_interception(pol))
+        return 0; /* native speed: nothing to intercept */
+    if (!rt->filter_ok)
+        return -ENOSYS;
+    return sbx_notify_filter_install(&rt->filter);
+}
+
+static void *serve_main(void *arg)
+{
+    rt_target *t = arg;
+    int r = sbx_notify_serve(&t->cfg);
+    if (r < 0)
+        sbx_warn("runtime: target %llu: notify: %s", (unsigned long long)t->id, strerror(-r));
+    return NULL;
+}
+
+static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landlock)
+{
+    sbx_runtime *rt = ud;
+    pthread_mutex_lock(&rt->lock);
+    rt_target *t = rt->targets;
+    while (t && t->id != id)
+        t = t->next;
+    pthread_mutex_unlock(&rt->lock);
+    if (!t) {
+        close(lfd);
+        return;
+    }
+    t->pid = pid;
+    t->listener = lfd;
+    t->stop_fd = eventfd(0, EFD_CLOEXEC);
+    /* A deny rule inside the view cannot be enforced by CONTINUE (another
+     * spelling, a symlink, a racing thread would reach it): such a target
+     * gets no CONTINUE at all; its native calls are performed by the
+     * broker inside the target's root, symlinks rechecked. */
+    t->cfg = (sbx_notify_config){ .listener_fd = lfd, .files = &t->files,
+                                  .landlock = landlock && !t->decider.deny_in_view,
+                                  .target_creds = true, .stop_fd = t->stop_fd };
+    if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, serve_main, t) != 0) {
+        /* Nobody will answer: the target's intercepted calls would hang.
+         * Closing the listener makes them fail (ENOSYS) instead. */
+        sbx_error("runtime: target %llu: cannot start its notify thread", (unsigned long long)id);
+        sbx_close_keep_errno(t->listener);
+        t->listener = -1;
+        return;
+    }
+    t->thread_started = true;
+}
+
+static void rt_on_target_exit(void *ud, uint64_t id)
+{
+    sbx_runtime *rt = ud;
+    pthread_mutex_lock(&rt->lock);
+    rt_target *t = NULL;
+    for (rt_target **pp = &rt->targets; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            t = *pp;
+            *pp = t->next;
+            break;
+        }
+    pthread_mutex_unlock(&rt->lock);
+    if (t)
+        target_free(rt, t);
+}
+
+int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hooks)
+{
+    sbx_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->broker = broker;
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->audit_lock, NULL);
+    rt->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rt->root_fd < 0) {
+        int e = sbx_neg_errno();
+        sbx_runtime_free(rt);
+        return e;
+    }
+    int r = sbx_notify_filter_build(&rt->filter);
+    rt->filter_ok = r == 0;
+    if (r < 0)
+        sbx_warn("runtime: notify filter unavailable (%s): brokered policies cannot be spawned",
+                 strerror(-r));
+    *hooks = (sbx_broker_hooks){ .setup_section = rt_setup_section,
+                                 .child_install_filter = rt_child_install_filter,
+                                 .on_listener = rt_on_listener,
+                                 .on_target_exit = rt_on_target_exit,
+                                 .userdata = rt };
+    *out = rt;
+    return 0;
+}
+
+void sbx_runtime_free(sbx_runtime *rt)
+{
+    if (!rt)
+        return;
+    while (rt->targets) {
+        rt_target *t = rt->targets;
+        rt->targets = t->next;
+        target_free(rt, t);
+    }
+    for (size_t i = 0; i < rt->n_pools; i++)
+        sbx_ipc_pool_free(rt->pools[i]);
+    free(rt->pools);
+    sbx_ipc_dispatcher_free(rt->disp);
+    while (rt->cache) {
+        compiled *c = rt->cache;
+        rt->cache = c->next;
+        free(c->buf);
+        sbx_policy_unref(c->policy);
+        free(c);
+    }
+    if (rt->filter_ok)
+        sbx_notify_filter_free(&rt->filter);
+    sbx_close_keep_errno(rt->root_fd);
+    pthread_mutex_destroy(&rt->lock);
+    pthread_mutex_destroy(&rt->audit_lock);
+    free(rt);
+}
+
+int sbx_runtime_section_fd(sbx_runtime *rt, uint64_t id)
+{
+    int fd = -1;
+    pthread_mutex_lock(&rt->lock);
+    for (rt_target *t = rt->targets; t; t = t->next)
+        if (t->id == id)
+            fd = sbx_ipc_section_fd(t->section);
+    pthread_mutex_unlock(&rt->lock);
+    return fd;
+}
+
+size_t sbx_runtime_live_targets(sbx_runtime *rt)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&rt->lock);
+    for (rt_target *t = rt->targets; t; t = t->next)
+        n++;
+    pthread_mutex_unlock(&rt->lock);
+    return n;
+}
+
+/* ---- public entry points ---- */
+
+SBX_API int sbx_broker_set_audit_callback(sbx_broker *b, sbx_audit_fn fn, void *ud)
+{
+    if (!b || !b->runtime)
+        return -EINVAL;
+    return sbx_runtime_set_audit(b->runtime, fn, ud);
+}
+
+SBX_API int sbx_broker_channel_new(sbx_target_info *info, const sbx_channel_listener *listener,
+                                   sbx_channel **out)
+{
+    if (!info || !out || info->channel_fd < 0 || info->pid <= 0)
+        return -EINVAL;
+    sbx_channel_options o = { .peer_check = SBX_CHANNEL_PEER_EXPECT_PID,
+                              .expected_peer_pid = info->pid };
+    int fd = info->channel_fd;
+    info->channel_fd = -1;
+    return sbx_channel_new_from_fd(fd, &o, listener, out);
+}

@@ -1,0 +1,55 @@
+/* sbx internal — the runtime layer: the broker's default hooks, which make
+ * a spawned target a served sandbox (IPC section + server, notify
+ * interception with the files dispatcher, the policy adapter, audit).
+ *
+ * One sbx_runtime per broker, created by sbx_broker_new and installed as its
+ * hooks; freed by sbx_broker_free after every target is gone. */
+#ifndef SBX_BROKER_RUNTIME_H
+#define SBX_BROKER_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <sbx/broker.h>
+
+#include "broker/broker_internal.h"
+#include "subsys/files/files_dispatcher.h"
+
+typedef struct sbx_runtime sbx_runtime;
+
+/* Create the runtime for `broker` (borrowed; it outlives the runtime) and
+ * fill *hooks with its hook table. Builds the notify filter now (before any
+ * fork). 0 or -errno. */
+int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hooks);
+/* After every target's on_target_exit ran. NULL is a no-op. */
+void sbx_runtime_free(sbx_runtime *rt);
+
+int sbx_runtime_set_audit(sbx_runtime *rt, sbx_audit_fn fn, void *ud);
+
+/* Does a target under `policy` need interception (brokered rules, audit, or
+ * a deny rule inside its native view)? Async-signal-safe (no allocation). */
+bool sbx_runtime_needs_interception(const sbx_policy *policy);
+
+/* True if a deny rule's literal prefix lies inside (or above) a tree of the
+ * native view: such a target gets no CONTINUE at all. Async-signal-safe. */
+bool sbx_runtime_deny_in_view(const sbx_policy *policy);
+
+/* The policy adapter (an sbx_files_decide_fn) over a context made by
+ * sbx_runtime_decider_init: exposed for unit tests. */
+typedef struct sbx_runtime_decider {
+    const sbx_policy *policy; /* borrowed */
+    const void *buf;          /* the broker's private compiled copy (borrowed) */
+    size_t size;
+    bool deny_in_view;
+    int root_fd;              /* the broker's "/" (for is_dir lookups; borrowed) */
+} sbx_runtime_decider;
+
+int sbx_runtime_decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out);
+
+/* Test seam: the target's section fd as the broker holds it (-1 if none),
+ * e.g. to scribble on it. Borrowed. */
+int sbx_runtime_section_fd(sbx_runtime *rt, uint64_t target_id);
+/* Test seam: live per-target records. */
+size_t sbx_runtime_live_targets(sbx_runtime *rt);
+
+#endif
