@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -432,6 +433,10 @@ static void rt_audit(void *ctx, const sbx_files_audit_record *rec)
         sbx_event ev = { .type = SBX_EVENT_ALARM, .target_id = t->id, .pid = rec->pid };
         sbx_broker_emit(rt->broker, &ev);
     }
+    /* TERMINATE_PROCESS: the notify server killed the calling process; the
+     * rule means the whole target (its pid namespace goes with init). */
+    if (rec->action == SBX_FILES_TERMINATE)
+        (void)sbx_broker_kill(rt->broker, t->id, SIGKILL);
     pthread_mutex_lock(&rt->audit_lock);
     if (rt->audit) {
         sbx_audit_record a = {
@@ -734,6 +739,25 @@ int sbx_runtime_section_fd(sbx_runtime *rt, uint64_t id)
             fd = sbx_ipc_section_fd(t->section);
     pthread_mutex_unlock(&rt->lock);
     return fd;
+}
+
+int sbx_runtime_seed_compiled(sbx_runtime *rt, sbx_policy *pol, const void *buf, size_t size)
+{
+    compiled *c = calloc(1, sizeof *c);
+    if (!c || !(c->buf = malloc(size))) {
+        free(c);
+        return -ENOMEM;
+    }
+    memcpy(c->buf, buf, size);
+    c->size = size;
+    sbx_policy_freeze(pol);
+    c->policy = sbx_policy_ref(pol);
+    c->users = 1; /* the seed's own use: kept until sbx_runtime_free */
+    pthread_mutex_lock(&rt->lock);
+    c->next = rt->cache;
+    rt->cache = c;
+    pthread_mutex_unlock(&rt->lock);
+    return 0;
 }
 
 size_t sbx_runtime_live_targets(sbx_runtime *rt)

@@ -49,6 +49,11 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *req, sbx_files_decision
 /* Test seam: the target's section fd as the broker holds it (-1 if none),
  * e.g. to scribble on it. Borrowed. */
 int sbx_runtime_section_fd(sbx_runtime *rt, uint64_t target_id);
+/* Test seam: use `buf` (copied) as the compiled form of `policy` (which
+ * gets frozen and referenced) for every later target under it, instead of
+ * compiling its rules: lets tests reach actions the high-level rules never
+ * produce. 0 or -errno. */
+int sbx_runtime_seed_compiled(sbx_runtime *rt, sbx_policy *policy, const void *buf, size_t size);
 /* Test seam: live per-target records. */
 size_t sbx_runtime_live_targets(sbx_runtime *rt);
 

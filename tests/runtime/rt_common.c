@@ -26,7 +26,7 @@ static size_t g_n_ends;
 static char g_dir[PATH_MAX + 64];
 static char g_probe[PATH_MAX + 64];
 
-static void on_event(const sbx_event *e, void *ud)
+void rt_on_event(const sbx_event *e, void *ud)
 {
     (void)ud;
     if (e->type != SBX_EVENT_EXITED && e->type != SBX_EVENT_KILLED)
@@ -89,7 +89,7 @@ void rt_setup(void)
     rm_rf(g_dir);
     cr_assert_eq(mkdir(g_dir, 0755), 0, "%s: %s", g_dir, strerror(errno));
     cr_assert_eq(sbx_broker_new(&B), 0);
-    sbx_broker_set_event_callback(B, on_event, NULL);
+    sbx_broker_set_event_callback(B, rt_on_event, NULL);
 }
 
 void rt_teardown(void)

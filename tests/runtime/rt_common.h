@@ -36,6 +36,8 @@ int rt_sh(sbx_policy *p, const char *script, rt_run *r);
 /* The end event for id (waits up to ms). */
 bool rt_wait_end(uint64_t id, int ms, int *code, int *sig);
 const char *rt_probe_path(void);
+/* The event callback rt_setup installs (records end events). */
+void rt_on_event(const sbx_event *e, void *ud);
 int rt_count_fds(void);
 int rt_count_threads(void);
 

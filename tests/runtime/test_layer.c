@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,15 @@ Test(layer, failed_spawn_releases_runtime_state)
 #include "policy/engine.h"
 #include "subsys/files/files_policy.h"
 
+static int g_alarms;
+static void count_alarm(const sbx_event *e, void *ud)
+{
+    (void)ud;
+    if (e->type == SBX_EVENT_ALARM)
+        __atomic_add_fetch(&g_alarms, 1, __ATOMIC_SEQ_CST);
+    rt_on_event(e, ud);
+}
+
 /* Actions the high-level rules never produce (FAKE_SUCCESS, SIGNAL_ALARM,
  * TERMINATE_PROCESS, GIVE_READONLY), from a hand-built low-level buffer. */
 Test(layer, adapter_maps_every_action)
@@ -404,6 +414,30 @@ Test(layer, adapter_maps_every_action)
     x = decide(&d, SBX_FILES_CALL_OPEN, "/x/none", R, 0);
     cr_expect_eq(x.action, SBX_FILES_REFUSE);
     cr_expect_eq(x.deny_errno, ENOENT, "no match: the policy's deny errno");
+    /* End to end: the same buffer serving a real target. */
+    sbx_policy *live = sbx_broker_create_policy(B);
+    cr_assert_eq(sbx_policy_set_mitigations(live, SBX_MITIGATION_ALLOW_CHILDREN), 0);
+    cr_assert_eq(sbx_policy_add_rule(live, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, "/x/**"), 0);
+    cr_assert_eq(sbx_runtime_seed_compiled(B->runtime, live, buf, size), 0);
+    g_nrec = 0;
+    g_alarms = 0;
+    sbx_broker_set_event_callback(B, count_alarm, NULL);
+    cr_assert_eq(sbx_broker_set_audit_callback(B, on_audit, NULL), 0);
+    rt_run r;
+    cr_assert_eq(rt_sh(live, "cat /x/alarm; echo after-alarm; cat /x/kill; sleep 3; echo not-reached", &r), 0);
+    cr_assert_eq(sbx_broker_set_audit_callback(B, NULL, NULL), 0);
+    cr_expect(strstr(r.out, "/x/alarm: Permission denied"), "%s", r.out);
+    cr_expect(strstr(r.out, "after-alarm"), "%s", r.out);
+    cr_expect(!strstr(r.out, "not-reached"), "%s", r.out);
+    cr_expect_eq(r.code, -1, "the whole target was killed, not only cat");
+    cr_expect_eq(r.sig, SIGKILL);
+    cr_expect_eq(__atomic_load_n(&g_alarms, __ATOMIC_SEQ_CST), 1);
+    int ka = find_rec("/x/alarm"), kk = find_rec("/x/kill");
+    cr_assert_geq(ka, 0);
+    cr_assert_geq(kk, 0);
+    cr_expect_eq(g_rec[ka].d, SBX_AUDIT_DENIED);
+    cr_expect_eq(g_rec[kk].d, SBX_AUDIT_TERMINATED);
+    sbx_policy_unref(live);
     /* a malformed buffer denies */
     memset(buf, 0xff, size < 64 ? size : 64);
     sbx_files_query q = { .op = SBX_FILES_CALL_OPEN, .path = "/x/fake", .need = R };
