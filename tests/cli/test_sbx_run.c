@@ -374,7 +374,7 @@ static void expect_json_lines(const char *name)
              "  assert isinstance(o,dict) and \"time\" in o and o[\"type\"] in (\"event\",\"decision\"), l\n"
              "  if o[\"type\"]==\"decision\":\n"
              "    for k in (\"pid\",\"syscall\",\"path\",\"path2\",\"flags\",\"decision\",\"origin\",\"errno\"): assert k in o, (k,l)\n"
-             "  else: assert \"event\" in o and \"pid\" in o, l\n"
+             "  else: assert \"event\" in o and (\"pid\" in o or o[\"event\"]==\"spawn-failed\"), l\n"
              "' < '%s'", path_in(name));
     int st = system(cmd);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s is not valid JSON Lines: %s", name,
@@ -460,4 +460,48 @@ Test(run, terminal_kept_only_with_tty)
     r = SBX("run", "--tty", "--", "sh", "-c", cmd);
     cr_expect_eq(r->code, 0, "stderr: %s", r->err);
     cr_expect_str_eq(r->out, "0\n");
+}
+
+Test(run, spawn_failure_is_125_with_the_step)
+{
+    write_file("v.policy", "files allow-readonly /usr/**\nview /nonexistent-sbx-view\n", 0644);
+    result *r = SBX("run", "-q", "--policy", "v.policy", "--log", "f.jsonl", "--", "true");
+    cr_expect_eq(r->code, SBX_EXIT_FAILURE, "stderr: %s", r->err);
+    cr_expect(strstr(r->err, "sbx: run: true: cannot start the sandbox: mount:"), "%s", r->err);
+    cr_expect(strstr(r->err, "/nonexistent-sbx-view"), "%s", r->err);
+    cr_expect_eq(strchr(r->err, '\n'), r->err + strlen(r->err) - 1, "one line: %s", r->err);
+    expect_json_lines("f.jsonl");
+    const char *log = read_file("f.jsonl");
+    cr_expect(strstr(log, "\"event\":\"spawn-failed\""), "%s", log);
+    cr_expect(strstr(log, "\"step\":\"mount\""), "%s", log);
+    cr_expect(!strstr(log, "\"started\""), "%s", log);
+}
+
+Test(run, sigint_is_forwarded)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (chdir(dir) < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+            _exit(99);
+        execl(getenv("SBX_BIN"), "sbx", "run", "--log", "g.jsonl", "--", "sleep", "30",
+              (char *)NULL);
+        _exit(98);
+    }
+    /* Wait until the target runs (the log says started), then interrupt. */
+    for (int i = 0; i < 200; i++) {
+        const char *log = read_file("g.jsonl");
+        if (log && strstr(log, "started"))
+            break;
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGINT, "status %#x", st);
+    const char *log = read_file("g.jsonl");
+    cr_expect(log && strstr(log, "\"event\":\"killed\""), "%s", log ? log : "");
+    cr_expect(log && strstr(log, "\"signal_name\":\"INT\""), "%s", log ? log : "");
 }
