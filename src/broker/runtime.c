@@ -83,32 +83,39 @@ static bool beneath(const char *path, const char *tree, size_t tree_len)
 }
 
 /* One pattern component p[0..pe) against one name n[0..ne): `*` any run,
- * `?` one character, `\` makes the next character literal. */
+ * `?` one character, `\\` makes the next character literal. Iterative with
+ * one backtrack point (the last `*`): O(len(p) * len(n)), whatever the
+ * pattern. */
 static bool comp_match(const char *p, const char *pe, const char *n, const char *ne)
 {
-    while (p < pe) {
-        if (*p == '*') {
-            p++;
-            for (const char *k = n; k <= ne; k++)
-                if (comp_match(p, pe, k, ne))
-                    return true;
-            return false;
+    const char *star_p = NULL, *star_n = NULL;
+    while (n < ne) {
+        if (p < pe && *p == '*') {
+            star_p = ++p;
+            star_n = n;
+            continue;
         }
-        if (n == ne)
-            return false;
-        if (*p == '?') {
+        if (p < pe && *p == '?') {
             p++;
             n++;
             continue;
         }
-        if (*p == '\\' && p + 1 < pe)
-            p++;
-        if (*p != *n)
+        if (p < pe) {
+            const char *lit = (*p == '\\' && p + 1 < pe) ? p + 1 : p;
+            if (*lit == *n) {
+                p = lit + 1;
+                n++;
+                continue;
+            }
+        }
+        if (!star_p)
             return false;
-        p++;
-        n++;
+        p = star_p;
+        n = ++star_n;
     }
-    return n == ne;
+    while (p < pe && *p == '*')
+        p++;
+    return p == pe;
 }
 
 /* Could `pat` match `tree` or anything beneath it? Component by

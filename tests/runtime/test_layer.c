@@ -291,7 +291,9 @@ Test(layer, adapter_native_brokered_denied)
 Test(layer, deny_in_view_is_precise)
 {
     const char *const outside[] = { "/etc/shadow*", "/etc/ssh/*_key", "/root/**", "/home/**",
-                                    "/etc/sudoers", "/srv/x/**", "/us", "/etc/ld.so.c" };
+                                    "/etc/sudoers", "/srv/x/**", "/us", "/etc/ld.so.c",
+                                    "/etc/ld.so.c*x", "/e?c/l*so*x",
+                                    "/u*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b" };
     for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
         sbx_policy *q = sbx_broker_create_policy(B);
         sbx_policy_add_rule(q, SBX_SUBSYS_FILES, SBX_FILES_DENY, outside[i]);
@@ -300,7 +302,7 @@ Test(layer, deny_in_view_is_precise)
     }
     const char *const inside[] = { "/usr/share/secret/**", "/**", "/us?/lib/x", "/*/lib/x",
                                    "/u*", "/etc/ld.so.*", "/etc/ld.so.cache", "/tmp/x",
-                                   "/proc/*/environ", "/u\\sr/x", "/dev/**", "/srv/v/k" };
+                                   "/proc/*/environ", "/etc/ld.so.c*he", "/etc/*.so.cache", "/e?c/l*so*e", "/u\\sr/x", "/dev/**", "/srv/v/k" };
     for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
         sbx_policy *q = sbx_broker_create_policy(B);
         sbx_policy_add_view(q, "/srv/v", SBX_VIEW_READONLY);
