@@ -2,8 +2,8 @@
 # `make run`: the main demonstration. make has built sbx; this runs
 #   sbx run --profile default --log AUDIT -- sh examples/demo/demo.sh
 # from the repository directory, then summarises the audit log: how many
-# filesystem decisions were native, brokered and denied, and which paths
-# were denied. Builds nothing itself.
+# filesystem decisions were allowed (brokered) and denied, and which
+# paths were denied. Builds nothing itself.
 set -eu
 build=${1:-build}
 repo=$(pwd)
@@ -69,18 +69,25 @@ for line in open(sys.argv[1], encoding="utf-8"):
         elif e == "limit":
             e += " (%s)" % o["limit"]
         events.append(e)
+failed = collections.Counter()
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    if o["type"] == "decision" and o["decision"] == "brokered" and o["errno"]:
+        failed[o["errno_name"] or str(o["errno"])] += 1
 print("audit log summary")
 print("  events:    " + ", ".join(events))
-print("  decisions: %d native (allowed in the view), %d brokered, %d denied" %
-      (decisions["native"], decisions["brokered"], decisions["denied"]))
-other = {k: v for k, v in decisions.items() if k not in ("native", "brokered", "denied")}
+print("  decisions: %d allowed (performed by the broker%s), %d denied" %
+      (decisions["brokered"],
+       "; %d of them failed: %s" % (sum(failed.values()),
+                                    ", ".join("%d %s" % (v, k) for k, v in sorted(failed.items())))
+       if failed else "", decisions["denied"]))
+other = {k: v for k, v in decisions.items() if k not in ("brokered", "denied")}
 if other:
     print("             " + ", ".join("%d %s" % (v, k) for k, v in sorted(other.items())))
+print("             (calls served by the native view, like /usr/bin, need no broker")
+print("              and are not logged)")
 if denied:
     print("  denied paths:")
     for p, n in sorted(denied.items()):
         print("    %s%s" % (p, "" if n == 1 else "  (x%d)" % n))
-if not decisions:
-    print("  (no filesystem decision was brokered: calls inside the native view")
-    print("   need no broker and are not audited)")
 PY
