@@ -505,3 +505,32 @@ Test(run, sigint_is_forwarded)
     cr_expect(log && strstr(log, "\"event\":\"killed\""), "%s", log ? log : "");
     cr_expect(log && strstr(log, "\"signal_name\":\"INT\""), "%s", log ? log : "");
 }
+
+Test(run, sudo_user_owns_what_the_target_creates)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (the outside identity is chosen only by a root sbx)");
+    cr_assert_eq(mkdir(path_in("out"), 0755), 0);
+    cr_assert_eq(chown(path_in("out"), 12345, 12346), 0);
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/out/**", dir);
+    setenv("SUDO_UID", "12345", 1);
+    setenv("SUDO_GID", "12346", 1);
+    /* the user's own directory is writable under --allow-write (brokered
+     * with the user's credentials), and so is scratch */
+    result *r = SBX("run", "--allow-write", pat, "--", "sh", "-c",
+                    "echo a > out/f && echo b > \"$SBX_SCRATCH/g\" && cat \"$SBX_SCRATCH/g\"");
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "b\n");
+    struct stat st;
+    cr_assert_eq(stat(path_in("out/f"), &st), 0);
+    cr_expect_eq(st.st_uid, 12345);
+    cr_expect_eq(st.st_gid, 12346);
+    /* SUDO_UID=0 is never taken: 65534 */
+    setenv("SUDO_UID", "0", 1);
+    setenv("SUDO_GID", "0", 1);
+    r = SBX("run", "--allow-write", pat, "--", "sh", "-c", "echo a > out/h");
+    cr_expect_neq(r->code, 0, "root's stand-in cannot write the user's directory");
+    unsetenv("SUDO_UID");
+    unsetenv("SUDO_GID");
+}

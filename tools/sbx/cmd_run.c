@@ -228,13 +228,36 @@ static char **build_env(const sbx_cli *cli, const char *scratch)
     return envp;
 }
 
-/* The scratch directory belongs to the target's outside identity: a root
- * broker maps the target to 65534 (sbx_spawn_options.outside_uid 0). */
-static int chown_scratch(const char *scratch)
+/* The target's identity outside its user namespace when sbx is root: the
+ * user who ran `sudo sbx` (SUDO_UID/SUDO_GID, never 0), else 65534. Files
+ * it creates, natively or brokered, then belong to that user, and brokered
+ * calls are checked with that user's permissions. Not root: the broker
+ * maps the target to sbx's own ids. */
+static void outside_ids(uid_t *uid, gid_t *gid)
+{
+    *uid = 65534;
+    *gid = 65534;
+    const char *u = getenv("SUDO_UID"), *g = getenv("SUDO_GID");
+    char *end;
+    if (!u || !g)
+        return;
+    errno = 0;
+    unsigned long uv = strtoul(u, &end, 10);
+    if (errno || end == u || *end || uv == 0 || uv >= 0xfffffffful)
+        return;
+    unsigned long gv = strtoul(g, &end, 10);
+    if (errno || end == g || *end || gv == 0 || gv >= 0xfffffffful)
+        return;
+    *uid = (uid_t)uv;
+    *gid = (gid_t)gv;
+}
+
+/* The scratch directory belongs to the target's outside identity. */
+static int chown_scratch(const char *scratch, uid_t uid, gid_t gid)
 {
     if (geteuid() != 0)
         return 0;
-    return chown(scratch, 65534, 65534) < 0 ? sbx_neg_errno() : 0;
+    return chown(scratch, uid, gid) < 0 ? sbx_neg_errno() : 0;
 }
 
 /* Block the forwarded signals (in every thread: the broker's threads
@@ -311,7 +334,10 @@ static int run(run_ctx *c)
         return SBX_EXIT_FAILURE;
     }
     c->have_scratch = true;
-    if ((r = chown_scratch(c->scratch)) < 0) {
+    uid_t ouid;
+    gid_t ogid;
+    outside_ids(&ouid, &ogid);
+    if ((r = chown_scratch(c->scratch, ouid, ogid)) < 0) {
         fprintf(stderr, "sbx: run: cannot hand the scratch directory %s to the target: %s\n",
                 c->scratch, strerror(-r));
         return SBX_EXIT_FAILURE;
@@ -424,6 +450,8 @@ static int run(run_ctx *c)
         .stdin_fd = fd_open(0) ? 0 : SBX_STDIO_NULL,
         .stdout_fd = fd_open(1) ? 1 : SBX_STDIO_NULL,
         .stderr_fd = fd_open(2) ? 2 : SBX_STDIO_NULL,
+        .outside_uid = ouid,
+        .outside_gid = ogid,
     };
     sbx_target_info info;
     r = sbx_broker_spawn(c->broker, c->policy, &o, &info);
