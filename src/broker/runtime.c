@@ -82,26 +82,72 @@ static bool beneath(const char *path, const char *tree, size_t tree_len)
     return strncmp(path, tree, tree_len) == 0 && (path[tree_len] == '\0' || path[tree_len] == '/');
 }
 
-/* The literal directory prefix of a pattern: up to its first wildcard, cut
- * back to a component boundary; no trailing '/' except for "/". */
-static size_t literal_prefix(const char *pat)
+/* One pattern component p[0..pe) against one name n[0..ne): `*` any run,
+ * `?` one character, `\\` makes the next character literal. Iterative with
+ * one backtrack point (the last `*`): O(len(p) * len(n)), whatever the
+ * pattern. */
+static bool comp_match(const char *p, const char *pe, const char *n, const char *ne)
 {
-    size_t n = strcspn(pat, "*?[");
-    if (pat[n]) {
-        while (n > 0 && pat[n - 1] != '/')
-            n--;
+    const char *star_p = NULL, *star_n = NULL;
+    while (n < ne) {
+        if (p < pe && *p == '*') {
+            star_p = ++p;
+            star_n = n;
+            continue;
+        }
+        if (p < pe && *p == '?') {
+            p++;
+            n++;
+            continue;
+        }
+        if (p < pe) {
+            const char *lit = (*p == '\\' && p + 1 < pe) ? p + 1 : p;
+            if (*lit == *n) {
+                p = lit + 1;
+                n++;
+                continue;
+            }
+        }
+        if (!star_p)
+            return false;
+        p = star_p;
+        n = ++star_n;
     }
-    while (n > 1 && pat[n - 1] == '/')
-        n--;
-    return n;
+    while (p < pe && *p == '*')
+        p++;
+    return p == pe;
 }
 
-/* a[0..al) is b[0..bl) or lies beneath it. */
-static bool under(const char *a, size_t al, const char *b, size_t bl)
+/* Could `pat` match `tree` or anything beneath it? Component by
+ * component; true whenever unsure (a `**`, a `\/`, a pattern that goes
+ * on below the tree). A deny whose pattern cannot reach into any view tree
+ * (`/etc/shadow*` against `/etc/ld.so.cache`) leaves CONTINUE in place. */
+static bool may_reach(const char *pat, const char *tree)
 {
-    if (bl == 1 && b[0] == '/')
-        return true;
-    return al >= bl && strncmp(a, b, bl) == 0 && (al == bl || a[bl] == '/');
+    const char *p = pat, *t = tree;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        while (*t == '/')
+            t++;
+        if (!*t)
+            return true; /* the tree itself, or the pattern goes on beneath it */
+        if (!*p)
+            return false; /* the pattern stops above the tree */
+        const char *pe = p;
+        while (*pe && *pe != '/') {
+            if (*pe == '\\' && pe[1])
+                pe++;
+            pe++;
+        }
+        if (memmem(p, (size_t)(pe - p), "**", 2) || memmem(p, (size_t)(pe - p), "\\/", 2))
+            return true;
+        const char *te = strchrnul(t, '/');
+        if (!comp_match(p, pe, t, te))
+            return false;
+        p = pe;
+        t = te;
+    }
 }
 
 bool sbx_runtime_deny_in_view(const sbx_policy *pol)
@@ -111,14 +157,10 @@ bool sbx_runtime_deny_in_view(const sbx_policy *pol)
         if (rule->subsys != SBX_SUBSYS_FILES || rule->semantics != SBX_FILES_DENY ||
             !rule->pattern || rule->pattern[0] != '/')
             continue;
-        size_t pl = literal_prefix(rule->pattern);
         view_tree t;
-        for (size_t i = 0; view_at(pol, i, &t); i++) {
-            size_t tl = strlen(t.path);
-            /* a deny beneath a tree, or a tree beneath the denied prefix */
-            if (under(rule->pattern, pl, t.path, tl) || under(t.path, tl, rule->pattern, pl))
+        for (size_t i = 0; view_at(pol, i, &t); i++)
+            if (may_reach(rule->pattern, t.path))
                 return true;
-        }
     }
     return false;
 }
@@ -133,11 +175,21 @@ bool sbx_runtime_needs_interception(const sbx_policy *pol)
 /* Inside a native-view tree that admits this kind of call? */
 static bool in_native_view(const sbx_policy *pol, const char *path, bool write)
 {
+    /* The deepest tree holding the path decides: a read-only view below
+     * the writable /tmp (a working directory under /tmp) is mounted on top
+     * of it, so a write there is not native but the policy's call. */
     view_tree t;
-    for (size_t i = 0; view_at(pol, i, &t); i++)
-        if ((t.writable || !write) && beneath(path, t.path, strlen(t.path)))
-            return true;
-    return false;
+    size_t best = 0;
+    bool found = false, writable = false;
+    for (size_t i = 0; view_at(pol, i, &t); i++) {
+        size_t tl = strlen(t.path);
+        if (beneath(path, t.path, tl) && (!found || tl >= best)) {
+            found = true;
+            best = tl;
+            writable = t.writable;
+        }
+    }
+    return found && (writable || !write);
 }
 
 /* The object is a directory, as the broker finds it (never the target's
@@ -162,9 +214,20 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
     out->deny_errno = d->policy->deny_errno ? d->policy->deny_errno : EACCES;
     if (!q->path)
         return -EINVAL;
+    /* A canonical path keeps a trailing '/' ("must be a directory": "."
+     * of a cwd, "dir/"); the policy matches the object's name without it
+     * ("/usr/" is decided as "/usr"), which names the same object. */
+    char trimmed[SBX_FILES_PATH_MAX];
+    const char *path = q->path;
+    size_t plen = strnlen(path, sizeof trimmed);
+    if (plen > 1 && plen < sizeof trimmed && path[plen - 1] == '/') {
+        memcpy(trimmed, path, plen - 1);
+        trimmed[plen - 1] = '\0';
+        path = trimmed;
+    }
     sbx_files_request req;
     memset(&req, 0, sizeof req);
-    req.path = q->path;
+    req.path = path;
     bool write = (q->need & (SBX_FILES_NEED_WRITE | SBX_FILES_NEED_CREATE)) != 0;
     bool want_dir = false;
     switch (q->op) {
@@ -223,9 +286,9 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
     default:
         return -EINVAL;
     }
-    bool native = in_native_view(d->policy, q->path, write);
+    bool native = in_native_view(d->policy, path, write);
     if (!native && want_dir && d->root_fd >= 0)
-        req.is_dir = broker_is_dir(d->root_fd, q->path);
+        req.is_dir = broker_is_dir(d->root_fd, path);
     sbx_files_verdict v;
     int r = sbx_files_policy_eval(d->buf, d->size, &req, &v);
     if (r < 0)

@@ -265,9 +265,15 @@ static void build_view(plan *p)
             break;
         case M_BIND:
             if (m->is_file) {
-                int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-                CHECK(SBX_STEP_MOUNT, fd);
-                close(fd);
+                /* A file view inside a read-only directory view (a program
+                 * in the working directory) lands on the file that is
+                 * already there: nothing to create. */
+                struct stat st;
+                if (lstat(dst, &st) < 0) {
+                    int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+                    CHECK(SBX_STEP_MOUNT, fd);
+                    close(fd);
+                }
             } else {
                 CHECK(SBX_STEP_MOUNT, mkdir_p(dst, 0755));
             }
@@ -747,6 +753,31 @@ static int add_host_path(spawn_res *s, const char *path, bool optional, bool wri
     return add_mount(s->p, M_BIND, path, path, !S_ISDIR(st.st_mode), writable, exec, dev);
 }
 
+static unsigned path_depth(const char *path)
+{
+    unsigned d = 0;
+    for (; *path; path++)
+        d += *path == '/';
+    return d;
+}
+
+/* Parents before children (stable otherwise): a view below /tmp (a scratch
+ * or working directory) goes on top of the private /tmp, and a view below
+ * another view on top of it, instead of being hidden by it. */
+static void sort_by_depth(plan *p)
+{
+    for (size_t i = 1; i < p->n_mounts; i++) {
+        mount_entry m = p->mounts[i];
+        unsigned d = path_depth(m.dst);
+        size_t j = i;
+        while (j > 0 && path_depth(p->mounts[j - 1].dst) > d) {
+            p->mounts[j] = p->mounts[j - 1];
+            j--;
+        }
+        p->mounts[j] = m;
+    }
+}
+
 static const char *const default_exec[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
                                             "/libx32" };
 static const char *const default_files[] = { "/etc/ld.so.cache", "/etc/ld.so.conf",
@@ -791,7 +822,10 @@ static int plan_view(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
             return r;
         }
     }
-    return add_mount(p, M_PROC, NULL, "/proc", false, false, false, false);
+    if ((r = add_mount(p, M_PROC, NULL, "/proc", false, false, false, false)) < 0)
+        return r;
+    sort_by_depth(p);
+    return 0;
 }
 
 static int plan_env(spawn_res *s, const sbx_spawn_options *o)

@@ -236,3 +236,120 @@ Test(cli_prep, exit_status)
     cr_expect_eq(sbx_cli_exit_status(true, 0), SBX_EXIT_FAILURE);
     cr_expect_eq(sbx_cli_exit_status(true, 200), SBX_EXIT_FAILURE);
 }
+
+/* The working directory is shown natively only when the policy lets the
+ * program read all of it and no deny rule reaches inside it. */
+static sbx_policy *pol_with(const char *const *rules)
+{
+    sbx_policy *p = sbx_policy_new();
+    cr_assert_not_null(p);
+    for (; *rules; rules += 2) {
+        int sem = !strcmp(rules[0], "ro")    ? SBX_FILES_ALLOW_READONLY
+                  : !strcmp(rules[0], "any") ? SBX_FILES_ALLOW_ANY
+                  : !strcmp(rules[0], "q")   ? SBX_FILES_ALLOW_QUERY
+                  : !strcmp(rules[0], "dir") ? SBX_FILES_ALLOW_DIR_ANY
+                                             : SBX_FILES_DENY;
+        cr_assert_eq(sbx_policy_add_rule_ex(p, SBX_SUBSYS_FILES, sem, rules[1], "t", NULL), 0,
+                     "%s", rules[1]);
+    }
+    return p;
+}
+
+#define POL(...) pol_with((const char *const[]){ __VA_ARGS__, NULL })
+
+static int plan(sbx_policy *p, const char *cwd, unsigned *added)
+{
+    char why[512];
+    return sbx_cli_plan_cwd(p, cwd, added, why, sizeof why);
+}
+
+Test(cli_prep, cwd_plan_decisions)
+{
+    unsigned added;
+    /* read-only everywhere below: one read-only view */
+    sbx_policy *p = POL("ro", "/w/p/**");
+    cr_expect_eq(plan(p, "/w/p", &added), 0);
+    cr_expect_eq(added, 1);
+    cr_assert_eq(p->n_views, 1);
+    cr_expect_str_eq(p->views[0].path, "/w/p");
+    cr_expect_eq(p->views[0].flags, SBX_VIEW_READONLY);
+    sbx_policy_unref(p);
+    /* granted from above */
+    p = POL("ro", "/**");
+    cr_expect_eq(plan(p, "/w/p", &added), 0);
+    sbx_policy_unref(p);
+    /* allow-any: still a read-only view (writes are brokered) */
+    p = POL("any", "/w/**");
+    cr_expect_eq(plan(p, "/w/p", &added), 0);
+    cr_assert_eq(p->n_views, 1);
+    cr_expect_eq(p->views[0].flags, SBX_VIEW_READONLY);
+    sbx_policy_unref(p);
+    /* only part of it, only query, only directories, a sibling: not shown */
+    const char *const *partial[] = {
+        (const char *const[]){ "ro", "/w/p/src/**", NULL },
+        (const char *const[]){ "q", "/w/p/**", NULL },
+        (const char *const[]){ "dir", "/w/p/**", NULL },
+        (const char *const[]){ "ro", "/w/pp/**", NULL },
+        (const char *const[]){ "ro", "/w/p/*", NULL },
+        (const char *const[]){ "ro", "/w/p", NULL },
+        (const char *const[]){ NULL },
+    };
+    for (size_t i = 0; i < sizeof partial / sizeof partial[0]; i++) {
+        p = pol_with(partial[i]);
+        cr_expect_eq(plan(p, "/w/p", &added), 1, "case %zu", i);
+        cr_expect_eq(p->n_views, 0, "case %zu", i);
+        sbx_policy_unref(p);
+    }
+    /* a deny that covers all of it keeps it out of the view */
+    const char *const covering[] = { "/w/p/**", "/w/p", "/w/**", "/**" };
+    for (size_t i = 0; i < sizeof covering / sizeof covering[0]; i++) {
+        p = POL("ro", "/w/p/**", "deny", covering[i]);
+        cr_expect_eq(plan(p, "/w/p", &added), 1, "%s", covering[i]);
+        cr_expect_eq(p->n_views, 0, "%s", covering[i]);
+        sbx_policy_unref(p);
+    }
+    /* a deny reaching part of it (or elsewhere) does not: the broker
+     * enforces it inside the view */
+    const char *const partial_deny[] = { "/w/p/.git/**", "/w/p/secret", "/w/p*", "/w/*/x",
+                                         "/*/p/**", "/w/p/\\*", "/w/?/x", "/w/pp/**",
+                                         "/etc/shadow*", "/w/q/**", "/x/*" };
+    for (size_t i = 0; i < sizeof partial_deny / sizeof partial_deny[0]; i++) {
+        p = POL("ro", "/w/p/**", "deny", partial_deny[i]);
+        cr_expect_eq(plan(p, "/w/p", &added), 0, "%s", partial_deny[i]);
+        cr_expect_eq(p->n_views, 1, "%s", partial_deny[i]);
+        sbx_policy_unref(p);
+    }
+    /* in the default view already, or in a view: nothing added */
+    p = POL("deny", "/**");
+    cr_expect_eq(plan(p, "/", &added), 0);
+    cr_expect_eq(added, 0);
+    sbx_policy_unref(p);
+    p = sbx_policy_new();
+    cr_assert_eq(sbx_policy_add_view(p, "/w", SBX_VIEW_READONLY), 0);
+    cr_expect_eq(plan(p, "/w/p", &added), 0);
+    cr_expect_eq(added, 0);
+    cr_expect_eq(p->n_views, 1);
+    sbx_policy_unref(p);
+    p = POL("ro", "/**");
+    cr_expect_eq(plan(p, "rel", &added), -EINVAL);
+    sbx_policy_unref(p);
+}
+
+Test(cli_prep_files, cwd_plan_no_native_write_views)
+{
+    /* allow-any rules below the working directory add no writable view:
+     * such writes are brokered. */
+    char out[4096], pat[4200], cwdpat[4200];
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    snprintf(cwdpat, sizeof cwdpat, "%s/**", dir);
+    snprintf(pat, sizeof pat, "%s/**", out);
+    sbx_policy *p = POL("ro", cwdpat, "any", pat);
+    unsigned added;
+    cr_expect_eq(plan(p, dir, &added), 0);
+    cr_expect_eq(added, 1);
+    cr_assert_eq(p->n_views, 1);
+    cr_expect_str_eq(p->views[0].path, dir);
+    cr_expect_eq(p->views[0].flags, SBX_VIEW_READONLY);
+    sbx_policy_unref(p);
+}

@@ -285,6 +285,61 @@ Test(layer, adapter_native_brokered_denied)
     sbx_policy_unref(p);
 }
 
+/* A deny keeps CONTINUE off only when its pattern can reach into a view
+ * tree: the default profile's secrets (/etc/shadow*, the /root and /home trees)
+ * cannot, so its targets keep native calls (cd, /proc/self) working. */
+Test(layer, deny_in_view_is_precise)
+{
+    const char *const outside[] = { "/etc/shadow*", "/etc/ssh/*_key", "/root/**", "/home/**",
+                                    "/etc/sudoers", "/srv/x/**", "/us", "/etc/ld.so.c",
+                                    "/etc/ld.so.c*x", "/e?c/l*so*x",
+                                    "/u*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b" };
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        sbx_policy *q = sbx_broker_create_policy(B);
+        sbx_policy_add_rule(q, SBX_SUBSYS_FILES, SBX_FILES_DENY, outside[i]);
+        cr_expect(!sbx_runtime_deny_in_view(q), "%s", outside[i]);
+        sbx_policy_unref(q);
+    }
+    const char *const inside[] = { "/usr/share/secret/**", "/**", "/us?/lib/x", "/*/lib/x",
+                                   "/u*", "/etc/ld.so.*", "/etc/ld.so.cache", "/tmp/x",
+                                   "/proc/*/environ", "/etc/ld.so.c*he", "/etc/*.so.cache", "/e?c/l*so*e", "/u\\sr/x", "/dev/**", "/srv/v/k" };
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        sbx_policy *q = sbx_broker_create_policy(B);
+        sbx_policy_add_view(q, "/srv/v", SBX_VIEW_READONLY);
+        sbx_policy_add_rule(q, SBX_SUBSYS_FILES, SBX_FILES_DENY, inside[i]);
+        cr_expect(sbx_runtime_deny_in_view(q), "%s", inside[i]);
+        sbx_policy_unref(q);
+    }
+}
+
+/* The deepest view tree decides (a read-only view under the writable
+ * /tmp), and a trailing '/' ("." of a cwd) is decided on the name. */
+Test(layer, nested_view_and_trailing_slash)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    sbx_policy_add_view(p, "/tmp/proj", SBX_VIEW_READONLY);
+    sbx_policy_add_rule_ex(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, "/tmp/proj/**", "r", NULL);
+    sbx_policy_add_rule_ex(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_ANY, "/tmp/proj/out/**", "w", NULL);
+    sbx_policy_freeze(p);
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
+    sbx_runtime_decider d = { .policy = p, .buf = buf, .size = size, .root_fd = -1,
+                              .deny_in_view = sbx_runtime_deny_in_view(p) };
+    const unsigned R = SBX_FILES_NEED_READ, W = SBX_FILES_NEED_WRITE;
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/a", R, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/a", W, 0).action, SBX_FILES_REFUSE,
+                 "the read-only view is on top of /tmp");
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/out/f", W, 0).action, SBX_FILES_BROKER);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/other", W, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_STAT, "/usr/", R, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/out/", R, 0).action, SBX_FILES_NATIVE);
+    sbx_files_decision x = decide(&d, SBX_FILES_CALL_OPEN, "/srv/", R, 0);
+    cr_expect_eq(x.action, SBX_FILES_REFUSE);
+    free(buf);
+    sbx_policy_unref(p);
+}
+
 Test(layer, failed_spawn_releases_runtime_state)
 {
     rt_write_file("ro.txt", "x");

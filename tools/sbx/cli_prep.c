@@ -204,6 +204,109 @@ int sbx_cli_add_program_views(sbx_policy *policy, const char *path, const char *
     return added;
 }
 
+/* The literal prefix of a pattern (escapes removed) up to its first
+ * wildcard, into out[cap]; *rest points at the wildcard (or the end).
+ * Returns false when it does not fit. */
+static bool literal_prefix(const char *pat, char *out, size_t cap, const char **rest)
+{
+    size_t o = 0;
+    const char *s = pat;
+    while (*s && *s != '*' && *s != '?') {
+        if (*s == '\\' && s[1])
+            s++;
+        if (o + 1 >= cap)
+            return false;
+        out[o++] = *s++;
+    }
+    out[o] = 0;
+    *rest = s;
+    return true;
+}
+
+/* a == b, or a lies below b ("/x/y" below "/x"; everything below ""). */
+static bool at_or_below(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (n == 0)
+        return true;
+    return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/');
+}
+
+/* For X/{**}: X (possibly "" for the whole tree) into out; false for other shapes. */
+static bool subtree_root(const char *pat, char *out, size_t cap)
+{
+    const char *rest;
+    if (!literal_prefix(pat, out, cap, &rest) || strcmp(rest, "**") != 0)
+        return false;
+    size_t n = strlen(out);
+    if (n == 0 || out[n - 1] != '/')
+        return false;
+    out[n - 1] = 0;
+    return true;
+}
+
+static bool in_views(const sbx_policy *policy, const char *path)
+{
+    if (!strcmp(path, "/"))
+        return true;
+    if (policy->default_view && sbx_cli_in_default_view(path))
+        return true;
+    for (size_t i = 0; i < policy->n_views; i++)
+        if (at_or_below(path, policy->views[i].path))
+            return true;
+    return false;
+}
+
+int sbx_cli_plan_cwd(sbx_policy *policy, const char *cwd, unsigned *added, char *why, size_t cap)
+{
+    if (added)
+        *added = 0;
+    if (!cwd || cwd[0] != '/')
+        return -EINVAL;
+    if (in_views(policy, cwd))
+        return 0;
+    bool readable = false;
+    for (size_t i = 0; i < policy->n_rules; i++) {
+        const sbx_policy_rule *r = &policy->rules[i];
+        if (r->subsys != SBX_SUBSYS_FILES)
+            continue;
+        char root[PATH_MAX];
+        const char *rest;
+        bool tree = subtree_root(r->pattern, root, sizeof root);
+        if (r->semantics == SBX_FILES_DENY) {
+            /* Denied as a whole (or the directory itself): not shown. A
+             * deny that reaches only part of it is enforced by the broker,
+             * which stops answering CONTINUE for the whole target. */
+            bool exact = !tree && literal_prefix(r->pattern, root, sizeof root, &rest) &&
+                         !*rest && !strcmp(root, cwd);
+            if (exact || (tree && at_or_below(cwd, root))) {
+                snprintf(why, cap, "a deny rule covers it (%s: %s)",
+                         r->origin ? r->origin : "policy", r->pattern);
+                return 1;
+            }
+            continue;
+        }
+        if ((r->semantics == SBX_FILES_ALLOW_READONLY || r->semantics == SBX_FILES_ALLOW_ANY) &&
+            tree && at_or_below(cwd, root))
+            readable = true;
+    }
+    if (!readable) {
+        snprintf(why, cap, "the policy does not allow reading everything in it "
+                           "(give --allow-read '%s/**')", cwd);
+        return 1;
+    }
+    /* Read-only even when an allow-any rule covers it: writes are then
+     * brokered, performed by the broker under the policy, whoever owns
+     * the directory (a native writable view would write as the target's
+     * outside identity). */
+    int r = sbx_policy_add_view(policy, cwd, SBX_VIEW_READONLY);
+    if (r < 0)
+        return r;
+    if (added)
+        *added = 1;
+    return 0;
+}
+
 int sbx_cli_scratch_create(char *out, size_t cap)
 {
     const char *tmp = getenv("TMPDIR");

@@ -34,6 +34,21 @@ bool sbx_cli_in_default_view(const char *abs_path);
  * programs work. Returns the number of views added, or a negative code. */
 int sbx_cli_add_program_views(sbx_policy *policy, const char *path, const char *search_path);
 
+/* Make the directory `cwd` (absolute, normalised) the target's working
+ * directory, which must lie inside the native view (the program chdirs
+ * there before any interception exists). When a default tree or a policy
+ * view already holds it, nothing is added. Otherwise a read-only view of
+ * it is added, but only when the policy grants reading everything below
+ * it (an allow-readonly or allow-any rule X/{**} with X = cwd or above)
+ * and no deny rule covers it as a whole (X/{**} with X = cwd or above, or
+ * cwd itself). Deny rules reaching only part of it stay in force: the
+ * broker performs every file call of a target with a deny rule inside its
+ * view (docs/broker.md). Writes under allow-any rules are brokered, never
+ * native. Returns 0 (visible; the number of views added, 0 or 1, in
+ * *added when not NULL), 1 (not visible: why in why[cap]) or a negative
+ * code. */
+int sbx_cli_plan_cwd(sbx_policy *policy, const char *cwd, unsigned *added, char *why, size_t cap);
+
 /* Create a private scratch directory "$TMPDIR/sbx-scratch.XXXXXX" (mode
  * 0700) into out[cap]. Returns 0 or a negative errno. */
 int sbx_cli_scratch_create(char *out, size_t cap);
