@@ -26,7 +26,7 @@ static void teardown(void)
     B = NULL;
 }
 
-TestSuite(spawn, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(spawn, .init = setup, .fini = teardown, .timeout = 90);
 
 static sbx_event run_plain(const char *path, sbx_target_info *info)
 {
