@@ -85,7 +85,12 @@ void rt_setup(void)
     exe[n] = '\0';
     *strrchr(exe, '/') = '\0';
     snprintf(g_probe, sizeof g_probe, "%s/runtime/sbx_runtime_probe", exe);
-    snprintf(g_dir, sizeof g_dir, "%s/runtime-data-%d", exe, (int)getpid());
+    /* Brokered test data lives outside the native view: not under /tmp,
+     * which is private inside a target (a checkout under /tmp would
+     * otherwise put its data where the target sees its own empty /tmp). */
+    struct stat vt;
+    const char *base = stat("/var/tmp", &vt) == 0 && S_ISDIR(vt.st_mode) ? "/var/tmp" : exe;
+    snprintf(g_dir, sizeof g_dir, "%s/sbx-runtime-data-%d", base, (int)getpid());
     rm_rf(g_dir);
     cr_assert_eq(mkdir(g_dir, 0755), 0, "%s: %s", g_dir, strerror(errno));
     cr_assert_eq(sbx_broker_new(&B), 0);
