@@ -9,9 +9,9 @@
  * Threads: every function except sbx_broker_free may be called from any
  * thread concurrently. Events are delivered on the broker's events thread
  * (STARTED on the spawning thread, before sbx_broker_spawn returns). The
- * callback must not call sbx_broker_free. PR_SET_PDEATHSIG is bound to the
- * spawning *thread*: spawn from a thread that outlives the targets (the
- * main thread, typically).
+ * callback must not call sbx_broker_free. Any thread may spawn and then
+ * exit: targets die with the broker *process* (their init watches the
+ * broker's end of a socket), not with the spawning thread.
  *
  * See docs/broker.md for the spawn sequence, the steps, the presets and
  * the limits' mechanisms. */

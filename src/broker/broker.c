@@ -362,6 +362,7 @@ SBX_API void sbx_broker_free(sbx_broker *b)
     }
     free(b->targets);
     sbx_runtime_free(b->runtime);
+    sbx_cgroup_remove_broker_dirs();
     for (int k = 0; k < 2; k++)
         sbx_bpf_free(&b->baseline[k]);
     sbx_bpf_free(&b->nochildren);

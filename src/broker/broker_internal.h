@@ -56,7 +56,7 @@ enum {
     SBX_SYNC_ERROR = 2,    /* child → broker: step + errno */
     SBX_SYNC_LISTENER = 3, /* child → broker: the interception listener (SCM_RIGHTS) */
     SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS */
-    SBX_SYNC_STARTED = 5,  /* child → broker: execve succeeded */
+    SBX_SYNC_STARTED = 5,  /* reserved: exec success is the exec pipe's end-of-file */
     SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
 };
 

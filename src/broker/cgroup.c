@@ -312,12 +312,6 @@ static void remove_dir(char *dir)
         struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);
     }
-    /* The per-broker parent goes when its last target does (EBUSY else). */
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        (void)rmdir(dir);
-    }
     dir[0] = '\0';
 }
 
@@ -327,4 +321,20 @@ void sbx_cgroup_destroy(sbx_cgroup *cg)
         (void)write_file(cg->memory, "cgroup.kill", "1");
     remove_dir(cg->memory);
     remove_dir(cg->pids);
+}
+
+void sbx_cgroup_remove_broker_dirs(void)
+{
+    /* Recompute where make_dirs put them; rmdir fails harmlessly on what
+     * does not exist or is still in use. */
+    static const char *const roots[][2] = { { "/sys/fs/cgroup/memory", "memory" },
+                                            { "/sys/fs/cgroup/pids", "pids" },
+                                            { "/sys/fs/cgroup", "" } };
+    for (size_t i = 0; i < SBX_ARRAY_SIZE(roots); i++) {
+        char own[256], dir[SBX_CGROUP_PATH_MAX + 64];
+        if (own_cgroup(roots[i][1], own, sizeof own) < 0)
+            continue;
+        snprintf(dir, sizeof dir, "%s%s/sbx/%d", roots[i][0], own, (int)getpid());
+        (void)rmdir(dir);
+    }
 }

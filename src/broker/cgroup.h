@@ -38,6 +38,11 @@ int sbx_cgroup_oom_eventfd(const sbx_cgroup *cg);
  * cgroup.procs) and remove the directories. Idempotent. */
 void sbx_cgroup_destroy(sbx_cgroup *cg);
 
+/* Remove this broker's per-broker directories (sbx/<pid>) once its last
+ * target's cgroup is gone: called by sbx_broker_free. Kept meanwhile, so
+ * spawns do not race a removal of their parent. */
+void sbx_cgroup_remove_broker_dirs(void);
+
 /* Append one formatted line to a warnings buffer. */
 __attribute__((format(printf, 4, 5)))
 void sbx_warn_append(char *buf, size_t size, unsigned *n, const char *fmt, ...);

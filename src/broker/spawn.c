@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -430,7 +431,7 @@ static const char *const extra_env[3] = {
 };
 
 /* The program's process: fds, cwd, limits, interception, exec. */
-__attribute__((noreturn)) static void run_program(plan *p, int errpipe)
+__attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
 {
     int tmp[MAX_FD_PAIRS];
     for (size_t i = 0; i < p->n_pairs; i++)
@@ -443,7 +444,7 @@ __attribute__((noreturn)) static void run_program(plan *p, int errpipe)
         keep[nk++] = p->pairs[i].dst;
     }
     keep[nk++] = p->sync_fd;
-    keep[nk++] = errpipe;
+    keep[nk++] = exec_fd;
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
@@ -498,7 +499,7 @@ __attribute__((noreturn)) static void run_program(plan *p, int errpipe)
     }
     execve(p->path, p->argv, p->envp);
     int e = errno;
-    (void)!write(errpipe, &e, sizeof e);
+    (void)!write(exec_fd, &e, sizeof e);
     _exit(127);
 }
 
@@ -511,8 +512,6 @@ __attribute__((noreturn)) static void child_main(plan *p)
     sigprocmask(SIG_SETMASK, &all, NULL);
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-        child_fail(p, SBX_STEP_SYNC, errno);
 
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
@@ -555,9 +554,9 @@ __attribute__((noreturn)) static void child_main(plan *p)
     p->envp[p->n_env] = NULL;
 
     set_identity(p);
-    /* After set_identity: a credential change clears the death signal. A
-     * broker that died before this point left the socket hung up. */
-    CHECK(SBX_STEP_SYNC, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+    /* Broker death is seen on the sync socket (init watches it for the
+     * target's whole life): PR_SET_PDEATHSIG would follow the spawning
+     * *thread*, and a credential change clears it anyway. */
     {
         struct pollfd pf = { .fd = p->sync_fd, .events = POLLRDHUP };
         if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLRDHUP)))
@@ -578,27 +577,50 @@ __attribute__((noreturn)) static void child_main(plan *p)
     if (r < 0)
         child_fail(p, SBX_STEP_SECCOMP, -r);
 
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK(SBX_STEP_FORK, sigprocmask(SIG_BLOCK, &chld, NULL));
+    int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    CHECK(SBX_STEP_FORK, sfd);
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
     CHECK(SBX_STEP_FORK, pid);
-    if (pid == 0)
+    if (pid == 0) {
+        close(sfd);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL); /* exec keeps the mask */
         run_program(p, p->exec_fd);
+    }
     /* Init keeps nothing of the program's fds (nor the exec pipe: its
      * end-of-file tells the broker the exec happened). */
-    int ikeep[1] = { p->sync_fd };
-    (void)sbx_close_all_except(ikeep, 1);
-    /* Reap everything; when the program itself ends, report and leave:
-     * init's exit takes the rest of the namespace with it. */
+    int ikeep[2] = { p->sync_fd, sfd };
+    (void)sbx_close_all_except(ikeep, 2);
+    /* Reap everything; leave when the program ends (reporting its status)
+     * or when the broker is gone (the socket hangs up). Init's exit takes
+     * the rest of the namespace with it. */
     for (;;) {
-        int st;
-        pid_t w = waitpid(-1, &st, 0);
-        if (w < 0) {
+        struct pollfd pf[2] = { { .fd = p->sync_fd, .events = POLLRDHUP },
+                                { .fd = sfd, .events = POLLIN } };
+        if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             _exit(0);
         }
-        if (w == pid) {
-            send_msg(p->sync_fd, SBX_SYNC_EXIT, 0, 0, st);
+        if (pf[0].revents & (POLLHUP | POLLRDHUP | POLLERR))
             _exit(0);
+        struct signalfd_siginfo ssi;
+        while (read(sfd, &ssi, sizeof ssi) > 0)
+            ;
+        for (;;) {
+            int st;
+            pid_t w = waitpid(-1, &st, WNOHANG);
+            if (w <= 0)
+                break;
+            if (w == pid) {
+                send_msg(p->sync_fd, SBX_SYNC_EXIT, 0, 0, st);
+                _exit(0);
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ void log_event(const sbx_event *e, void *ud)
     pthread_mutex_lock(&l->lock);
     if (l->n < MAX_EVENTS)
         l->ev[l->n++] = *e;
+    if ((unsigned)e->type < 8)
+        l->by_type[e->type]++;
+    l->exit_zero += e->type == SBX_EVENT_EXITED && e->code == 0;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
 }

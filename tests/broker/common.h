@@ -14,6 +14,8 @@ typedef struct event_log {
     pthread_cond_t cond;
     sbx_event ev[MAX_EVENTS];
     int n;
+    int by_type[8];      /* every event counted, also past MAX_EVENTS */
+    int exit_zero;
 } event_log;
 
 void log_init(event_log *l);

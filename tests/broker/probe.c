@@ -233,6 +233,13 @@ int main(int argc, char **argv)
             return 3;
         return 0;
     }
+    if (!strcmp(cmd, "spin")) { /* burn CPU for up to ARG seconds of wall time */
+        time_t end = time(NULL) + atoi(arg);
+        volatile unsigned long x = 0;
+        while (time(NULL) < end)
+            x++;
+        return 0;
+    }
     if (!strcmp(cmd, "env")) /* env NAME: present?  */
         return getenv(arg) ? 0 : 1;
     if (!strcmp(cmd, "envcount")) {

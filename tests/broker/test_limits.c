@@ -250,3 +250,45 @@ Test(limits, free_kills_live_targets_and_stops_events)
     cr_assert_eq(__atomic_load_n(&late_events, __ATOMIC_SEQ_CST), 0);
     sbx_policy_unref(p);
 }
+
+Test(limits, cpu_limit_reported)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_CPU_SECONDS, 1);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "spin", "20", NULL), 0, "%s", info.error);
+    sbx_event e = log_wait_end(&L, info.id, 15000);
+    cr_assert_eq(e.type, SBX_EVENT_KILLED);
+    cr_assert(e.signal == SIGXCPU || e.signal == SIGKILL, "signal %d", e.signal);
+    if (e.signal == SIGXCPU)
+        cr_assert_eq(log_count(&L, SBX_EVENT_LIMIT, info.id), 1);
+    sbx_policy_unref(p);
+}
+
+#include <sched.h>
+#include <sys/mount.h>
+
+Test(limits, no_cgroups_means_rlimits_and_warnings)
+{
+    /* This test process gets a private mount namespace where no cgroup
+     * hierarchy is mounted: the broker must fall back and say so. */
+    cr_assert_eq(unshare(CLONE_NEWNS), 0);
+    cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+    cr_assert_eq(mount("none", "/sys/fs/cgroup", "tmpfs", 0, NULL), 0);
+    sbx_policy *p = sbx_broker_create_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    cr_assert_not_null(strstr(info.warnings, "memory:"), "warnings: %s", info.warnings);
+    cr_assert_not_null(strstr(info.warnings, "RLIMIT_AS"));
+    cr_assert_not_null(strstr(info.warnings, "processes:"));
+    cr_assert_eq(info.n_warnings, 2);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    sbx_policy_unref(p);
+}

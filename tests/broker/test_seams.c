@@ -74,6 +74,9 @@ Test(seams, section_reaches_target_services)
     cr_assert_eq(e.code, 0, "target services check %d", e.code);
     cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
     cr_assert_eq(__atomic_load_n(&exits_seen, __ATOMIC_SEQ_CST), 1);
+    sbx_broker_free(B); /* exactly once, even counting free */
+    B = NULL;
+    cr_assert_eq(__atomic_load_n(&exits_seen, __ATOMIC_SEQ_CST), 1);
     sbx_policy_unref(p);
 }
 

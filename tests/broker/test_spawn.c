@@ -233,3 +233,40 @@ Test(spawn, no_zombie_fd_or_cgroup_after_many)
     /* (mounts: ours only ever exist in the targets' own namespaces) */
     sbx_policy_unref(p);
 }
+
+static void *spawn_many(void *arg)
+{
+    sbx_policy *p = arg;
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = SBX_STDIO_NULL };
+    for (int i = 0; i < 20; i++) {
+        sbx_target_info info;
+        if (sbx_broker_spawn(B, p, &o, &info) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(spawn, concurrent_spawns_from_threads)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, spawn_many, p);
+    void *ret = NULL;
+    int failed = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], &ret);
+        failed += ret != NULL;
+    }
+    cr_assert_eq(failed, 0);
+    cr_assert_eq(sbx_broker_wait_all(B, 20000), 0);
+    pthread_mutex_lock(&L.lock);
+    int ends = L.exit_zero, starts = L.by_type[SBX_EVENT_STARTED];
+    pthread_mutex_unlock(&L.lock);
+    cr_assert_eq(starts, 60);
+    cr_assert_eq(ends, 60, "exits seen: %d (exited %d killed %d)", ends, L.by_type[SBX_EVENT_EXITED], L.by_type[SBX_EVENT_KILLED]);
+    cr_assert_eq(count_zombies(), 0);
+    sbx_policy_unref(p);
+}
