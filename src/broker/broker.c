@@ -367,8 +367,8 @@ SBX_API void sbx_broker_free(sbx_broker *b)
         sbx_target_rec_free(b, rec);
     }
     free(b->targets);
-    sbx_cgroup_remove_broker_dirs();
     sbx_runtime_free(b->runtime);
+    sbx_cgroup_remove_broker_dirs();
     for (int k = 0; k < 2; k++)
         sbx_bpf_free(&b->baseline[k]);
     sbx_bpf_free(&b->nochildren);
