@@ -192,6 +192,22 @@ static bool in_native_view(const sbx_policy *pol, const char *path, bool write)
     return found && (writable || !write);
 }
 
+/* "/" or a directory holding a view tree ("/etc" for /etc/ld.so.cache,
+ * "/dev" for /dev/null): in the target these are directories of its own
+ * tmpfs root, made by the broker to hold the mounts. Reading them shows
+ * only the view's own layout. */
+static bool view_skeleton(const sbx_policy *pol, const char *path)
+{
+    if (path[0] == '/' && path[1] == '\0')
+        return true;
+    size_t pl = strlen(path);
+    view_tree t;
+    for (size_t i = 0; view_at(pol, i, &t); i++)
+        if (strlen(t.path) > pl && strncmp(t.path, path, pl) == 0 && t.path[pl] == '/')
+            return true;
+    return false;
+}
+
 /* The object is a directory, as the broker finds it (never the target's
  * word): only DIR_ANY rules care. */
 static bool broker_is_dir(int root_fd, const char *path)
@@ -300,6 +316,15 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
         out->origin = rule->origin;
     bool explicit_deny = rule && rule->semantics == SBX_FILES_DENY;
     if (native && !explicit_deny) {
+        out->action = SBX_FILES_NATIVE;
+        out->origin = NULL;
+        return 0;
+    }
+    /* The view's skeleton directories ("/", "/etc" holding ld.so.cache)
+     * are read natively when no rule speaks for the path: `ls /` lists the
+     * view, it is not a denied host access. A rule that matches (allow or
+     * deny) keeps its meaning: it names the host object. */
+    if (!v.matched && !write && view_skeleton(d->policy, path)) {
         out->action = SBX_FILES_NATIVE;
         out->origin = NULL;
         return 0;

@@ -385,6 +385,14 @@ static void apply_landlock(plan *p)
         CHECK(SBX_STEP_LANDLOCK, syscall(SYS_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &pb, 0));
         close(fd);
     }
+    /* The view's own root: its directories may be listed (READ_DIR only).
+     * Everything beneath "/" here is the view itself; objects the broker
+     * opened in its namespace are not beneath this root and gain nothing. */
+    int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(SBX_STEP_LANDLOCK, rootfd);
+    struct ll_path_beneath rootpb = { .allowed_access = LL_FS_READ_DIR & fs, .parent_fd = rootfd };
+    CHECK(SBX_STEP_LANDLOCK, syscall(SYS_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &rootpb, 0));
+    close(rootfd);
     CHECK(SBX_STEP_LANDLOCK, syscall(SYS_landlock_restrict_self, rs, 0));
     close(rs);
 }

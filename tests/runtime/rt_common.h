@@ -21,7 +21,7 @@ extern sbx_broker *B;
 
 void rt_setup(void);
 void rt_teardown(void);
-/* A scratch directory outside the target's view (beside the test binary:
+/* A scratch directory outside the target's view (under /var/tmp:
  * /tmp is private inside targets). Created fresh per test process. */
 const char *rt_dir(void);
 /* rt_dir()/name into a static rotating buffer. */

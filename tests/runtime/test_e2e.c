@@ -393,3 +393,28 @@ Test(e2e, continue_only_when_landlock_confines)
     sbx_policy_unref(ll);
     sbx_policy_unref(noll);
 }
+
+/* The view's own layout is listable natively under a brokering policy:
+ * "/" and the directories that hold view mounts ("/etc" for ld.so.cache)
+ * are the target's tmpfs, not host objects. A rule still wins for them,
+ * and a host directory no rule names stays denied. */
+Test(e2e, view_root_listable_host_dirs_still_denied)
+{
+    rt_write_file("ro.txt", "x\n");
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt"));
+    rt_run r;
+    cr_assert_eq(rt_sh(p, "ls /; echo ===; ls -d /etc; echo ===; ls /home 2>&1; ls /root 2>&1", &r), 0);
+    cr_expect(strstr(r.out, "usr\n") && strstr(r.out, "proc\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "===\n/etc\n===\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "/home': Permission denied"), "%s", r.out);
+    cr_expect(strstr(r.out, "/root': Permission denied"), "%s", r.out);
+    /* an explicit deny on the view root itself keeps its meaning */
+    sbx_policy *q = pol();
+    rule(q, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt"));
+    rule(q, SBX_FILES_DENY, "/etc");
+    cr_assert_eq(rt_sh(q, "ls -d /etc 2>&1", &r), 0);
+    cr_expect(strstr(r.out, "Permission denied"), "%s", r.out);
+    sbx_policy_unref(q);
+    sbx_policy_unref(p);
+}
