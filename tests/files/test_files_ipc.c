@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sbx_test.h"
@@ -293,4 +294,33 @@ Test(files_ipc, hostile_arguments_are_refused)
     g_tgt.files = NULL;
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, SYS_open, t, AT_FDCWD, P(g_b, "f"), O_RDONLY, 0),
                  ENOSYS);
+}
+
+Test(files_ipc, a_descendant_process_is_found_with_its_own_cwd)
+{
+    cr_assert_eq(chdir(g_b), 0);
+    fflush(NULL);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        /* The forked process shares the section and socket: a target's fork. */
+        if (chdir(g_c) != 0)
+            _exit(10);
+        sbx_arg a[6] = { sbx_arg_u32(SYS_open), sbx_arg_u32((uint32_t)my_tid()),
+                         sbx_arg_handle((uint64_t)(int64_t)AT_FDCWD), sbx_arg_string("f"),
+                         sbx_arg_u32(O_RDONLY), sbx_arg_u32(0) };
+        sbx_ipc_reply rep;
+        if (sbx_ipc_client_call(g_cli, SBX_FILES_IPC_TAG_OPEN, a, 6, 0, &rep) != 0)
+            _exit(11);
+        if (rep.ext[0] != SBX_FILES_IPC_RES_ERROR || rep.status != EACCES)
+            _exit(12); /* resolved against the parent's cwd (B) would be brokered */
+        _exit(0);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    sbx_ipc_reply rep = call6(SBX_FILES_IPC_TAG_OPEN, SYS_open, my_tid(), AT_FDCWD, "f", O_RDONLY, 0);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_FD);
+    if (rep.fd >= 0)
+        close(rep.fd);
 }

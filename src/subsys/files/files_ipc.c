@@ -74,15 +74,12 @@ static int parse_status(int task_fd, thread_status *ts)
     return have_ns && have_uid && have_gid ? 0 : -ESRCH;
 }
 
-/* Find the thread of process `pid` that calls itself `tid` (its own pid
- * namespace's number) and open its /proc/<pid>/task/<t>. Only threads of
- * the target's own thread group are candidates, so a target that lies
- * about its tid reaches nothing but another of its own threads' cwd —
- * which changes only the canonical path the broker then decides on. */
-static int find_thread(pid_t pid, pid_t tid, sbx_files_task *task, thread_status *ts)
+/* Look among the threads of process `pid` for the one that calls itself
+ * `tid`; append pid's children (from each thread's "children") to
+ * todo[*n..cap). */
+static int scan_process(pid_t pid, pid_t tid, sbx_files_task *task, thread_status *ts,
+                        pid_t *todo, size_t *n, size_t cap)
 {
-    if (tid <= 0)
-        return -ESRCH;
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -108,10 +105,48 @@ static int find_thread(pid_t pid, pid_t tid, sbx_files_task *task, thread_status
             r = 0;
             break;
         }
+        int cfd = openat(tfd, "children", O_RDONLY | O_CLOEXEC);
         close(tfd);
+        if (cfd < 0)
+            continue;
+        char buf[1024];
+        ssize_t len = read(cfd, buf, sizeof buf - 1);
+        close(cfd);
+        if (len <= 0)
+            continue;
+        buf[len] = '\0';
+        for (char *p = buf, *end;; p = end) {
+            long c = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (c > 0 && *n < cap)
+                todo[(*n)++] = (pid_t)c;
+        }
     }
     closedir(d);
     return r;
+}
+
+/* Find the thread that calls itself `tid` (its own pid namespace's
+ * number) among the target's processes: `pid` (the broker's record, never
+ * the target's word) and its descendants (the program under the target's
+ * init, its forks), and open its /proc/<p>/task/<t>. Only the target's own
+ * threads are candidates, so a target that lies about its tid reaches
+ * nothing but another of its own threads' cwd — which changes only the
+ * canonical path the broker then decides on. Bounded: at most
+ * SCAN_MAX processes are looked at. */
+#define SCAN_MAX 256
+static int find_thread(pid_t pid, pid_t tid, sbx_files_task *task, thread_status *ts)
+{
+    if (tid <= 0)
+        return -ESRCH;
+    pid_t todo[SCAN_MAX];
+    size_t n = 0;
+    todo[n++] = pid;
+    for (size_t i = 0; i < n; i++)
+        if (scan_process(todo[i], tid, task, ts, todo, &n, SCAN_MAX) == 0)
+            return 0;
+    return -ESRCH;
 }
 
 static int as_dirfd(uint64_t v)
@@ -245,7 +280,7 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (!t->landlock) {
         /* Native calls are then performed inside the target's own view. */
         char root[64];
-        snprintf(root, sizeof root, "/proc/%d/root", (int)t->pid);
+        snprintf(root, sizeof root, "/proc/%d/root", (int)task.pid);
         root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
     static _Thread_local char path[SBX_FILES_PATH_MAX];
@@ -260,7 +295,7 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
         return 0;
     }
     call.path = path;
-    call.pid = t->pid;
+    call.pid = task.pid; /* the calling thread's process: t->pid or a descendant */
     call.target_root_fd = root_fd;
     call.landlock = t->landlock;
     call.creds = t->target_creds ? &ts.creds : NULL;
