@@ -28,6 +28,7 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "policy/compile.h"
+#include "subsys/files/files_ipc.h"
 #include "subsys/files/files_policy.h"
 #include "target/interception/notify.h"
 
@@ -375,6 +376,7 @@ typedef struct rt_target {
     sbx_ipc_server *server;
     sbx_runtime_decider decider;
     sbx_files_dispatcher files;
+    sbx_files_ipc_target fipc; /* the IPC server's target ctx: the files services' view of t */
     sbx_notify_config cfg;
     int listener;
     int stop_fd;
@@ -518,7 +520,8 @@ static int ensure_ipc(sbx_runtime *rt)
     if (!rt->disp) {
         if ((r = sbx_ipc_dispatcher_new(&rt->disp)) < 0)
             return r;
-        if ((r = sbx_ipc_dispatcher_add_builtins(rt->disp)) < 0) {
+        if ((r = sbx_ipc_dispatcher_add_builtins(rt->disp)) < 0 ||
+            (r = sbx_files_ipc_register(rt->disp)) < 0) {
             sbx_ipc_dispatcher_free(rt->disp);
             rt->disp = NULL;
             return r;
@@ -552,7 +555,7 @@ static int serve_section(sbx_runtime *rt, rt_target *t, int sock)
             close(sock);
             return e;
         }
-        int r = sbx_ipc_server_new(rt->pools[i], t->section, s2, rt->disp, t, &t->server);
+        int r = sbx_ipc_server_new(rt->pools[i], t->section, s2, rt->disp, &t->fipc, &t->server);
         if (r != SBX_ERROR_NO_SPACE) {
             close(sock);
             return r;
@@ -581,7 +584,6 @@ static void target_free(sbx_runtime *rt, rt_target *t)
 static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_policy *pol,
                             sbx_target_fds *fds)
 {
-    (void)init_pid;
     sbx_runtime *rt = ud;
     rt_target *t = calloc(1, sizeof *t);
     if (!t)
@@ -610,6 +612,19 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     if (r == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
         r = sbx_neg_errno();
     if (r == 0) {
+        t->decider = (sbx_runtime_decider){ .policy = t->comp->policy, .buf = t->comp->buf,
+                                            .size = t->comp->size,
+                                            .deny_in_view = sbx_runtime_deny_in_view(pol),
+                                            .root_fd = rt->root_fd };
+        t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide,
+                                           .decide_ctx = &t->decider, .audit = rt_audit,
+                                           .audit_ctx = t, .broker_root_fd = rt->root_fd };
+        /* Cross calls come from the target's processes; Landlock is not
+         * known here, so the files services never answer NATIVE: they
+         * perform native-view calls inside the target's root. */
+        t->pid = init_pid;
+        t->fipc = (sbx_files_ipc_target){ .files = &t->files, .pid = init_pid,
+                                          .landlock = false, .target_creds = true };
         pthread_mutex_lock(&rt->lock);
         r = serve_section(rt, t, sp[0]);
         pthread_mutex_unlock(&rt->lock);
@@ -620,13 +635,6 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
         target_free(rt, t);
         return r;
     }
-    t->decider = (sbx_runtime_decider){ .policy = t->comp->policy, .buf = t->comp->buf,
-                                        .size = t->comp->size,
-                                        .deny_in_view = sbx_runtime_deny_in_view(pol),
-                                        .root_fd = rt->root_fd };
-    t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide, .decide_ctx = &t->decider,
-                                       .audit = rt_audit, .audit_ctx = t,
-                                       .broker_root_fd = rt->root_fd };
     fds->section_fd = sbx_steal_fd(&memfd);
     fds->broker_fd = sp[1];
     pthread_mutex_lock(&rt->lock);

@@ -1,0 +1,53 @@
+/* sbx internal — files subsystem: its broker-side IPC services (the trap
+ * backend's way in; the notify backend decodes syscalls itself).
+ *
+ * A target's trap handler decodes an intercepted path call into typed
+ * arguments and makes one cross call; the handler here rebuilds a private
+ * sbx_files_call from them — the path resolved against the CALLING
+ * thread's cwd / dirfd through files_path, exactly as notify does — and
+ * runs the same sbx_files_dispatch (same decisions, same audit records).
+ * The target's own pre-check is never trusted: every call is decided again
+ * from the broker's private policy copy.
+ *
+ * Wire: every tag has the signature
+ *   (u32 nr, u32 tid, handle dirfd, string path, u32 flags, u32 mode)
+ * nr: the syscall (a BROKERED entry of sbx_files_syscalls whose op the tag
+ * serves); tid: the calling thread's id as the target sees it (gettid());
+ * dirfd: the target's dirfd (AT_FDCWD = -100 sign-extended); flags/mode:
+ * the call's open flags / access mode / AT_REMOVEDIR, and mode.
+ * Reply: outcome 0; ext[0] = SBX_FILES_IPC_RES_*; status = errno when the
+ * answer is an error; a returned fd for RES_FD. */
+#ifndef SBX_SUBSYS_FILES_IPC_H
+#define SBX_SUBSYS_FILES_IPC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <sbx/ipc.h>
+
+#include "subsys/files/files_dispatcher.h"
+
+/* In the sbx-reserved range (below SBX_IPC_TAG_USER), clear of the builtins. */
+#define SBX_FILES_IPC_TAG_OPEN 0x0100u /* open, openat, creat, openat2 (no resolve flags) -> fd */
+#define SBX_FILES_IPC_TAG_PATH 0x0101u /* access*, mkdir*, unlink*, rmdir -> value */
+
+/* ext[0] of a reply. */
+#define SBX_FILES_IPC_RES_ERROR 0u  /* status holds the errno */
+#define SBX_FILES_IPC_RES_VALUE 1u  /* ext[1] holds the (non-negative) result */
+#define SBX_FILES_IPC_RES_FD 2u     /* the reply carries the fd */
+#define SBX_FILES_IPC_RES_NATIVE 3u /* run it natively (only when the broker said Landlock holds) */
+
+/* What a handler needs to know about the target it serves: the server's
+ * target ctx (sbx_ipc_info_target_ctx) must point at one of these. */
+typedef struct sbx_files_ipc_target {
+    const sbx_files_dispatcher *files; /* borrowed */
+    pid_t pid;         /* the target's process as the broker sees it */
+    bool landlock;     /* confined to its view by Landlock: NATIVE may be answered */
+    bool target_creds; /* act with the target's fsuid/fsgid/groups */
+} sbx_files_ipc_target;
+
+/* Register the files services in `d` (before any server uses it).
+ * 0 or a negative code (sbx_ipc_dispatcher_register's). */
+int sbx_files_ipc_register(sbx_ipc_dispatcher *d);
+
+#endif
