@@ -139,6 +139,22 @@ Test(learn_policy, collapse_takes_the_strongest_and_nests)
     sbx_learn_free(l);
 }
 
+/* D opened itself and D/{**} count as one entry of D's parent. */
+Test(learn_policy, a_directory_and_its_collapse_count_once)
+{
+    sbx_learn *l = mk();
+    add_n(l, "/c/p/d", 8, O_RDONLY);
+    sbx_learn_add(l, "open", "/c/p/d", NULL, O_RDONLY | O_DIRECTORY, false, 0);
+    add_n(l, "/c/p", 6, O_RDONLY); /* 6 files + d = 7 entries of /c/p */
+    sbx_learn_options o = { .collapse = 8 };
+    char *t = gen(l, &o);
+    cr_assert_str_eq(rule(t, "/c/p/d/**"), "allow-readonly", "%s", t);
+    cr_assert_null(rule(t, "/c/p/**"), "%s", t);
+    cr_assert_str_eq(rule(t, "/c/p/f5"), "allow-readonly");
+    free(t);
+    sbx_learn_free(l);
+}
+
 Test(learn_policy, escaping)
 {
     char b[256];

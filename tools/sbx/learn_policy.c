@@ -18,6 +18,7 @@ typedef struct entry {
     unsigned long counts[K_COUNT];
     bool collapsed; /* path names a directory D whose rule is D/{**} */
     bool gone;      /* folded into a collapsed entry */
+    bool twin;      /* D itself when D/{**} exists: one child of D's parent, not two */
 } entry;
 
 struct sbx_learn {
@@ -250,7 +251,7 @@ static int collapse(sbx_learn *l, size_t n)
             /* Count the distinct children of that parent. */
             size_t kids = 0;
             for (size_t j = 0; j < l->n && kids < n; j++)
-                if (!l->e[j].gone && direct_child(l->e[j].path, e->path, dl))
+                if (!l->e[j].gone && !l->e[j].twin && direct_child(l->e[j].path, e->path, dl))
                     kids++;
             if (kids >= n) {
                 best = e->path;
@@ -297,6 +298,9 @@ static int collapse(sbx_learn *l, size_t n)
             memset(d, 0, sizeof *d);
             d->path = p;
             d->collapsed = true;
+            for (size_t i = 0; i + 1 < l->n; i++)
+                if (!l->e[i].gone && !l->e[i].collapsed && !strcmp(l->e[i].path, dir))
+                    l->e[i].twin = true;
         }
         if (s > d->strength)
             d->strength = s;
