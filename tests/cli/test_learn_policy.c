@@ -203,6 +203,25 @@ Test(learn_policy, substitution_and_sorting)
     sbx_learn_free(l);
 }
 
+/* The working directory is granted read-only, except when it is / (that
+ * would be every file). */
+Test(learn_policy, cwd_rules_never_for_root)
+{
+    sbx_learn *l = mk();
+    sbx_learn_add(l, "open", "/x", NULL, O_RDONLY, false, 0);
+    sbx_learn_options o = { .cwd = "/var/tmp/w", .collapse = 8 };
+    char *t = gen(l, &o);
+    cr_assert_str_eq(rule(t, "${CWD}/**"), "allow-readonly", "%s", t);
+    free(t);
+    sbx_learn_options root = { .cwd = "/", .collapse = 8 };
+    t = gen(l, &root);
+    cr_assert_null(rule(t, "${CWD}/**"), "%s", t);
+    cr_assert_null(rule(t, "${CWD}"), "%s", t);
+    cr_assert_str_eq(rule(t, "/x"), "allow-readonly", "no ${CWD} substitution for /: %s", t);
+    free(t);
+    sbx_learn_free(l);
+}
+
 Test(learn_policy, bounded)
 {
     sbx_learn *l = NULL;
