@@ -80,8 +80,9 @@ static const char strict_text[] =
 
 static const char learn_text[] =
     "# sbx profile 'learn': every access brokered and audited, to write a policy from.\n"
-    "# Used by `sbx learn`: reads are allowed everywhere except secrets, writes\n"
-    "# only in ${SCRATCH}, so a policy can be written from what the program did.\n"
+    "# Used by `sbx learn`: every file the invoking user could use is allowed\n"
+    "# (except secrets), reads and writes alike, so a policy can be written from\n"
+    "# what the program did. NOT a sandbox for untrusted input.\n"
     "lockdown limited\n"
     "job interactive\n"
     "net none\n"
@@ -89,7 +90,7 @@ static const char learn_text[] =
     "audit on\n"
     "default-view on\n"
     "\n"
-    "files allow-readonly /**\n"
+    "files allow-any /**\n"
     "files allow-any ${SCRATCH}\n"
     "files allow-any ${SCRATCH}/**\n"
     "\n" SECRETS;

@@ -142,6 +142,29 @@ Test(cli_args, run_defaults)
     sbx_cli_free(&p.cli);
 }
 
+Test(cli_args, learn)
+{
+    parsed p;
+    PARSE(&p, "learn", "-o", "out.policy", "--", "tar", "-o", "x");
+    cr_assert_eq(p.r, 0, "%s", p.err);
+    cr_expect_eq(p.cli.command, SBX_CMD_LEARN);
+    cr_expect_str_eq(p.cli.learn_output, "out.policy");
+    cr_expect_eq(p.cli.program_argc, 3, "-o after -- is the program's");
+    cr_expect_str_eq(p.cli.program_argv[0], "tar");
+    PARSE(&p, "learn", "--quiet", "--", "true");
+    cr_assert_eq(p.r, 0, "%s", p.err);
+    cr_expect(p.cli.quiet);
+    cr_expect_null(p.cli.learn_output);
+    PARSE(&p, "learn", "--help");
+    cr_assert_eq(p.r, 0, "%s", p.err);
+    cr_expect_eq(p.cli.command, SBX_CMD_HELP);
+    cr_expect_str_eq(p.cli.help_topic, "learn");
+    PARSE(&p, "help", "learn");
+    cr_assert_eq(p.r, 0, "%s", p.err);
+    cr_expect_str_eq(p.cli.help_topic, "learn");
+    sbx_cli_free(&p.cli);
+}
+
 Test(cli_args, run_bad_input)
 {
     BAD("unknown option '--frob'", "run", "--frob", "--", "ls");
@@ -194,7 +217,10 @@ Test(cli_args, top_level_bad_input)
     BAD("help: unknown command 'frob'", "help", "frob");
     BAD("too many arguments", "help", "run", "check");
     BAD("unexpected argument", "--version", "x");
-    BAD("not available yet", "learn", "--", "ls");
+    BAD("missing '--' before", "learn", "ls");
+    BAD("unknown option", "learn", "--memory", "1G", "--", "ls");
+    BAD("needs a file", "learn", "-o");
+    BAD("given twice", "learn", "-o", "a", "-o", "b", "--", "ls");
 }
 
 Test(cli_args, check)

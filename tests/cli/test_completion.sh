@@ -26,6 +26,8 @@ expect() { # description, got, wanted word
 expect "commands" "$(complete_words sbx '')" run
 expect "commands" "$(complete_words sbx '')" check
 expect "commands" "$(complete_words sbx '')" policy
+expect "commands" "$(complete_words sbx '')" learn
+expect "learn options" "$(complete_words sbx learn '')" --output
 expect "policy subcommands" "$(complete_words sbx policy '')" compile
 expect "profiles" "$(complete_words sbx policy show '')" strict
 expect "check operations" "$(complete_words sbx check --profile default '')" rename

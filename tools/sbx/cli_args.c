@@ -326,6 +326,47 @@ static int parse_run(parser *p, sbx_cli *cli, int argc, char **argv, int i)
     return usage_error(p, "run: missing '--' and the program to run (usage: " USAGE_RUN ")");
 }
 
+#define USAGE_LEARN "sbx learn [-o OUT.policy] [--quiet] -- PROGRAM [ARGS...]"
+
+/* learn takes only its output file and --quiet: the policy it runs under
+ * is always the 'learn' profile. */
+static int parse_learn(parser *p, sbx_cli *cli, int argc, char **argv, int i)
+{
+    cli->command = SBX_CMD_LEARN;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            if (i + 1 >= argc || !argv[i + 1][0])
+                return usage_error(p, "learn: missing program after '--' (usage: " USAGE_LEARN ")");
+            cli->program_argv = argv + i + 1;
+            cli->program_argc = argc - i - 1;
+            return 0;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli->command = SBX_CMD_HELP;
+            cli->help_topic = "learn";
+            return 0;
+        }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            cli->quiet = true;
+            continue;
+        }
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (cli->learn_output)
+                return usage_error(p, "learn: option '%s' given twice (give it once)", a);
+            if (i + 1 >= argc || !argv[i + 1][0])
+                return usage_error(p, "learn: option '%s' needs a file (usage: " USAGE_LEARN ")", a);
+            cli->learn_output = argv[++i];
+            continue;
+        }
+        if (a[0] == '-')
+            return usage_error(p, "learn: unknown option '%.100s' (usage: " USAGE_LEARN ")", a);
+        return usage_error(p, "learn: missing '--' before the program '%.100s' (usage: " USAGE_LEARN
+                              ")", a);
+    }
+    return usage_error(p, "learn: missing '--' and the program to run (usage: " USAGE_LEARN ")");
+}
+
 static const char *const check_op_names[] = {
     [SBX_CHECK_READ] = "read",     [SBX_CHECK_WRITE] = "write",   [SBX_CHECK_CREATE] = "create",
     [SBX_CHECK_STAT] = "stat",     [SBX_CHECK_RENAME] = "rename", [SBX_CHECK_UNLINK] = "unlink",
@@ -462,7 +503,7 @@ static int parse_policy(parser *p, sbx_cli *cli, int argc, char **argv, int i)
     return 0;
 }
 
-static const char *const commands[] = { "run", "check", "policy", "help", NULL };
+static const char *const commands[] = { "run", "learn", "check", "policy", "help", NULL };
 
 static bool known_topic(const char *t)
 {
@@ -490,8 +531,8 @@ int sbx_cli_parse(int argc, char **argv, sbx_cli *cli, char *err, size_t errlen)
             return usage_error(&p, "help: too many arguments (usage: sbx help [COMMAND])");
         if (argc == 3) {
             if (!known_topic(argv[2]))
-                return usage_error(&p, "help: unknown command '%.100s' (commands: run, check, "
-                                       "policy)", argv[2]);
+                return usage_error(&p, "help: unknown command '%.100s' (commands: run, learn, "
+                                       "check, policy)", argv[2]);
             cli->help_topic = argv[2];
         }
         return 0;
@@ -509,10 +550,10 @@ int sbx_cli_parse(int argc, char **argv, sbx_cli *cli, char *err, size_t errlen)
     if (!strcmp(cmd, "policy"))
         return parse_policy(&p, cli, argc, argv, 2);
     if (!strcmp(cmd, "learn"))
-        return usage_error(&p, "learn: not available yet in this version of sbx (see 'sbx --help')");
+        return parse_learn(&p, cli, argc, argv, 2);
     if (cmd[0] == '-')
         return usage_error(&p, "unknown option '%.100s' (try 'sbx --help')", cmd);
-    return usage_error(&p, "unknown command '%.100s' (commands: run, check, policy, help; try "
+    return usage_error(&p, "unknown command '%.100s' (commands: run, learn, check, policy, help; try "
                            "'sbx --help')", cmd);
 }
 

@@ -19,6 +19,7 @@ typedef enum sbx_cli_command {
     SBX_CMD_POLICY_LIST,    /* sbx policy list */
     SBX_CMD_POLICY_COMPILE, /* sbx policy compile FILE */
     SBX_CMD_POLICY_DUMP,    /* sbx policy dump FILE */
+    SBX_CMD_LEARN,          /* sbx learn [-o OUT] [--quiet] -- PROGRAM [ARGS...] */
 } sbx_cli_command;
 
 /* Where rules come from, in command-line order (later add to earlier). */
@@ -74,6 +75,9 @@ typedef struct sbx_cli {
     bool quiet, verbose, tty, keep_scratch;
     char **program_argv; /* borrowed slice of argv, NULL-terminated (argv's own NULL) */
     int program_argc;
+
+    /* learn: -o FILE (NULL: stdout) */
+    const char *learn_output;
 
     /* check */
     sbx_cli_check_op check_op;

@@ -11,6 +11,7 @@ static const char overview[] =
     "\n"
     "commands:\n"
     "  run [OPTIONS] -- PROGRAM [ARGS...]   run PROGRAM under a policy\n"
+    "  learn [-o OUT] -- PROGRAM [ARGS...]  run PROGRAM, write the policy it needed\n"
     "  check [POLICY] OPERATION PATH        explain what a policy decides for one access\n"
     "  policy show NAME                     print an embedded profile as a policy file\n"
     "  policy list                          list the embedded profiles\n"
@@ -89,10 +90,29 @@ static const char policy_help[] =
     "\n"
     "Exit status: 0, or 125 when the file has an error.\n";
 
+static const char learn_help[] =
+    "usage: sbx learn [-o OUT.policy] [--quiet] -- PROGRAM [ARGS...]\n"
+    "\n"
+    "Run PROGRAM under the 'learn' profile, where every file the invoking user\n"
+    "could use is brokered, allowed and audited, then write a minimal policy that\n"
+    "lets the same run succeed: allow-readonly where only read, allow-any where\n"
+    "written or created, allow-query for stats and for probes that found nothing,\n"
+    "DIR/** where 8 or more entries of DIR were used, one '# covers:' comment per\n"
+    "rule. Run it again with 'sbx run --policy OUT.policy' from the same directory.\n"
+    "\n"
+    "WARNING: learn mode is NOT a sandbox: PROGRAM may change any file you can.\n"
+    "Learn only trusted programs on trusted input; review the policy.\n"
+    "\n"
+    "  -o, --output FILE  write the policy to FILE (default: standard output)\n"
+    "  -q, --quiet        no note about where the policy went\n"
+    "\n"
+    "Exit status: PROGRAM's, as for 'sbx run'; no policy is written when PROGRAM\n"
+    "could not be started. See docs/learn.md.\n";
+
 static const char help_help[] =
     "usage: sbx help [COMMAND]\n"
     "\n"
-    "Show the overview, or the help of COMMAND (run, check, policy).\n";
+    "Show the overview, or the help of COMMAND (run, learn, check, policy).\n";
 
 void sbx_print_help(FILE *out, const char *topic)
 {
@@ -103,6 +123,8 @@ void sbx_print_help(FILE *out, const char *topic)
         text = check_help;
     else if (topic && !strcmp(topic, "policy"))
         text = policy_help;
+    else if (topic && !strcmp(topic, "learn"))
+        text = learn_help;
     else if (topic && !strcmp(topic, "help"))
         text = help_help;
     fputs(text, out);

@@ -54,6 +54,7 @@ typedef struct run_state {
     const char *program;
     sbx_audit_log *log;
     bool quiet;
+    sbx_cli_run_hooks *hooks; /* NULL for plain `sbx run` */
 } run_state;
 
 static void on_event(const sbx_event *ev, void *ud)
@@ -115,7 +116,10 @@ static void on_audit(const sbx_audit_record *rec, void *ud)
         .origin = rec->origin,
         .err = rec->error,
     };
-    sbx_audit_log_decision(st->log, &d);
+    if (st->log)
+        sbx_audit_log_decision(st->log, &d);
+    if (st->hooks && st->hooks->audit)
+        st->hooks->audit(rec, st->hooks->audit_ud);
 }
 
 /* Everything one run holds; released by run_cleanup on every path. */
@@ -344,6 +348,10 @@ static int run(run_ctx *c)
     }
     sbx_cli_vars vars;
     sbx_cli_vars_init(&vars, c->scratch);
+    if (c->st.hooks && c->st.hooks->scratch_out)
+        snprintf(c->st.hooks->scratch_out, c->st.hooks->cap, "%s", c->scratch);
+    if (c->st.hooks && c->st.hooks->cwd_out)
+        snprintf(c->st.hooks->cwd_out, c->st.hooks->cap, "%s", vars.cwd);
     if ((r = sbx_cli_build_policy(cli, &vars.vars, true, &c->policy)))
         return r;
 
@@ -437,7 +445,7 @@ static int run(run_ctx *c)
         return SBX_EXIT_FAILURE;
     }
     (void)sbx_broker_set_event_callback(c->broker, on_event, &c->st);
-    if (c->st.log)
+    if (c->st.log || (c->st.hooks && c->st.hooks->audit))
         (void)sbx_broker_set_audit_callback(c->broker, on_audit, &c->st);
     if (cli->verbose)
         print_verbose(c->policy, path, cwd, c->scratch);
@@ -478,6 +486,8 @@ static int run(run_ctx *c)
                     sbx_strerror(r));
         return SBX_EXIT_FAILURE;
     }
+    if (c->st.hooks)
+        c->st.hooks->started = true;
     if (info.n_warnings && !cli->quiet) {
         /* One "sbx: run: warning: ..." line per limit that could not be applied. */
         char *save = NULL;
@@ -500,11 +510,17 @@ static int run(run_ctx *c)
     return sbx_cli_exit_status(killed, code);
 }
 
-int sbx_cmd_run(const sbx_cli *cli)
+int sbx_cli_run_program(const sbx_cli *cli, sbx_cli_run_hooks *hooks)
 {
     run_ctx c = { .cli = cli, .sig_fd = -1 };
     c.st.wake_fd = -1;
+    c.st.hooks = hooks;
     int r = run(&c);
     run_cleanup(&c);
     return r;
+}
+
+int sbx_cmd_run(const sbx_cli *cli)
+{
+    return sbx_cli_run_program(cli, NULL);
 }

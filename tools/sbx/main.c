@@ -29,6 +29,9 @@ int main(int argc, char **argv)
     case SBX_CMD_RUN:
         r = sbx_cmd_run(&cli);
         break;
+    case SBX_CMD_LEARN:
+        r = sbx_cmd_learn(&cli);
+        break;
     case SBX_CMD_CHECK:
         r = sbx_cmd_check(&cli);
         break;

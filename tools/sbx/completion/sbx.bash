@@ -16,7 +16,7 @@ _sbx()
         cword=$COMP_CWORD
     fi
 
-    local commands="run check policy help"
+    local commands="run learn check policy help"
     local policy_opts="--policy --profile --allow-read --allow-write --allow-query --deny"
     local run_opts="$policy_opts --memory --processes --cpu --files --net --backend --cwd
                     --env --log --quiet --verbose --tty --keep-scratch --help"
@@ -28,10 +28,10 @@ _sbx()
         return
     fi
 
-    # After "run ... --" the program and its arguments: commands, then files.
+    # After "run ... --" (or "learn ... --") the program and its arguments: commands, then files.
     local i
     for ((i = 2; i < cword; i++)); do
-        if [[ ${words[1]} == run && ${words[i]} == -- ]]; then
+        if [[ (${words[1]} == run || ${words[1]} == learn) && ${words[i]} == -- ]]; then
             if [[ $i -eq $((cword - 1)) ]]; then
                 COMPREPLY=($(compgen -c -- "$cur"))
             else
@@ -42,7 +42,7 @@ _sbx()
     done
 
     case $prev in
-        --policy|--log)
+        --policy|--log|-o|--output)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --profile)
             COMPREPLY=($(compgen -W "$_sbx_profiles" -- "$cur")); return ;;
@@ -63,6 +63,8 @@ _sbx()
     case ${words[1]} in
         run)
             COMPREPLY=($(compgen -W "$run_opts --" -- "$cur")) ;;
+        learn)
+            COMPREPLY=($(compgen -W "-o --output --quiet --help --" -- "$cur")) ;;
         check)
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "$policy_opts --help" -- "$cur"))
@@ -92,7 +94,7 @@ _sbx()
                 esac
             fi ;;
         help)
-            [[ $cword -eq 2 ]] && COMPREPLY=($(compgen -W "run check policy help" -- "$cur")) ;;
+            [[ $cword -eq 2 ]] && COMPREPLY=($(compgen -W "run learn check policy help" -- "$cur")) ;;
     esac
 }
 
