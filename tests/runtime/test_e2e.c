@@ -418,3 +418,29 @@ Test(e2e, view_root_listable_host_dirs_still_denied)
     sbx_policy_unref(q);
     sbx_policy_unref(p);
 }
+
+/* openat relative to a directory fd the broker opened (tar -C, find): the
+ * dirfd's name is checked from the broker's root, whatever the broker's
+ * own cwd (it once resolved it against the cwd and answered ENOENT). */
+Test(e2e, openat_relative_to_brokered_dirfd_any_broker_cwd)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("no python3");
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s", rt_path("tree"));
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    rt_write_file("tree/f", "via dirfd\n");
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, cmd("%s/**", rt_dir()));
+    cr_assert_eq(chdir("/usr"), 0); /* the broker's cwd: unrelated to the tree */
+    char *argv[] = { (char *)"/usr/bin/python3", (char *)"-S", (char *)"-c",
+                     cmd("import os\nd = os.open('%s', os.O_RDONLY | os.O_DIRECTORY)\n"
+                         "f = os.open('f', os.O_RDONLY, dir_fd=d)\n"
+                         "print(os.read(f, 100).decode(), end='')", sub),
+                     NULL };
+    rt_run r;
+    cr_assert_eq(rt_run_prog(p, argv, &r), 0, "%s", r.out);
+    cr_expect_eq(r.code, 0, "%s", r.out);
+    cr_expect_str_eq(r.out, "via dirfd\n");
+    sbx_policy_unref(p);
+}

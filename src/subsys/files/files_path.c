@@ -179,7 +179,10 @@ static int open_dir_noflw(int root, const char *name, unsigned long resolve)
         .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
         .resolve = resolve | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
-    const char *rel = name[1] ? name + 1 : ".";
+    /* From the broker's own namespace the name is absolute (never relative
+     * to the broker's cwd); inside the target's root it is made relative
+     * to that root. */
+    const char *rel = root == AT_FDCWD ? name : (name[1] ? name + 1 : ".");
     long r = syscall(SYS_openat2, root, rel, &how, sizeof how);
     return r < 0 ? sbx_neg_errno() : (int)r;
 }
