@@ -173,11 +173,16 @@ static void *io_main(void *arg)
         }
         if (poll(pfd, n, -1) < 0 && errno != EINTR)
             break;
-        if (pfd[0].revents & POLLIN)
+        bool woken = (pfd[0].revents & POLLIN) != 0;
+        if (woken)
             drain(px->wake_fd);
         if (atomic_load(&px->stop))
             break;
-        if (!failed && n == 2 && pfd[1].revents) {
+        /* After a wake (the listener drained a full queue, or a send was
+         * queued) process events even if the socket shows nothing: messages
+         * already read into the channel's buffer while the queue was full
+         * make the socket look idle, and would otherwise wait forever. */
+        if (!failed && ((n == 2 && pfd[1].revents) || woken)) {
             if (sbx_channel_process_events(px->ch) < 0)
                 failed = true; /* on_error fired; wait for stop */
         }
