@@ -76,9 +76,9 @@ static int parse_status(int task_fd, thread_status *ts)
 
 /* Look among the threads of process `pid` for the one that calls itself
  * `tid`; append pid's children (from each thread's "children") to
- * todo[*n..cap). */
+ * queue[*n..cap). */
 static int scan_process(pid_t pid, pid_t tid, sbx_files_task *task, thread_status *ts,
-                        pid_t *todo, size_t *n, size_t cap)
+                        pid_t *queue, size_t *n, size_t cap)
 {
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
@@ -120,7 +120,7 @@ static int scan_process(pid_t pid, pid_t tid, sbx_files_task *task, thread_statu
             if (end == p)
                 break;
             if (c > 0 && *n < cap)
-                todo[(*n)++] = (pid_t)c;
+                queue[(*n)++] = (pid_t)c;
         }
     }
     closedir(d);
@@ -140,11 +140,11 @@ static int find_thread(pid_t pid, pid_t tid, sbx_files_task *task, thread_status
 {
     if (tid <= 0)
         return -ESRCH;
-    pid_t todo[SCAN_MAX];
+    pid_t queue[SCAN_MAX];
     size_t n = 0;
-    todo[n++] = pid;
+    queue[n++] = pid;
     for (size_t i = 0; i < n; i++)
-        if (scan_process(todo[i], tid, task, ts, todo, &n, SCAN_MAX) == 0)
+        if (scan_process(queue[i], tid, task, ts, queue, &n, SCAN_MAX) == 0)
             return 0;
     return -ESRCH;
 }
