@@ -27,6 +27,7 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 
 # Both suites run even if the first fails; the summary decides the status.
 test: build build-asan
+	@./scripts/test-prep.sh $(CURDIR)
 	@echo "== normal build"; $(MESON) test -C $(BUILD) --print-errorlogs --num-processes 2 || true
 	@echo "== ASan+UBSan build"; $(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 || true
 	@./scripts/test-summary.py $(BUILD) $(ASAN_BUILD)
