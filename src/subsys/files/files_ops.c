@@ -150,7 +150,7 @@ static bool use_openat2(const sbx_files_ops_ctx *ctx)
 static int openat2_(int dirfd, const char *path, int flags, mode_t mode, unsigned long resolve)
 {
     struct open_how how = { .flags = (unsigned long long)(unsigned)flags,
-                            .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+                            .mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? mode : 0,
                             .resolve = resolve };
     long r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
     if (r < 0 && errno == ENOSYS)
@@ -383,12 +383,17 @@ int sbx_files_op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags,
             } else {
                 return fd;
             }
-        } else if (errno != ELOOP || !follow) {
+        } else if ((errno != ELOOP && !(errno == ENOTDIR && (flags & O_DIRECTORY))) || !follow) {
             return sbx_neg_errno();
         }
+        /* O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR, not ELOOP:
+         * a symlink to a directory must still be followed. */
+        int open_err = fd >= 0 ? 0 : errno;
         struct stat st;
         if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
         {
+            if (open_err == ENOTDIR)
+                return -ENOTDIR; /* a real non-directory */
             if (++hops > MAX_HOPS)
                 return -ELOOP;
             continue; /* changed under us: resolve again */

@@ -1,0 +1,722 @@
+/* The conformance probe: a plain dynamically linked program (no libsbx)
+ * that a test spawns in a target. It performs raw file syscalls (syscall(2),
+ * so no libc wrapper rewrites what is tested) and prints one line per
+ * check on stdout: "<label> <result>", where result is "ok ..." or the
+ * errno's name. The test compares the whole output with what it expects,
+ * identically for every backend.
+ *
+ *   conf_probe CASE DATA_DIR [ARG]
+ *
+ * DATA_DIR is the test's scratch tree (under /var/tmp, outside the view). */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <linux/stat.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static const char *g_dir;
+
+/* g_dir/rel in a rotating static buffer. */
+static const char *P(const char *rel)
+{
+    static __thread char bufs[16][4096]; /* per thread: the threads case */
+    static __thread unsigned k;
+    char *b = bufs[k++ % 16];
+    snprintf(b, sizeof bufs[0], "%s/%s", g_dir, rel);
+    return b;
+}
+
+static const char *ename(long rc)
+{
+    if (rc >= 0)
+        return "ok";
+    const char *n = strerrorname_np((int)-rc);
+    return n ? n : "E?";
+}
+
+/* raw syscall: result or -errno */
+#define RAW(...) ({ long r_ = syscall(__VA_ARGS__); r_ < 0 ? -(long)errno : r_; })
+
+static void line(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(const char *label, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    dprintf(1, "%s %s\n", label, buf);
+}
+
+static void res(const char *label, long rc)
+{
+    line(label, "%s", ename(rc));
+}
+
+/* Describe an fd just opened: "ok dir", "ok 'content'" or "ok". */
+static void describe_fd(const char *label, int fd, int flags)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        line(label, "ok fstat:%s", ename(-errno));
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        line(label, "ok dir");
+        return;
+    }
+    if ((flags & O_ACCMODE) == O_WRONLY || (flags & O_PATH)) {
+        line(label, "ok");
+        return;
+    }
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n < 0) {
+        line(label, "ok read:%s", ename(-errno));
+        return;
+    }
+    buf[n] = '\0';
+    line(label, "ok '%s'", buf);
+}
+
+static void t_openat(const char *label, int dirfd, const char *path, int flags)
+{
+    long fd = RAW(SYS_openat, dirfd, path, flags, 0666);
+    if (fd < 0) {
+        res(label, fd);
+        return;
+    }
+    describe_fd(label, (int)fd, flags);
+    close((int)fd);
+}
+
+static void t_open(const char *label, const char *path, int flags)
+{
+    long fd = RAW(SYS_open, path, flags, 0666);
+    if (fd < 0) {
+        res(label, fd);
+        return;
+    }
+    describe_fd(label, (int)fd, flags);
+    close((int)fd);
+}
+
+static const char *ftype(mode_t m)
+{
+    return S_ISREG(m) ? "reg" : S_ISDIR(m) ? "dir" : S_ISLNK(m) ? "lnk" : "other";
+}
+
+static void t_stat(const char *label, const char *path)
+{
+    struct stat st;
+    long rc = RAW(SYS_stat, path, &st);
+    if (rc < 0)
+        res(label, rc);
+    else
+        line(label, "ok %s %lld", ftype(st.st_mode), (long long)(S_ISREG(st.st_mode) ? st.st_size : 0));
+}
+
+static void t_lstat(const char *label, const char *path)
+{
+    struct stat st;
+    long rc = RAW(SYS_lstat, path, &st);
+    if (rc < 0)
+        res(label, rc);
+    else
+        line(label, "ok %s", ftype(st.st_mode));
+}
+
+static void t_readlink(const char *label, const char *path, size_t size)
+{
+    char buf[256];
+    memset(buf, 0, sizeof buf);
+    long rc = RAW(SYS_readlink, path, buf, size);
+    if (rc < 0)
+        res(label, rc);
+    else
+        line(label, "ok %ld '%.*s'", rc, (int)rc, buf);
+}
+
+/* A regular file written by the test; its content, or "-" if missing. */
+static void slurp(const char *path, char *out, size_t size)
+{
+    int fd = (int)RAW(SYS_open, path, O_RDONLY, 0);
+    if (fd < 0) {
+        snprintf(out, size, "%s", ename(fd));
+        return;
+    }
+    ssize_t n = read(fd, out, size - 1);
+    out[n < 0 ? 0 : n] = '\0';
+    close(fd);
+}
+
+/* ---- cases ---- */
+
+static void c_readonly(void)
+{
+    t_open("rdonly", P("ro/file"), O_RDONLY);
+    t_openat("rdonly-at", AT_FDCWD, P("ro/file"), O_RDONLY);
+    t_open("wronly", P("ro/file"), O_WRONLY);
+    t_open("rdwr", P("ro/file"), O_RDWR);
+    t_open("append", P("ro/file"), O_RDONLY | O_APPEND);
+    t_open("rdonly-trunc", P("ro/file"), O_RDONLY | O_TRUNC);
+    t_open("wronly-trunc", P("ro/file"), O_WRONLY | O_TRUNC);
+    t_open("create", P("ro/new"), O_WRONLY | O_CREAT);
+    t_open("create-rdonly", P("ro/new"), O_RDONLY | O_CREAT);
+    t_open("excl-existing", P("ro/file"), O_WRONLY | O_CREAT | O_EXCL);
+    res("creat", RAW(SYS_creat, P("ro/new"), 0666));
+    t_open("opendir", P("ro"), O_RDONLY | O_DIRECTORY);
+    t_open("missing", P("ro/missing"), O_RDONLY);
+    t_stat("stat", P("ro/file"));
+    res("access-r", RAW(SYS_access, P("ro/file"), R_OK));
+    res("access-f", RAW(SYS_access, P("ro/file"), F_OK));
+    res("mkdir", RAW(SYS_mkdir, P("ro/newdir"), 0777));
+    res("rmdir", RAW(SYS_rmdir, P("ro/sub")));
+    res("unlink", RAW(SYS_unlink, P("ro/file")));
+    res("rename", RAW(SYS_rename, P("ro/file"), P("ro/moved")));
+}
+
+static void c_any(void)
+{
+    t_open("excl-new", P("rw/new"), O_WRONLY | O_CREAT | O_EXCL);
+    t_open("excl-again", P("rw/new"), O_WRONLY | O_CREAT | O_EXCL);
+    /* an fd returned refers to the file: write through it, read back
+     * through another */
+    long w = RAW(SYS_openat, AT_FDCWD, P("rw/new"), O_WRONLY, 0);
+    long wr = w >= 0 ? (long)write((int)w, "hello", 5) : w;
+    line("write", "%s %ld", ename(w), wr);
+    if (w >= 0)
+        close((int)w);
+    t_open("read-back", P("rw/new"), O_RDONLY);
+    long a = RAW(SYS_open, P("rw/new"), O_WRONLY | O_APPEND, 0);
+    if (a >= 0) {
+        (void)!write((int)a, "+more", 5);
+        close((int)a);
+    }
+    res("append", a);
+    t_open("rdwr", P("rw/new"), O_RDWR);
+    t_open("rdonly-trunc", P("rw/new"), O_RDONLY | O_TRUNC);
+    t_open("after-refused-trunc", P("rw/new"), O_RDONLY);
+    t_open("wronly-trunc", P("rw/new"), O_WRONLY | O_TRUNC);
+    t_stat("stat-truncated", P("rw/new"));
+    long c = RAW(SYS_creat, P("rw/creat"), 0600);
+    if (c >= 0) {
+        (void)!write((int)c, "C", 1);
+        close((int)c);
+    }
+    res("creat", c);
+    struct stat st;
+    long rc = RAW(SYS_stat, P("rw/creat"), &st);
+    line("creat-mode", "%s %o", ename(rc), rc < 0 ? 0 : (unsigned)(st.st_mode & 07777));
+    long x = RAW(SYS_openat, AT_FDCWD, P("rw/m0600"), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (x >= 0)
+        close((int)x);
+    rc = RAW(SYS_stat, P("rw/m0600"), &st);
+    line("create-mode", "%s %o", ename(rc), rc < 0 ? 0 : (unsigned)(st.st_mode & 07777));
+    t_open("missing", P("rw/missing"), O_RDONLY);
+    t_open("missing-dir", P("rw/nodir/x"), O_WRONLY | O_CREAT);
+    res("mkdir", RAW(SYS_mkdir, P("rw/sub"), 0777));
+    res("mkdir-again", RAW(SYS_mkdir, P("rw/sub"), 0777));
+    res("mkdirat", RAW(SYS_mkdirat, AT_FDCWD, P("rw/sub/inner"), 0777));
+    res("rmdir-notempty", RAW(SYS_rmdir, P("rw/sub")));
+    res("unlinkat-removedir", RAW(SYS_unlinkat, AT_FDCWD, P("rw/sub/inner"), AT_REMOVEDIR));
+    res("rmdir", RAW(SYS_rmdir, P("rw/sub")));
+    res("rmdir-missing", RAW(SYS_rmdir, P("rw/sub")));
+    res("unlink", RAW(SYS_unlink, P("rw/creat")));
+    res("unlink-missing", RAW(SYS_unlink, P("rw/creat")));
+    res("unlinkat", RAW(SYS_unlinkat, AT_FDCWD, P("rw/m0600"), 0));
+    res("unlink-dir", RAW(SYS_unlink, P("rw/keepdir")));
+    res("rmdir-file", RAW(SYS_rmdir, P("rw/new")));
+    t_open("opendir", P("rw"), O_RDONLY | O_DIRECTORY);
+    t_open("directory-on-file", P("rw/new"), O_RDONLY | O_DIRECTORY);
+}
+
+static void c_query(void)
+{
+    t_stat("stat", P("q/file"));
+    t_lstat("lstat-link", P("q/link"));
+    t_readlink("readlink", P("q/link"), 64);
+    res("access-f", RAW(SYS_access, P("q/file"), F_OK));
+    res("access-r", RAW(SYS_access, P("q/file"), R_OK));
+    t_open("rdonly", P("q/file"), O_RDONLY);
+    t_open("wronly", P("q/file"), O_WRONLY);
+    t_open("opendir", P("q"), O_RDONLY | O_DIRECTORY);
+    t_open("create", P("q/new"), O_WRONLY | O_CREAT);
+    res("mkdir", RAW(SYS_mkdir, P("q/newdir"), 0777));
+    res("unlink", RAW(SYS_unlink, P("q/file")));
+    res("rename", RAW(SYS_rename, P("q/file"), P("q/moved")));
+    t_stat("stat-missing", P("q/missing"));
+}
+
+/* Every operation on a denied existing object and a denied missing one:
+ * the answers must not tell which exists. */
+static void oracle_pair(const char *tag, const char *exist, const char *missing)
+{
+    const char *paths[2] = { exist, missing };
+    const char *which[2] = { "exist", "missing" };
+    for (int i = 0; i < 2; i++) {
+        char l[64];
+        const char *p = paths[i];
+        struct stat st;
+        char buf[64];
+#define L(op) (snprintf(l, sizeof l, "%s-%s-%s", tag, which[i], op), l)
+        res(L("open"), RAW(SYS_open, p, O_RDONLY, 0));
+        res(L("openat-write"), RAW(SYS_openat, AT_FDCWD, p, O_WRONLY, 0));
+        res(L("create"), RAW(SYS_open, p, O_WRONLY | O_CREAT, 0666));
+        res(L("excl"), RAW(SYS_open, p, O_WRONLY | O_CREAT | O_EXCL, 0666));
+        res(L("stat"), RAW(SYS_stat, p, &st));
+        res(L("lstat"), RAW(SYS_lstat, p, &st));
+        res(L("fstatat"), RAW(SYS_newfstatat, AT_FDCWD, p, &st, 0));
+        res(L("access"), RAW(SYS_access, p, F_OK));
+        res(L("readlink"), RAW(SYS_readlink, p, buf, sizeof buf));
+        res(L("mkdir"), RAW(SYS_mkdir, p, 0777));
+        res(L("unlink"), RAW(SYS_unlink, p));
+        res(L("rmdir"), RAW(SYS_rmdir, p));
+        res(L("rename-from"), RAW(SYS_rename, p, P("rw/got")));
+#undef L
+    }
+}
+
+static void c_oracle(void)
+{
+    oracle_pair("nomatch", P("no/secret"), P("no/missing"));
+    oracle_pair("denyrule", P("rw/deny/secret"), P("rw/deny/missing"));
+    oracle_pair("shadow", "/etc/shadow", "/etc/sbx-no-such-file");
+    /* allowed and missing: the truth */
+    t_open("ro-missing", P("ro/missing"), O_RDONLY);
+    t_open("rw-missing", P("rw/missing"), O_RDONLY);
+    t_stat("q-missing", P("q/missing"));
+}
+
+static void c_paths(void)
+{
+    t_open("dotdot", P("rw/../ro/file"), O_RDONLY);
+    t_open("dot", P("ro/./file"), O_RDONLY);
+    char dbl[4096];
+    snprintf(dbl, sizeof dbl, "%s//ro///file", g_dir);
+    t_open("double-slash", dbl, O_RDONLY);
+    t_open("trailing-slash-file", P("ro/file/"), O_RDONLY);
+    t_open("trailing-slash-dir", P("ro/"), O_RDONLY | O_DIRECTORY);
+    t_stat("stat-trailing-slash-dir", P("ro/sub/"));
+    t_stat("stat-trailing-slash-file", P("ro/file/"));
+    t_open("create-trailing-slash", P("rw/newfile/"), O_WRONLY | O_CREAT);
+    res("mkdir-trailing-slash", RAW(SYS_mkdir, P("rw/newdir/"), 0777));
+    res("rmdir-trailing-slash", RAW(SYS_rmdir, P("rw/newdir/")));
+    t_open("dotdot-to-denied", P("rw/../no/secret"), O_RDONLY);
+    t_open("dotdot-out-of-allowed", P("ro/sub/../../no/secret"), O_RDONLY);
+    /* relative paths: against a dirfd, and against the cwd (fchdir to a
+     * brokered directory fd is native) */
+    int d = (int)RAW(SYS_open, P("ro/sub"), O_RDONLY | O_DIRECTORY, 0);
+    res("open-dirfd", d);
+    t_openat("dirfd-rel", d, "inner", O_RDONLY);
+    t_openat("dirfd-dotdot-allowed", d, "../file", O_RDONLY);
+    t_openat("dirfd-dotdot-denied", d, "../../no/secret", O_RDONLY);
+    t_openat("dirfd-shadow", d, "../../../../../../../../../etc/shadow", O_RDONLY);
+    t_openat("dirfd-absolute", d, P("ro/file"), O_RDONLY);
+    int rw = (int)RAW(SYS_open, P("rw"), O_RDONLY | O_DIRECTORY, 0);
+    res("fchdir", RAW(SYS_fchdir, rw));
+    t_open("cwd-rel-create", "relnew", O_WRONLY | O_CREAT | O_EXCL);
+    t_open("cwd-rel-read", "relnew", O_RDONLY);
+    t_open("cwd-dot", "./relnew", O_RDONLY);
+    t_open("cwd-dotdot-allowed", "../ro/file", O_RDONLY);
+    t_open("cwd-dotdot-readonly-write", "../ro/file", O_WRONLY);
+    t_open("cwd-dotdot-denied", "../no/secret", O_RDONLY);
+    t_open("cwd-shadow", "../../../../../../../../etc/shadow", O_RDONLY);
+    t_stat("cwd-stat", "relnew");
+    res("cwd-unlink", RAW(SYS_unlink, "relnew"));
+    close(d);
+    close(rw);
+}
+
+static void c_readlink(void)
+{
+    t_readlink("full", P("ro/link"), 64);
+    t_readlink("short3", P("ro/link"), 3);
+    t_readlink("short1", P("ro/link"), 1);
+    t_readlink("exact", P("ro/link"), 4);
+    res("size0", RAW(SYS_readlink, P("ro/link"), (char[8]){ 0 }, 0));
+    t_readlink("abs-target", P("ro/abslink"), 255);
+    t_readlink("regular", P("ro/file"), 64);
+    t_readlink("missing", P("ro/missing"), 64);
+    t_readlink("denied", P("no/link"), 64);
+    int d = (int)RAW(SYS_open, P("ro"), O_RDONLY | O_DIRECTORY, 0);
+    char buf[64] = "";
+    long rc = RAW(SYS_readlinkat, d, "link", buf, sizeof buf);
+    line("readlinkat", "%s '%.*s'", ename(rc), rc < 0 ? 0 : (int)rc, buf);
+    rc = RAW(SYS_readlinkat, d, "../no/link", buf, sizeof buf);
+    res("readlinkat-denied", rc);
+    close(d);
+}
+
+static void c_stat(void)
+{
+    t_stat("stat", P("ro/file"));
+    t_stat("stat-link", P("ro/link"));
+    t_lstat("lstat-link", P("ro/link"));
+    t_lstat("lstat-file", P("ro/file"));
+    t_stat("stat-dir", P("ro/sub"));
+    struct stat st;
+    long rc = RAW(SYS_newfstatat, AT_FDCWD, P("ro/link"), &st, AT_SYMLINK_NOFOLLOW);
+    line("fstatat-nofollow", "%s %s", ename(rc), rc < 0 ? "-" : ftype(st.st_mode));
+    rc = RAW(SYS_newfstatat, AT_FDCWD, P("ro/link"), &st, 0);
+    line("fstatat-follow", "%s %s", ename(rc), rc < 0 ? "-" : ftype(st.st_mode));
+    struct statx sx;
+    rc = RAW(SYS_statx, AT_FDCWD, P("ro/file"), 0, STATX_SIZE | STATX_TYPE, &sx);
+    line("statx", "%s %llu", ename(rc), rc < 0 ? 0ULL : (unsigned long long)sx.stx_size);
+    rc = RAW(SYS_statx, AT_FDCWD, P("no/secret"), 0, STATX_SIZE, &sx);
+    res("statx-denied", rc);
+    int fd = (int)RAW(SYS_open, P("ro/file"), O_RDONLY, 0);
+    rc = RAW(SYS_fstat, fd, &st);
+    line("fstat-brokered-fd", "%s %lld", ename(rc), rc < 0 ? 0LL : (long long)st.st_size);
+    rc = RAW(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH);
+    line("fstatat-empty-path", "%s %lld", ename(rc), rc < 0 ? 0LL : (long long)st.st_size);
+    close(fd);
+    res("access-f", RAW(SYS_access, P("ro/file"), F_OK));
+    res("access-r", RAW(SYS_access, P("ro/file"), R_OK));
+    res("access-w-rootfile", RAW(SYS_access, P("ro/file"), W_OK));
+    res("access-x", RAW(SYS_access, P("ro/file"), X_OK));
+    res("faccessat", RAW(SYS_faccessat, AT_FDCWD, P("ro/file"), R_OK));
+    res("faccessat2-eaccess", RAW(SYS_faccessat2, AT_FDCWD, P("ro/file"), R_OK, AT_EACCESS));
+    res("access-rw-w", RAW(SYS_access, P("rw/file"), W_OK));
+    res("access-missing", RAW(SYS_access, P("ro/missing"), F_OK));
+    res("access-denied", RAW(SYS_access, P("no/secret"), F_OK));
+}
+
+static bool exists_here(const char *path)
+{
+    struct stat st;
+    return RAW(SYS_lstat, path, &st) == 0;
+}
+
+static void c_rename(void)
+{
+    char buf[64];
+    res("any-to-any", RAW(SYS_rename, P("rw/a"), P("rw/b")));
+    slurp(P("rw/b"), buf, sizeof buf);
+    line("moved-content", "%s", buf);
+    line("source-gone", "%d", !exists_here(P("rw/a")));
+    res("any-to-readonly", RAW(SYS_rename, P("rw/b"), P("ro/b")));
+    res("readonly-to-any", RAW(SYS_rename, P("ro/file"), P("rw/stolen-ro")));
+    res("any-to-forbidden", RAW(SYS_rename, P("rw/b"), P("no/b")));
+    res("forbidden-to-any", RAW(SYS_rename, P("no/secret"), P("rw/stolen")));
+    res("any-to-denyrule", RAW(SYS_rename, P("rw/b"), P("rw/deny/b")));
+    res("denyrule-to-any", RAW(SYS_rename, P("rw/deny/secret"), P("rw/stolen-deny")));
+    res("query-to-any", RAW(SYS_rename, P("q/file"), P("rw/stolen-q")));
+    res("renameat", RAW(SYS_renameat, AT_FDCWD, P("rw/b"), AT_FDCWD, P("rw/c")));
+    res("renameat2-noreplace", RAW(SYS_renameat2, AT_FDCWD, P("rw/c"), AT_FDCWD, P("rw/other"),
+                                   RENAME_NOREPLACE));
+    res("renameat2-exchange", RAW(SYS_renameat2, AT_FDCWD, P("rw/c"), AT_FDCWD, P("rw/other"),
+                                  RENAME_EXCHANGE));
+    slurp(P("rw/c"), buf, sizeof buf);
+    line("exchanged-c", "%s", buf);
+    slurp(P("rw/other"), buf, sizeof buf);
+    line("exchanged-other", "%s", buf);
+    res("exchange-with-forbidden", RAW(SYS_renameat2, AT_FDCWD, P("rw/c"), AT_FDCWD,
+                                       P("no/secret"), RENAME_EXCHANGE));
+    res("rename-dir", RAW(SYS_rename, P("rw/keepdir"), P("rw/movedir")));
+    res("rename-missing", RAW(SYS_rename, P("rw/missing"), P("rw/x")));
+    int d = (int)RAW(SYS_open, P("rw"), O_RDONLY | O_DIRECTORY, 0);
+    res("renameat-dirfd", RAW(SYS_renameat, d, "c", d, "d"));
+    res("renameat-dirfd-escape", RAW(SYS_renameat, d, "d", d, "../no/d"));
+    close(d);
+}
+
+static void c_link(void)
+{
+    res("link-forbidden", RAW(SYS_link, P("no/secret"), P("rw/hl")));
+    res("linkat-forbidden", RAW(SYS_linkat, AT_FDCWD, P("no/secret"), AT_FDCWD, P("rw/hl2"), 0));
+    res("linkat-follow", RAW(SYS_linkat, AT_FDCWD, P("no/secret"), AT_FDCWD, P("rw/hl3"),
+                             AT_SYMLINK_FOLLOW));
+    res("link-allowed", RAW(SYS_link, P("rw/file"), P("rw/hl4")));
+    int fd = (int)RAW(SYS_open, P("rw/file"), O_RDONLY, 0);
+    res("linkat-empty-path", RAW(SYS_linkat, fd, "", AT_FDCWD, P("rw/hl5"), AT_EMPTY_PATH));
+    close(fd);
+    res("symlink", RAW(SYS_symlink, P("no/secret"), P("rw/sl")));
+    res("symlinkat", RAW(SYS_symlinkat, P("no/secret"), AT_FDCWD, P("rw/sl2")));
+    res("tmpfile", RAW(SYS_open, P("rw"), O_RDWR | O_TMPFILE, 0600));
+}
+
+static void c_fdflags(void)
+{
+    struct {
+        const char *label, *path;
+        int flags;
+    } t[] = {
+        { "ro-plain", "ro/file", O_RDONLY },
+        { "ro-cloexec", "ro/file", O_RDONLY | O_CLOEXEC },
+        { "ro-nonblock", "ro/file", O_RDONLY | O_NONBLOCK },
+        { "ro-both", "ro/file", O_RDONLY | O_CLOEXEC | O_NONBLOCK },
+        { "rw-rdwr-append", "rw/file", O_RDWR | O_APPEND | O_CLOEXEC },
+        { "rw-wronly-nonblock", "rw/file", O_WRONLY | O_NONBLOCK },
+        { "dir-cloexec", "ro/sub", O_RDONLY | O_DIRECTORY | O_CLOEXEC },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        long fd = RAW(SYS_openat, AT_FDCWD, P(t[i].path), t[i].flags, 0);
+        if (fd < 0) {
+            res(t[i].label, fd);
+            continue;
+        }
+        int fdfl = fcntl((int)fd, F_GETFD);
+        int fl = fcntl((int)fd, F_GETFL);
+        const char *acc = (fl & O_ACCMODE) == O_RDONLY ? "r" : (fl & O_ACCMODE) == O_WRONLY ? "w" : "rw";
+        line(t[i].label, "ok cloexec=%d nonblock=%d append=%d acc=%s", !!(fdfl & FD_CLOEXEC),
+             !!(fl & O_NONBLOCK), !!(fl & O_APPEND), acc);
+        close((int)fd);
+    }
+}
+
+enum { N_THREADS = 16, N_ITER = 60 };
+static atomic_int g_bad, g_good;
+static pthread_barrier_t g_bar;
+
+static void *opener(void *arg)
+{
+    long id = (long)arg;
+    char mine[64], want[64];
+    snprintf(mine, sizeof mine, "rw/t%ld", id);
+    snprintf(want, sizeof want, "thread %ld", id);
+    pthread_barrier_wait(&g_bar);
+    for (int i = 0; i < N_ITER; i++) {
+        char buf[64];
+        if (id % 2 == 0) {
+            slurp(P("ro/file"), buf, sizeof buf);
+            if (strcmp(buf, "RO") == 0) {
+                g_good++;
+            } else {
+                g_bad++;
+                dprintf(2, "thread %ld: read '%s'\n", id, buf);
+            }
+        } else {
+            int fd = (int)RAW(SYS_open, P(mine), O_WRONLY | O_CREAT | O_TRUNC, 0666);
+            if (fd < 0) {
+                g_bad++;
+                dprintf(2, "thread %ld: create %s\n", id, ename(fd));
+                continue;
+            }
+            (void)!write(fd, want, strlen(want));
+            close(fd);
+            slurp(P(mine), buf, sizeof buf);
+            if (strcmp(buf, want) == 0) {
+                g_good++;
+            } else {
+                g_bad++;
+                dprintf(2, "thread %ld: read back '%s'\n", id, buf);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void c_threads(void)
+{
+    pthread_t th[N_THREADS];
+    pthread_barrier_init(&g_bar, NULL, N_THREADS);
+    for (long i = 0; i < N_THREADS; i++)
+        pthread_create(&th[i], NULL, opener, (void *)i);
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_join(th[i], NULL);
+    line("threads", "good=%d bad=%d", g_good, g_bad);
+}
+
+static void c_symlink_escape(void)
+{
+    /* links the test planted in the writable directory */
+    t_open("to-forbidden-read", P("rw/out"), O_RDONLY);
+    t_open("to-forbidden-write", P("rw/out"), O_WRONLY | O_TRUNC);
+    t_open("to-forbidden-append", P("rw/out"), O_WRONLY | O_APPEND);
+    t_stat("to-forbidden-stat", P("rw/out"));
+    t_lstat("link-itself-lstat", P("rw/out"));
+    t_readlink("link-itself-readlink", P("rw/out"), 255);
+    t_open("to-shadow", P("rw/shadow"), O_RDONLY);
+    t_open("to-denyrule", P("rw/todeny"), O_RDONLY);
+    t_open("to-readonly-read", P("rw/toro"), O_RDONLY);
+    t_open("to-readonly-write", P("rw/toro"), O_WRONLY);
+    t_open("nofollow", P("rw/out"), O_RDONLY | O_NOFOLLOW);
+    t_open("creat-through-dangling", P("rw/dangling"), O_WRONLY | O_CREAT);
+    t_open("dir-link-to-forbidden", P("rw/dl/deepfile"), O_RDONLY);
+    t_open("dir-link-open", P("rw/dl"), O_RDONLY | O_DIRECTORY);
+    t_open("dir-link-trailing-slash", P("rw/dl/"), O_RDONLY);
+    t_open("allowed-dir-link-open", P("rw/todir"), O_RDONLY | O_DIRECTORY);
+    t_open("allowed-dir-link-slash", P("rw/todir/"), O_RDONLY);
+    t_open("allowed-dir-link-nofollow", P("rw/todir"), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    t_open("allowed-dir-link-child", P("rw/todir/inner"), O_RDONLY);
+    t_open("file-as-dir", P("rw/file"), O_RDONLY | O_DIRECTORY);
+    res("mkdir-through-dir-link", RAW(SYS_mkdir, P("rw/dl/made"), 0777));
+    res("unlink-through-dir-link", RAW(SYS_unlink, P("rw/dl/deepfile")));
+    res("rename-through-dir-link", RAW(SYS_rename, P("rw/file"), P("rw/dl/planted")));
+    res("unlink-the-link", RAW(SYS_unlink, P("rw/out2")));
+}
+
+static void c_dotdot_symlink(void)
+{
+    /* rw/dl -> no/deep. The kernel would take rw/dl/.. to no/; the broker
+     * decides and acts on the lexical path rw/<name>. */
+    t_open("dotdot-secret", P("rw/dl/../secret"), O_RDONLY);
+    t_open("dotdot-lexical-file", P("rw/dl/../file"), O_RDONLY);
+    t_open("dotdot-two", P("rw/dl/../../no/secret"), O_RDONLY);
+    t_stat("dotdot-stat", P("rw/dl/../secret"));
+    t_open("dotdot-create", P("rw/dl/../created"), O_WRONLY | O_CREAT | O_EXCL);
+    int d = (int)RAW(SYS_open, P("rw"), O_RDONLY | O_DIRECTORY, 0);
+    t_openat("dirfd-dl-dotdot", d, "dl/../secret", O_RDONLY);
+    t_openat("dirfd-dl-deep", d, "dl/deepfile", O_RDONLY);
+    close(d);
+}
+
+static void c_proc(const char *broker_pid)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "/proc/self/root%s", P("no/secret"));
+    t_open("self-root-secret", p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/self/root%s", P("ro/file"));
+    t_open("self-root-allowed", p, O_RDONLY);
+    t_open("self-root-shadow", "/proc/self/root/etc/shadow", O_RDONLY);
+    snprintf(p, sizeof p, "/proc/thread-self/root%s", P("no/secret"));
+    t_open("thread-self-root-secret", p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/%s/root%s", broker_pid, P("no/secret"));
+    t_open("broker-root-secret", p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/%s/root/etc/shadow", broker_pid);
+    t_open("broker-root-shadow", p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/%s/cwd", broker_pid);
+    t_open("broker-cwd", p, O_RDONLY | O_DIRECTORY);
+    t_open("pid1-root-shadow", "/proc/1/root/etc/shadow", O_RDONLY);
+    int rw = (int)RAW(SYS_open, P("rw"), O_RDONLY | O_DIRECTORY, 0);
+    snprintf(p, sizeof p, "/proc/self/fd/%d/../no/secret", rw);
+    t_open("self-fd-dotdot-secret", p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/self/fd/%d/../../../../../etc/shadow", rw);
+    t_open("self-fd-dotdot-shadow", p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/self/fd/%d/file", rw);
+    t_open("self-fd-child", p, O_RDONLY);
+    res("fchdir", RAW(SYS_fchdir, rw));
+    snprintf(p, sizeof p, "/proc/self/cwd/../no/secret");
+    t_open("self-cwd-dotdot-secret", p, O_RDONLY);
+    t_stat("self-root-stat-secret", "/proc/self/root/etc/shadow");
+    close(rw);
+}
+
+/* Open `rel` for as long as the test swaps it; count content. */
+static void race_one(const char *label, const char *rel, double seconds)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long good = 0, wrong = 0, refused = 0, other = 0;
+    do {
+        for (int i = 0; i < 64; i++) {
+            int fd = (int)RAW(SYS_open, P(rel), O_RDONLY | O_NONBLOCK, 0);
+            if (fd < 0) {
+                refused++;
+                continue;
+            }
+            char buf[32] = "";
+            ssize_t n = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            buf[n < 0 ? 0 : n] = '\0';
+            if (strcmp(buf, "GOOD") == 0)
+                good++;
+            else if (strstr(buf, "SECRET"))
+                wrong++;
+            else
+                other++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    dprintf(2, "%s: good=%ld wrong=%ld refused=%ld other=%ld\n", label, good, wrong, refused, other);
+    line(label, "wrong=%ld good>0:%d other=%ld", wrong, good > 0, other);
+}
+
+static void c_race(const char *secs)
+{
+    double s = atof(secs);
+    race_one("race-file", "rw/cur", s / 2);
+    race_one("race-dir", "rw/dcur/f", s / 2);
+}
+
+static void c_iouring(void)
+{
+    struct io_uring_params params;
+    memset(&params, 0, sizeof params);
+    res("io_uring_setup", RAW(SYS_io_uring_setup, 4, &params));
+    res("io_uring_enter", RAW(SYS_io_uring_enter, 3, 1, 0, 0, NULL, 0));
+    res("io_uring_register", RAW(SYS_io_uring_register, 3, 0, NULL, 0));
+}
+
+static void c_int80(void)
+{
+    char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (low == MAP_FAILED) {
+        line("mmap32", "%s", ename(-errno));
+        return;
+    }
+    snprintf(low, 4096, "%s", P("no/secret"));
+    line("before", "1");
+    long ret;
+    /* i386 open(path, O_RDONLY): eax = 5 */
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(5L), "b"(low), "c"(0L), "d"(0L) : "memory");
+    line("after", "%s", ename(ret));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 100;
+    g_dir = argv[2];
+    const char *c = argv[1];
+    const char *arg = argc > 3 ? argv[3] : "0";
+    if (!strcmp(c, "readonly"))
+        c_readonly();
+    else if (!strcmp(c, "any"))
+        c_any();
+    else if (!strcmp(c, "query"))
+        c_query();
+    else if (!strcmp(c, "oracle"))
+        c_oracle();
+    else if (!strcmp(c, "paths"))
+        c_paths();
+    else if (!strcmp(c, "readlink"))
+        c_readlink();
+    else if (!strcmp(c, "stat"))
+        c_stat();
+    else if (!strcmp(c, "rename"))
+        c_rename();
+    else if (!strcmp(c, "link"))
+        c_link();
+    else if (!strcmp(c, "fdflags"))
+        c_fdflags();
+    else if (!strcmp(c, "threads"))
+        c_threads();
+    else if (!strcmp(c, "symlink_escape"))
+        c_symlink_escape();
+    else if (!strcmp(c, "dotdot_symlink"))
+        c_dotdot_symlink();
+    else if (!strcmp(c, "proc"))
+        c_proc(arg);
+    else if (!strcmp(c, "race"))
+        c_race(arg);
+    else if (!strcmp(c, "iouring"))
+        c_iouring();
+    else if (!strcmp(c, "int80"))
+        c_int80();
+    else if (!strcmp(c, "openx") && argc > 5) /* exploration: openx D PATH FLAGS MODE */
+        argv[5][0] == 'a' ? t_openat("openx", AT_FDCWD, argv[3], (int)strtol(argv[4], NULL, 0)) : t_open("openx", argv[3], (int)strtol(argv[4], NULL, 0));
+    else
+        return 100;
+    line("end", "%s", c);
+    return 0;
+}

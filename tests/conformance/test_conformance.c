@@ -1,0 +1,763 @@
+/* Files conformance: one table of cases, each run against both
+ * interception backends (notify and trap) with identical expectations,
+ * through the public API only: a broker, a policy with files rules, and
+ * conf_probe spawned as the target. The probe prints one line per check;
+ * a case asserts the whole output (exact errnos, exact contents) and then
+ * looks at the tree from outside to see that nothing refused happened.
+ *
+ * The tree (D = /var/tmp/sbx-conf-<pid>, fresh per case, root-owned and
+ * world-writable where a write is tested, so only the policy stands in
+ * the way of the target's uid 65534):
+ *   D/ro   READONLY     file "RO", sub/inner, link -> file, abslink -> D/ro/file
+ *   D/rw   ALLOW_ANY    file "RW", a "A", other "OTHER", keepdir/, planted links
+ *   D/rw/deny  DENY (explicit, inside the ANY tree)   secret "DENIED"
+ *   D/q    QUERY        file "Q", link -> file
+ *   D/no   no rule      secret "SECRET", link -> secret, deep/deepfile "DEEP" */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sbx/broker.h>
+#include <sbx/policy.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CONF_ASAN 1
+#else
+#define CONF_ASAN 0
+#endif
+
+static sbx_broker *B;
+static char D[PATH_MAX];
+static char g_probe[PATH_MAX + 64];
+static char g_probe_dir[PATH_MAX + 32];
+
+/* ---- end events ---- */
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
+static struct {
+    uint64_t id;
+    int code, sig;
+} g_ends[64];
+static unsigned g_n_ends;
+
+static void on_event(const sbx_event *e, void *ud)
+{
+    (void)ud;
+    if (e->type != SBX_EVENT_EXITED && e->type != SBX_EVENT_KILLED)
+        return;
+    pthread_mutex_lock(&g_lock);
+    if (g_n_ends < 64) {
+        g_ends[g_n_ends].id = e->target_id;
+        g_ends[g_n_ends].code = e->type == SBX_EVENT_EXITED ? e->code : -1;
+        g_ends[g_n_ends].sig = e->type == SBX_EVENT_KILLED ? e->signal : 0;
+        g_n_ends++;
+    }
+    pthread_cond_broadcast(&g_cond);
+    pthread_mutex_unlock(&g_lock);
+}
+
+static bool wait_end(uint64_t id, int ms, int *code, int *sig)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g_lock);
+    for (;;) {
+        for (unsigned i = 0; i < g_n_ends; i++)
+            if (g_ends[i].id == id) {
+                *code = g_ends[i].code;
+                *sig = g_ends[i].sig;
+                pthread_mutex_unlock(&g_lock);
+                return true;
+            }
+        if (pthread_cond_timedwait(&g_cond, &g_lock, &dl) != 0) {
+            pthread_mutex_unlock(&g_lock);
+            return false;
+        }
+    }
+}
+
+/* ---- the tree ---- */
+
+static const char *P(const char *rel)
+{
+    static __thread char bufs[16][PATH_MAX + 256];
+    static __thread unsigned k;
+    char *b = bufs[k++ % 16];
+    snprintf(b, sizeof bufs[0], "%s/%s", D, rel);
+    return b;
+}
+
+static void mkd(const char *rel, mode_t mode)
+{
+    cr_assert_eq(mkdir(P(rel), mode), 0, "mkdir %s: %s", rel, strerror(errno));
+    cr_assert_eq(chmod(P(rel), mode), 0);
+}
+
+static void put(const char *rel, const char *content, mode_t mode)
+{
+    int fd = open(P(rel), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    cr_assert_geq(fd, 0, "%s: %s", rel, strerror(errno));
+    cr_assert_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    cr_assert_eq(chmod(P(rel), mode), 0);
+}
+
+static void lnk(const char *target, const char *rel)
+{
+    cr_assert_eq(symlink(target, P(rel)), 0, "symlink %s: %s", rel, strerror(errno));
+}
+
+/* Content of D/rel, or "-" if it does not exist (lstat). */
+static const char *content(const char *rel)
+{
+    static __thread char bufs[4][256];
+    static __thread unsigned k;
+    char *b = bufs[k++ % 4];
+    struct stat st;
+    if (lstat(P(rel), &st) != 0)
+        return "-";
+    if (S_ISLNK(st.st_mode))
+        return "<link>";
+    if (S_ISDIR(st.st_mode))
+        return "<dir>";
+    int fd = open(P(rel), O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    ssize_t n = read(fd, b, sizeof bufs[0] - 1);
+    close(fd);
+    b[n < 0 ? 0 : n] = '\0';
+    return b;
+}
+
+static void rm_rf(const char *path)
+{
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    (void)!system(cmd);
+}
+
+static void setup(void)
+{
+    umask(0);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert_gt(n, 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(g_probe_dir, sizeof g_probe_dir, "%s/conformance", exe);
+    snprintf(g_probe, sizeof g_probe, "%s/conf_probe", g_probe_dir);
+    snprintf(D, sizeof D, "/var/tmp/sbx-conf-%d", (int)getpid());
+    rm_rf(D);
+    cr_assert_eq(mkdir(D, 0755), 0, "%s: %s", D, strerror(errno));
+    chmod(D, 0755);
+
+    mkd("ro", 0755);
+    put("ro/file", "RO", 0644);
+    mkd("ro/sub", 0755);
+    put("ro/sub/inner", "INNER", 0644);
+    lnk("file", "ro/link");
+    lnk(P("ro/file"), "ro/abslink");
+
+    mkd("rw", 0777);
+    put("rw/file", "RW", 0666);
+    put("rw/a", "A", 0666);
+    put("rw/other", "OTHER", 0666);
+    mkd("rw/keepdir", 0777);
+    mkd("rw/deny", 0777);
+    put("rw/deny/secret", "DENIED", 0666);
+    lnk(P("no/secret"), "rw/out");
+    lnk(P("no/secret"), "rw/out2");
+    lnk("/etc/shadow", "rw/shadow");
+    lnk(P("rw/deny/secret"), "rw/todeny");
+    lnk(P("ro/file"), "rw/toro");
+    lnk(P("no/newfile"), "rw/dangling");
+    lnk(P("no/deep"), "rw/dl");
+    lnk(P("ro/sub"), "rw/todir");
+
+    mkd("q", 0755);
+    put("q/file", "Q", 0644);
+    lnk("file", "q/link");
+
+    mkd("no", 0777);
+    put("no/secret", "SECRET", 0666);
+    lnk("secret", "no/link");
+    mkd("no/deep", 0777);
+    put("no/deep/deepfile", "DEEP", 0666);
+
+    cr_assert_eq(sbx_broker_new(&B), 0);
+    sbx_broker_set_event_callback(B, on_event, NULL);
+}
+
+static void teardown(void)
+{
+    sbx_broker_free(B);
+    B = NULL;
+    rm_rf(D);
+}
+
+TestSuite(conf, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- policy and spawn ---- */
+
+static void rule(sbx_policy *p, int sem, const char *pattern)
+{
+    cr_assert_eq(sbx_policy_add_rule_ex(p, SBX_SUBSYS_FILES, sem, pattern, "conformance", NULL), 0,
+                 "%s", pattern);
+}
+
+static sbx_policy *policy(sbx_backend be)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    cr_assert(p);
+    cr_assert_eq(sbx_policy_set_backend(p, be), 0);
+    cr_assert_eq(sbx_policy_add_view(p, g_probe_dir, SBX_VIEW_EXEC), 0);
+#if CONF_ASAN
+    /* an ASan probe reserves terabytes of shadow: no RLIMIT_AS fallback */
+    cr_assert_eq(sbx_policy_set_job_level(p, SBX_JOB_NONE), 0);
+#endif
+    char pat[PATH_MAX + 16];
+    rule(p, SBX_FILES_ALLOW_READONLY, P("ro"));
+    snprintf(pat, sizeof pat, "%s/**", P("ro"));
+    rule(p, SBX_FILES_ALLOW_READONLY, pat);
+    rule(p, SBX_FILES_ALLOW_ANY, P("rw"));
+    snprintf(pat, sizeof pat, "%s/**", P("rw"));
+    rule(p, SBX_FILES_ALLOW_ANY, pat);
+    rule(p, SBX_FILES_ALLOW_QUERY, P("q"));
+    snprintf(pat, sizeof pat, "%s/**", P("q"));
+    rule(p, SBX_FILES_ALLOW_QUERY, pat);
+    rule(p, SBX_FILES_DENY, P("rw/deny"));
+    snprintf(pat, sizeof pat, "%s/**", P("rw/deny"));
+    rule(p, SBX_FILES_DENY, pat);
+    return p;
+}
+
+typedef struct run {
+    int code, sig;
+    char out[32768];
+    size_t n;
+} run;
+
+static char *const g_env[] = { (char *)"PATH=/usr/bin:/bin", (char *)"LANG=C",
+                               (char *)"ASAN_OPTIONS=detect_leaks=0:handle_segv=0:handle_sigbus=0",
+                               NULL };
+
+typedef void (*during_fn)(void *ctx);
+
+/* Spawn conf_probe CASE D [ARG] under the standard policy for `be`,
+ * collect its stdout (stderr goes to ours, for diagnostics), wait for its
+ * end. `during` (may be NULL) runs while the probe runs, from another
+ * thread, until the probe's stdout closes. */
+static void run_probe_ex(sbx_backend be, const char *cs, const char *arg, run *r,
+                         during_fn during, void *ctx);
+
+typedef struct during_thread {
+    during_fn fn;
+    void *ctx;
+} during_thread;
+
+static void *during_main(void *arg)
+{
+    during_thread *t = arg;
+    t->fn(t->ctx);
+    return NULL;
+}
+
+static void run_probe_ex(sbx_backend be, const char *cs, const char *arg, run *r,
+                         during_fn during, void *ctx)
+{
+    memset(r, 0, sizeof *r);
+    sbx_policy *p = policy(be);
+    int pfd[2];
+    cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+    char *argv[] = { (char *)g_probe, (char *)cs, D, (char *)arg, NULL };
+    sbx_spawn_options o = { .path = g_probe, .argv = argv, .envp = g_env,
+                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pfd[1], .stderr_fd = 2 };
+    sbx_target_info info;
+    int rc = sbx_broker_spawn(B, p, &o, &info);
+    close(pfd[1]);
+    sbx_policy_unref(p);
+    cr_assert_eq(rc, 0, "spawn: %d %s", rc, info.error);
+    pthread_t th;
+    during_thread dt = { during, ctx };
+    if (during)
+        cr_assert_eq(pthread_create(&th, NULL, during_main, &dt), 0);
+    for (;;) {
+        ssize_t k = read(pfd[0], r->out + r->n, sizeof r->out - 1 - r->n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        r->n += (size_t)k;
+        if (r->n == sizeof r->out - 1)
+            break;
+    }
+    r->out[r->n] = '\0';
+    close(pfd[0]);
+    if (during)
+        pthread_join(th, NULL);
+    cr_assert(wait_end(info.id, 20000, &r->code, &r->sig), "target did not end: %s", r->out);
+}
+
+static void run_probe(sbx_backend be, const char *cs, const char *arg, run *r)
+{
+    run_probe_ex(be, cs, arg, r, NULL, NULL);
+}
+
+/* The probe ran to its end and printed exactly `want`. */
+static void expect_output(const run *r, const char *cs, const char *want)
+{
+    char full[32768];
+    snprintf(full, sizeof full, "%send %s\n", want, cs);
+    cr_expect_eq(r->code, 0, "exit %d signal %d\n%s", r->code, r->sig, r->out);
+    cr_expect_str_eq(r->out, full);
+}
+
+/* ---- backends ---- */
+
+static void backend_guard(sbx_backend be)
+{
+    (void)be;
+}
+
+/* CONF(name) { body using `be` } defines conf/notify_name and
+ * conf/trap_name, with the same body and the same expectations. */
+#define CONF(name)                                                       \
+    static void conf_body_##name(sbx_backend be);                        \
+    Test(conf, notify_##name)                                            \
+    {                                                                    \
+        backend_guard(SBX_BACKEND_NOTIFY);                               \
+        conf_body_##name(SBX_BACKEND_NOTIFY);                            \
+    }                                                                    \
+    Test(conf, trap_##name)                                               \
+    {                                                                    \
+        backend_guard(SBX_BACKEND_TRAP);                                 \
+        conf_body_##name(SBX_BACKEND_TRAP);                              \
+    }                                                                    \
+    static void conf_body_##name(sbx_backend be)
+
+/* ---- cases ---- */
+
+CONF(readonly_semantics)
+{
+    run r;
+    run_probe(be, "readonly", NULL, &r);
+    expect_output(&r, "readonly",
+                  "rdonly ok 'RO'\n"
+                  "rdonly-at ok 'RO'\n"
+                  "wronly EACCES\n"
+                  "rdwr EACCES\n"
+                  "append EACCES\n"
+                  "rdonly-trunc EACCES\n"
+                  "wronly-trunc EACCES\n"
+                  "create EACCES\n"
+                  "create-rdonly EACCES\n"
+                  "excl-existing EACCES\n" /* refused, not EEXIST: decided before lookup */
+                  "creat EACCES\n"
+                  "opendir ok dir\n"
+                  "missing ENOENT\n"
+                  "stat ok reg 2\n"
+                  "access-r ok\n"
+                  "access-f ok\n"
+                  "mkdir EACCES\n"
+                  "rmdir EACCES\n"
+                  "unlink EACCES\n"
+                  "rename EACCES\n");
+    cr_expect_str_eq(content("ro/file"), "RO");
+    cr_expect_str_eq(content("ro/new"), "-");
+    cr_expect_str_eq(content("ro/newdir"), "-");
+    cr_expect_str_eq(content("ro/moved"), "-");
+    cr_expect_str_eq(content("ro/sub"), "<dir>");
+}
+
+CONF(any_semantics)
+{
+    run r;
+    run_probe(be, "any", NULL, &r);
+    expect_output(&r, "any",
+                  "excl-new ok\n"
+                  "excl-again EEXIST\n"
+                  "write ok 5\n"
+                  "read-back ok 'hello'\n" /* the fd written is the file read */
+                  "append ok\n"
+                  "rdwr ok 'hello+more'\n"
+                  "rdonly-trunc EACCES\n"
+                  "after-refused-trunc ok 'hello+more'\n" /* nothing truncated */
+                  "wronly-trunc ok\n"
+                  "stat-truncated ok reg 0\n"
+                  "creat ok\n"
+                  "creat-mode ok 600\n"
+                  "create-mode ok 600\n"
+                  "missing ENOENT\n"
+                  "missing-dir ENOENT\n"
+                  "mkdir ok\n"
+                  "mkdir-again EEXIST\n"
+                  "mkdirat ok\n"
+                  "rmdir-notempty ENOTEMPTY\n"
+                  "unlinkat-removedir ok\n"
+                  "rmdir ok\n"
+                  "rmdir-missing ENOENT\n"
+                  "unlink ok\n"
+                  "unlink-missing ENOENT\n"
+                  "unlinkat ok\n"
+                  "unlink-dir EISDIR\n"
+                  "rmdir-file ENOTDIR\n"
+                  "opendir ok dir\n"
+                  "directory-on-file ENOTDIR\n");
+    cr_expect_str_eq(content("rw/new"), "");
+    cr_expect_str_eq(content("rw/creat"), "-");
+    cr_expect_str_eq(content("rw/sub"), "-");
+    cr_expect_str_eq(content("rw/keepdir"), "<dir>");
+    struct stat st;
+    cr_assert_eq(stat(P("rw/new"), &st), 0);
+    cr_expect_eq(st.st_uid, 65534, "created as the target, not as the broker: uid %u",
+                 (unsigned)st.st_uid);
+}
+
+CONF(query_semantics)
+{
+    run r;
+    run_probe(be, "query", NULL, &r);
+    expect_output(&r, "query",
+                  "stat ok reg 1\n"
+                  "lstat-link ok lnk\n"
+                  "readlink ok 4 'file'\n"
+                  "access-f ok\n"
+                  "access-r ok\n"
+                  "rdonly EACCES\n"
+                  "wronly EACCES\n"
+                  "opendir EACCES\n"
+                  "create EACCES\n"
+                  "mkdir EACCES\n"
+                  "unlink EACCES\n"
+                  "rename EACCES\n"
+                  "stat-missing ENOENT\n");
+    cr_expect_str_eq(content("q/file"), "Q");
+    cr_expect_str_eq(content("q/new"), "-");
+    cr_expect_str_eq(content("q/moved"), "-");
+}
+
+CONF(no_existence_oracle)
+{
+    /* every operation on a denied existing object and on a denied missing
+     * one answers EACCES: nothing tells which exists */
+    static const char *const tags[] = { "nomatch", "denyrule", "shadow" };
+    static const char *const ops[] = { "open", "openat-write", "create", "excl", "stat",
+                                       "lstat", "fstatat", "access", "readlink", "mkdir",
+                                       "unlink", "rmdir", "rename-from" };
+    char want[16384] = "";
+    size_t n = 0;
+    for (size_t t = 0; t < 3; t++)
+        for (int w = 0; w < 2; w++)
+            for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+                n += (size_t)snprintf(want + n, sizeof want - n, "%s-%s-%s EACCES\n", tags[t],
+                                      w ? "missing" : "exist", ops[o]);
+    snprintf(want + n, sizeof want - n, "ro-missing ENOENT\nrw-missing ENOENT\nq-missing ENOENT\n");
+    run r;
+    run_probe(be, "oracle", NULL, &r);
+    expect_output(&r, "oracle", want);
+    cr_expect_str_eq(content("no/secret"), "SECRET");
+    cr_expect_str_eq(content("no/missing"), "-");
+    cr_expect_str_eq(content("rw/deny/secret"), "DENIED");
+    cr_expect_str_eq(content("rw/deny/missing"), "-");
+    cr_expect_str_eq(content("rw/got"), "-");
+}
+
+CONF(path_spellings)
+{
+    run r;
+    run_probe(be, "paths", NULL, &r);
+    expect_output(&r, "paths",
+                  "dotdot ok 'RO'\n"
+                  "dot ok 'RO'\n"
+                  "double-slash ok 'RO'\n"
+                  "trailing-slash-file ENOTDIR\n"
+                  "trailing-slash-dir ok dir\n"
+                  "stat-trailing-slash-dir ok dir 0\n"
+                  "stat-trailing-slash-file ENOTDIR\n"
+                  "create-trailing-slash EISDIR\n"
+                  "mkdir-trailing-slash ok\n"
+                  "rmdir-trailing-slash ok\n"
+                  "dotdot-to-denied EACCES\n"
+                  "dotdot-out-of-allowed EACCES\n"
+                  "open-dirfd ok\n"
+                  "dirfd-rel ok 'INNER'\n"
+                  "dirfd-dotdot-allowed ok 'RO'\n"
+                  "dirfd-dotdot-denied EACCES\n"
+                  "dirfd-shadow EACCES\n"
+                  "dirfd-absolute ok 'RO'\n"
+                  "fchdir ok\n"
+                  "cwd-rel-create ok\n"
+                  "cwd-rel-read ok ''\n"
+                  "cwd-dot ok ''\n"
+                  "cwd-dotdot-allowed ok 'RO'\n"
+                  "cwd-dotdot-readonly-write EACCES\n"
+                  "cwd-dotdot-denied EACCES\n"
+                  "cwd-shadow EACCES\n"
+                  "cwd-stat ok reg 0\n"
+                  "cwd-unlink ok\n");
+    cr_expect_str_eq(content("rw/relnew"), "-");
+    cr_expect_str_eq(content("rw/newfile"), "-");
+    cr_expect_str_eq(content("rw/newdir"), "-");
+}
+
+CONF(readlink)
+{
+    char want[8192];
+    snprintf(want, sizeof want,
+             "full ok 4 'file'\n"
+             "short3 ok 3 'fil'\n"
+             "short1 ok 1 'f'\n"
+             "exact ok 4 'file'\n"
+             "size0 EINVAL\n"
+             "abs-target ok %zu '%s'\n"
+             "regular EINVAL\n"
+             "missing ENOENT\n"
+             "denied EACCES\n"
+             "readlinkat ok 'file'\n"
+             "readlinkat-denied EACCES\n",
+             strlen(P("ro/file")), P("ro/file"));
+    run r;
+    run_probe(be, "readlink", NULL, &r);
+    expect_output(&r, "readlink", want);
+}
+
+CONF(stat_and_access)
+{
+    run r;
+    run_probe(be, "stat", NULL, &r);
+    expect_output(&r, "stat",
+                  "stat ok reg 2\n"
+                  "stat-link ok reg 2\n"
+                  "lstat-link ok lnk\n"
+                  "lstat-file ok reg\n"
+                  "stat-dir ok dir 0\n"
+                  "fstatat-nofollow ok lnk\n"
+                  "fstatat-follow ok reg\n"
+                  "statx ok 2\n"
+                  "statx-denied EACCES\n"
+                  "fstat-brokered-fd ok 2\n"
+                  "fstatat-empty-path ok 2\n"
+                  "access-f ok\n"
+                  "access-r ok\n"
+                  "access-w-rootfile EACCES\n" /* 0644 root's: the kernel says no to 65534 */
+                  "access-x EACCES\n"
+                  "faccessat ok\n"
+                  "faccessat2-eaccess ok\n"
+                  "access-rw-w ok\n"
+                  "access-missing ENOENT\n"
+                  "access-denied EACCES\n");
+}
+
+CONF(rename_needs_any_on_both_sides)
+{
+    run r;
+    run_probe(be, "rename", NULL, &r);
+    expect_output(&r, "rename",
+                  "any-to-any ok\n"
+                  "moved-content A\n"
+                  "source-gone 1\n"
+                  "any-to-readonly EACCES\n"
+                  "readonly-to-any EACCES\n"
+                  "any-to-forbidden EACCES\n"
+                  "forbidden-to-any EACCES\n"
+                  "any-to-denyrule EACCES\n"
+                  "denyrule-to-any EACCES\n"
+                  "query-to-any EACCES\n"
+                  "renameat ok\n"
+                  "renameat2-noreplace EEXIST\n"
+                  "renameat2-exchange ok\n"
+                  "exchanged-c OTHER\n"
+                  "exchanged-other A\n"
+                  "exchange-with-forbidden EACCES\n"
+                  "rename-dir ok\n"
+                  "rename-missing ENOENT\n"
+                  "renameat-dirfd ok\n"
+                  "renameat-dirfd-escape EACCES\n");
+    /* refused renames moved nothing */
+    cr_expect_str_eq(content("ro/file"), "RO");
+    cr_expect_str_eq(content("ro/b"), "-");
+    cr_expect_str_eq(content("no/secret"), "SECRET");
+    cr_expect_str_eq(content("no/b"), "-");
+    cr_expect_str_eq(content("no/d"), "-");
+    cr_expect_str_eq(content("rw/stolen"), "-");
+    cr_expect_str_eq(content("rw/stolen-ro"), "-");
+    cr_expect_str_eq(content("rw/stolen-deny"), "-");
+    cr_expect_str_eq(content("rw/stolen-q"), "-");
+    cr_expect_str_eq(content("rw/deny/b"), "-");
+    cr_expect_str_eq(content("rw/deny/secret"), "DENIED");
+    cr_expect_str_eq(content("q/file"), "Q");
+    cr_expect_str_eq(content("rw/d"), "OTHER");
+    cr_expect_str_eq(content("rw/other"), "A");
+    cr_expect_str_eq(content("rw/movedir"), "<dir>");
+    cr_expect_str_eq(content("rw/keepdir"), "-");
+}
+
+CONF(links_refused)
+{
+    run r;
+    run_probe(be, "link", NULL, &r);
+    expect_output(&r, "link",
+                  "link-forbidden EPERM\n"
+                  "linkat-forbidden EPERM\n"
+                  "linkat-follow EPERM\n"
+                  "link-allowed EPERM\n"
+                  "linkat-empty-path EPERM\n"
+                  "symlink EPERM\n"
+                  "symlinkat EPERM\n"
+                  "tmpfile EOPNOTSUPP\n");
+    const char *made[] = { "rw/hl", "rw/hl2", "rw/hl3", "rw/hl4", "rw/hl5", "rw/sl", "rw/sl2" };
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
+        cr_expect_str_eq(content(made[i]), "-", "%s", made[i]);
+    struct stat st;
+    cr_assert_eq(stat(P("no/secret"), &st), 0);
+    cr_expect_eq(st.st_nlink, 1);
+}
+
+CONF(fd_flags_preserved)
+{
+    run r;
+    run_probe(be, "fdflags", NULL, &r);
+    expect_output(&r, "fdflags",
+                  "ro-plain ok cloexec=0 nonblock=0 append=0 acc=r\n"
+                  "ro-cloexec ok cloexec=1 nonblock=0 append=0 acc=r\n"
+                  "ro-nonblock ok cloexec=0 nonblock=1 append=0 acc=r\n"
+                  "ro-both ok cloexec=1 nonblock=1 append=0 acc=r\n"
+                  "rw-rdwr-append ok cloexec=1 nonblock=0 append=1 acc=rw\n"
+                  "rw-wronly-nonblock ok cloexec=0 nonblock=1 append=0 acc=w\n"
+                  "dir-cloexec ok cloexec=1 nonblock=0 append=0 acc=r\n");
+}
+
+CONF(many_threads)
+{
+    /* 16 threads x 60: half read the READONLY file, half create, write
+     * and read back their own file; every result is checked by content */
+    run r;
+    run_probe(be, "threads", NULL, &r);
+    expect_output(&r, "threads", "threads good=960 bad=0\n");
+    cr_expect_str_eq(content("rw/t1"), "thread 1");
+    cr_expect_str_eq(content("rw/t15"), "thread 15");
+}
+
+CONF(escape_symlink_in_writable_dir)
+{
+    char want[8192];
+    snprintf(want, sizeof want,
+             "to-forbidden-read EACCES\n"
+             "to-forbidden-write EACCES\n"
+             "to-forbidden-append EACCES\n"
+             "to-forbidden-stat EACCES\n"
+             "link-itself-lstat ok lnk\n"
+             "link-itself-readlink ok %zu '%s'\n"
+             "to-shadow EACCES\n"
+             "to-denyrule EACCES\n"
+             "to-readonly-read ok 'RO'\n"
+             "to-readonly-write EACCES\n" /* the link's target's rule applies */
+             "nofollow ELOOP\n"
+             "creat-through-dangling EACCES\n"
+             "dir-link-to-forbidden EACCES\n"
+             "dir-link-open EACCES\n"
+             "dir-link-trailing-slash EACCES\n"
+             "allowed-dir-link-open ok dir\n"
+             "allowed-dir-link-slash ok dir\n"
+             "allowed-dir-link-nofollow ENOTDIR\n"
+             "allowed-dir-link-child ok 'INNER'\n"
+             "file-as-dir ENOTDIR\n"
+             "mkdir-through-dir-link EACCES\n"
+             "unlink-through-dir-link EACCES\n"
+             "rename-through-dir-link EACCES\n"
+             "unlink-the-link ok\n",
+             strlen(P("no/secret")), P("no/secret"));
+    run r;
+    run_probe(be, "symlink_escape", NULL, &r);
+    expect_output(&r, "symlink_escape", want);
+    cr_expect_str_eq(content("no/secret"), "SECRET");
+    cr_expect_str_eq(content("no/newfile"), "-");
+    cr_expect_str_eq(content("no/deep/deepfile"), "DEEP");
+    cr_expect_str_eq(content("no/deep/made"), "-");
+    cr_expect_str_eq(content("no/deep/planted"), "-");
+    cr_expect_str_eq(content("rw/file"), "RW");
+    cr_expect_str_eq(content("rw/out2"), "-");
+    cr_expect_str_eq(content("ro/file"), "RO");
+}
+
+CONF(escape_dotdot_through_symlinked_dir)
+{
+    /* rw/dl -> no/deep: the kernel would take rw/dl/.. to no/, the broker
+     * reaches the lexical rw/<name> it decided on */
+    run r;
+    run_probe(be, "dotdot_symlink", NULL, &r);
+    expect_output(&r, "dotdot_symlink",
+                  "dotdot-secret ENOENT\n" /* rw/secret: allowed, missing */
+                  "dotdot-lexical-file ok 'RW'\n"
+                  "dotdot-two EACCES\n"
+                  "dotdot-stat ENOENT\n"
+                  "dotdot-create ok\n"
+                  "dirfd-dl-dotdot ENOENT\n"
+                  "dirfd-dl-deep EACCES\n");
+    cr_expect_str_eq(content("rw/created"), "");
+    cr_expect_str_eq(content("no/created"), "-");
+}
+
+CONF(escape_proc)
+{
+    /* Magic links are never followed: /proc/<pid>/root paths stay inside
+     * the target's own view (where D does not exist: ENOENT), the broker's
+     * pid names nothing in the target's pid namespace, and a directory fd
+     * through /proc/self/fd is not a way around the rules. */
+    run r;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    run_probe(be, "proc", pid, &r);
+    expect_output(&r, "proc",
+                  "self-root-secret ENOENT\n"
+                  "self-root-allowed ENOENT\n"
+                  "self-root-shadow ENOENT\n"
+                  "thread-self-root-secret ENOENT\n"
+                  "broker-root-secret ENOENT\n"
+                  "broker-root-shadow ENOENT\n"
+                  "broker-cwd ENOENT\n"
+                  "pid1-root-shadow EACCES\n"
+                  "self-fd-dotdot-secret EACCES\n"
+                  "self-fd-dotdot-shadow EACCES\n"
+                  "self-fd-child EACCES\n"
+                  "fchdir ok\n"
+                  "self-cwd-dotdot-secret EACCES\n"
+                  "self-root-stat-secret ENOENT\n");
+}
+
+CONF(escape_io_uring)
+{
+    run r;
+    run_probe(be, "iouring", NULL, &r);
+    expect_output(&r, "iouring",
+                  "io_uring_setup EPERM\n"
+                  "io_uring_enter EPERM\n"
+                  "io_uring_register EPERM\n");
+}
+
+CONF(escape_int80)
+{
+    /* the i386 ABI would bypass every x86_64 rule: the process dies */
+    run r;
+    run_probe(be, "int80", NULL, &r);
+    cr_expect_str_eq(r.out, "before 1\n");
+    cr_expect_eq(r.sig, SIGSYS, "exit %d signal %d", r.code, r.sig);
+}
