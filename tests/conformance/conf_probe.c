@@ -15,6 +15,7 @@
 #include <linux/io_uring.h>
 #include <linux/stat.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -672,10 +673,29 @@ static void c_int80(void)
     line("after", "%s", ename(ret));
 }
 
+/* Which backend serves this process: the trap backend's shim is mapped
+ * and owns SIGSYS; under notify neither. */
+static const char *backend(void)
+{
+    struct sigaction sa;
+    bool handler = sigaction(SIGSYS, NULL, &sa) == 0 && (sa.sa_flags & SA_SIGINFO) &&
+                   sa.sa_sigaction != NULL;
+    bool shim = false;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f) {
+        char l[1024];
+        while (fgets(l, sizeof l, f))
+            shim = shim || strstr(l, "libsbx-preload") != NULL;
+        fclose(f);
+    }
+    return handler && shim ? "trap" : !handler && !shim ? "notify" : "mixed";
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
         return 100;
+    line("backend", "%s", backend());
     g_dir = argv[2];
     const char *c = argv[1];
     const char *arg = argc > 3 ? argv[3] : "0";
