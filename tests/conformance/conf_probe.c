@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <linux/openat2.h>
 #include <linux/stat.h>
 #include <pthread.h>
 #include <signal.h>
@@ -691,6 +692,69 @@ static const char *backend(void)
     return handler && shim ? "trap" : !handler && !shim ? "notify" : "mixed";
 }
 
+static void c_audit(void)
+{
+    t_open("allowed", P("ro/file"), O_RDONLY);
+    t_open("nomatch", P("no/secret"), O_RDONLY);
+    t_open("denyrule", P("rw/deny/secret"), O_RDONLY);
+    t_open("denyrule-missing", P("rw/deny/missing"), O_RDONLY);
+    t_stat("stat", P("q/file"));
+    res("mkdir-denied", RAW(SYS_mkdir, P("no/x"), 0777));
+    res("rename-denied", RAW(SYS_rename, P("rw/a"), P("no/a")));
+}
+
+static void t_openat2(const char *label, int dirfd, const char *path, int flags,
+                      unsigned long long resolve)
+{
+    struct open_how how = { .flags = (unsigned long long)flags, .resolve = resolve };
+    long fd = RAW(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd < 0) {
+        res(label, fd);
+        return;
+    }
+    describe_fd(label, (int)fd, flags);
+    close((int)fd);
+}
+
+static void c_openat2(void)
+{
+    t_openat2("plain", AT_FDCWD, P("ro/file"), O_RDONLY, 0);
+    t_openat2("write-readonly", AT_FDCWD, P("ro/file"), O_WRONLY, 0);
+    t_openat2("denied", AT_FDCWD, P("no/secret"), O_RDONLY, 0);
+    t_openat2("denied-missing", AT_FDCWD, P("no/missing"), O_RDONLY, 0);
+    t_openat2("no-symlinks-link", AT_FDCWD, P("ro/link"), O_RDONLY, RESOLVE_NO_SYMLINKS);
+    t_openat2("no-symlinks-file", AT_FDCWD, P("ro/file"), O_RDONLY, RESOLVE_NO_SYMLINKS);
+    t_openat2("symlink-followed", AT_FDCWD, P("ro/link"), O_RDONLY, 0);
+    t_openat2("escape-link", AT_FDCWD, P("rw/out"), O_RDONLY, 0);
+    int d = (int)RAW(SYS_open, P("ro/sub"), O_RDONLY | O_DIRECTORY, 0);
+    t_openat2("beneath-inside", d, "inner", O_RDONLY, RESOLVE_BENEATH);
+    t_openat2("beneath-dotdot", d, "../file", O_RDONLY, RESOLVE_BENEATH);
+    t_openat2("dirfd-dotdot-denied", d, "../../no/secret", O_RDONLY, 0);
+    close(d);
+    struct open_how m = { .flags = O_RDONLY };
+    res("short-how", RAW(SYS_openat2, AT_FDCWD, P("ro/file"), &m, 8));
+}
+
+/* struct open_how checks the kernel makes before anything is opened */
+static void c_openat2_how(void)
+{
+    struct open_how m = { .flags = O_RDONLY, .mode = 0644 };
+    res("mode-without-creat", RAW(SYS_openat2, AT_FDCWD, P("ro/file"), &m, sizeof m));
+    struct open_how big[2];
+    memset(big, 0, sizeof big);
+    big[0].flags = O_RDONLY;
+    ((char *)big)[sizeof big[0] + 1] = 1; /* non-zero tail */
+    res("nonzero-tail", RAW(SYS_openat2, AT_FDCWD, P("ro/file"), big, sizeof big));
+}
+
+static void c_x32(void)
+{
+    line("before", "1");
+    /* x32 open (nr 2 | __X32_SYSCALL_BIT) */
+    long ret = syscall(0x40000000L | 2, P("no/secret"), O_RDONLY, 0);
+    line("after", "%s", ename(ret < 0 ? -errno : ret));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -731,6 +795,14 @@ int main(int argc, char **argv)
         c_race(arg);
     else if (!strcmp(c, "iouring"))
         c_iouring();
+    else if (!strcmp(c, "audit"))
+        c_audit();
+    else if (!strcmp(c, "openat2"))
+        c_openat2();
+    else if (!strcmp(c, "openat2_how"))
+        c_openat2_how();
+    else if (!strcmp(c, "x32"))
+        c_x32();
     else if (!strcmp(c, "int80"))
         c_int80();
     else if (!strcmp(c, "openx") && argc > 5) /* exploration: openx D PATH FLAGS MODE */
