@@ -755,6 +755,75 @@ static void c_x32(void)
     line("after", "%s", ename(ret < 0 ? -errno : ret));
 }
 
+static void c_badptr(void)
+{
+    res("null-path", RAW(SYS_open, NULL, O_RDONLY, 0));
+    res("bad-pointer", RAW(SYS_open, (const char *)8, O_RDONLY, 0));
+    res("bad-pointer-stat", RAW(SYS_stat, (const char *)8, (struct stat *)8));
+    res("bad-pointer-mkdir", RAW(SYS_mkdir, (const char *)8, 0777));
+}
+
+static void c_opath(void)
+{
+    int pd = (int)RAW(SYS_open, P("ro"), O_PATH | O_DIRECTORY, 0);
+    res("opath-dir", pd);
+    t_openat("opath-dirfd", pd, "file", O_RDONLY);
+    if (pd >= 0)
+        close(pd);
+    t_open("opath-file", P("ro/file"), O_PATH);
+    t_open("opath-write", P("rw/file"), O_PATH | O_WRONLY);
+    t_open("opath-denied", P("no/secret"), O_PATH);
+}
+
+/* Odd arguments: bad pointers, empty and overlong paths, odd dirfds. */
+static void c_args(void)
+{
+    res("empty-path", RAW(SYS_open, "", O_RDONLY, 0));
+    static char longp[5000];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[0] = '/';
+    res("too-long", RAW(SYS_open, longp, O_RDONLY, 0));
+    /* a string that runs into an unmapped page */
+    char *pg = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(pg + 4096, 4096);
+    memset(pg, 'b', 4096);
+    pg[0] = '/';
+    res("unterminated", RAW(SYS_open, pg, O_RDONLY, 0));
+    /* a path that ends exactly at the page end */
+    const char *ro = P("ro/file");
+    size_t len = strlen(ro) + 1;
+    memcpy(pg + 4096 - len, ro, len);
+    t_open("ends-at-page-end", pg + 4096 - len, O_RDONLY);
+    munmap(pg, 4096);
+    res("bad-dirfd", RAW(SYS_openat, 999, "file", O_RDONLY, 0));
+    int f = (int)RAW(SYS_open, P("ro/file"), O_RDONLY, 0);
+    res("file-as-dirfd", RAW(SYS_openat, f, "x", O_RDONLY, 0));
+    close(f);
+    int rw = (int)RAW(SYS_open, P("rw"), O_RDONLY | O_DIRECTORY, 0);
+    res("mkdirat-dirfd", RAW(SYS_mkdirat, rw, "made", 0777));
+    res("mkdirat-dirfd-escape", RAW(SYS_mkdirat, rw, "../no/made", 0777));
+    res("unlinkat-dirfd-dir", RAW(SYS_unlinkat, rw, "made", AT_REMOVEDIR));
+    res("unlinkat-bad-flags", RAW(SYS_unlinkat, rw, "file", 0x1234));
+    res("faccessat-dirfd", RAW(SYS_faccessat, rw, "file", W_OK));
+    res("faccessat-dirfd-escape", RAW(SYS_faccessat, rw, "../no/secret", F_OK));
+    res("faccessat2-nofollow-link", RAW(SYS_faccessat2, rw, "out", F_OK, AT_SYMLINK_NOFOLLOW));
+    res("faccessat2-follow-link", RAW(SYS_faccessat2, rw, "out", F_OK, 0));
+    res("faccessat2-bad-flags", RAW(SYS_faccessat2, rw, "file", F_OK, 0x8000000));
+    res("access-bad-mode", RAW(SYS_access, P("ro/file"), 0x40));
+    long c = RAW(SYS_openat, rw, "created-at", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    res("openat-dirfd-create", c);
+    if (c >= 0)
+        close((int)c);
+    res("unlinkat-dirfd", RAW(SYS_unlinkat, rw, "created-at", 0));
+    res("fchdir", RAW(SYS_fchdir, rw));
+    res("creat-cwd", RAW(SYS_creat, "creat-rel", 0600));
+    res("mkdir-cwd", RAW(SYS_mkdir, "mkdir-rel", 0777));
+    res("rmdir-cwd", RAW(SYS_rmdir, "mkdir-rel"));
+    res("access-cwd", RAW(SYS_access, "creat-rel", W_OK));
+    res("unlink-cwd", RAW(SYS_unlink, "creat-rel"));
+    close(rw);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -801,6 +870,12 @@ int main(int argc, char **argv)
         c_openat2();
     else if (!strcmp(c, "openat2_how"))
         c_openat2_how();
+    else if (!strcmp(c, "args"))
+        c_args();
+    else if (!strcmp(c, "badptr"))
+        c_badptr();
+    else if (!strcmp(c, "opath"))
+        c_opath();
     else if (!strcmp(c, "x32"))
         c_x32();
     else if (!strcmp(c, "int80"))

@@ -936,3 +936,69 @@ CONF(audit_records)
                      "rename /rw/a -> /no/a denied 13\n");
     pthread_mutex_unlock(&g_audit_lock);
 }
+
+CONF(odd_arguments)
+{
+    run r;
+    run_probe(be, "args", NULL, &r);
+    expect_output(&r, "args",
+                  "empty-path ENOENT\n"
+                  "too-long ENAMETOOLONG\n"
+                  "unterminated ENAMETOOLONG\n" /* 4096 bytes without a NUL first */
+                  "ends-at-page-end ok 'RO'\n"
+                  "bad-dirfd EBADF\n"
+                  "file-as-dirfd ENOTDIR\n"
+                  "mkdirat-dirfd ok\n"
+                  "mkdirat-dirfd-escape EACCES\n"
+                  "unlinkat-dirfd-dir ok\n"
+                  "unlinkat-bad-flags EINVAL\n"
+                  "faccessat-dirfd ok\n"
+                  "faccessat-dirfd-escape EACCES\n"
+                  "faccessat2-nofollow-link ok\n" /* the link itself is in rw */
+                  "faccessat2-follow-link EACCES\n"
+                  "faccessat2-bad-flags EINVAL\n"
+                  "access-bad-mode EINVAL\n"
+                  "openat-dirfd-create ok\n"
+                  "unlinkat-dirfd ok\n"
+                  "fchdir ok\n"
+                  "creat-cwd ok\n"
+                  "mkdir-cwd ok\n"
+                  "rmdir-cwd ok\n"
+                  "access-cwd ok\n"
+                  "unlink-cwd ok\n");
+    cr_expect_str_eq(content("rw/made"), "-");
+    cr_expect_str_eq(content("no/made"), "-");
+    cr_expect_str_eq(content("rw/created-at"), "-");
+    cr_expect_str_eq(content("rw/creat-rel"), "-");
+    cr_expect_str_eq(content("rw/file"), "RW");
+}
+
+CONF(bad_pointers)
+{
+    run r;
+    run_probe(be, "badptr", NULL, &r);
+    KNOWN_DIVERGENCE(be == SBX_BACKEND_TRAP && r.sig == SIGSEGV,
+                     "trap's SIGSYS handler reads the path from an invalid pointer and the "
+                     "target dies by SIGSEGV instead of getting EFAULT");
+    expect_output(&r, "badptr",
+                  "null-path EFAULT\n"
+                  "bad-pointer EFAULT\n"
+                  "bad-pointer-stat EFAULT\n"
+                  "bad-pointer-mkdir EFAULT\n");
+}
+
+CONF(o_path_opens)
+{
+    run r;
+    run_probe(be, "opath", NULL, &r);
+    KNOWN_DIVERGENCE(be == SBX_BACKEND_NOTIFY && strstr(r.out, "opath-dir EBADF\n"),
+                     "notify: a brokered O_PATH open is performed, audited as a success, and "
+                     "the target gets EBADF (SECCOMP_IOCTL_NOTIF_ADDFD cannot install an "
+                     "O_PATH file)");
+    expect_output(&r, "opath",
+                  "opath-dir ok\n"
+                  "opath-dirfd ok 'RO'\n"
+                  "opath-file ok\n"
+                  "opath-write EINVAL\n" /* docs/files.md: O_PATH only with O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC */
+                  "opath-denied EACCES\n");
+}
