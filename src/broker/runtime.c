@@ -399,6 +399,7 @@ typedef struct rt_target {
     sbx_runtime_decider decider;
     sbx_files_dispatcher files;
     sbx_files_ipc_target fipc; /* the IPC server's target ctx: the files services' view of t */
+    sbx_files_ipc_memo memo;   /* fipc's memo of the target's threads */
     sbx_notify_config cfg;
     int listener;
     int stop_fd;
@@ -598,6 +599,7 @@ static void target_free(sbx_runtime *rt, rt_target *t)
     sbx_close_keep_errno(t->listener);
     sbx_close_keep_errno(t->stop_fd);
     sbx_ipc_server_free(t->server);
+    sbx_files_ipc_memo_destroy(&t->memo);
     sbx_ipc_section_free(t->section);
     pthread_mutex_lock(&rt->lock);
     cache_put(rt, t->comp);
@@ -616,6 +618,7 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     t->rt = rt;
     t->id = id;
     t->listener = t->stop_fd = -1;
+    sbx_files_ipc_memo_init(&t->memo);
     pthread_mutex_lock(&rt->lock);
     int r = cache_get(rt, pol, &t->comp);
     if (r == 0)
@@ -652,7 +655,8 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
          * perform native-view calls inside the target's root. */
         t->pid = init_pid;
         t->fipc = (sbx_files_ipc_target){ .files = &t->files, .pid = init_pid,
-                                          .landlock = false, .target_creds = true };
+                                          .landlock = false, .target_creds = true,
+                                          .memo = &t->memo };
         pthread_mutex_lock(&rt->lock);
         r = serve_section(rt, t, sp[0]);
         pthread_mutex_unlock(&rt->lock);

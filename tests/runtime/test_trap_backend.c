@@ -218,3 +218,60 @@ Test(trap_backend, a_missing_shim_fails_the_spawn_at_interception)
     cr_expect(strstr(info.error, "libsbx-preload.so"), "%s", info.error);
     sbx_policy_unref(p);
 }
+
+/* The broker's memo of the target's threads: a relative path resolves
+ * against the calling thread's own cwd on every call, and a dead
+ * thread's tid is never served from memory. */
+static int run_threads_probe(sbx_policy *p, char **argv, char *out, size_t cap)
+{
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s", rt_probe_path());
+    strcpy(strrchr(probe, '/') + 1, "sbx_trap_threads_probe");
+    argv[0] = probe;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", probe);
+    *strrchr(dir, '/') = '\0';
+    cr_assert_eq(sbx_policy_add_view(p, dir, SBX_VIEW_EXEC), 0);
+    char *env[] = { (char *)"PATH=/usr/bin:/bin", NULL };
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    sbx_spawn_options o = { .path = argv[0], .argv = argv, .envp = env,
+                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pfd[1], .stderr_fd = pfd[1] };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(pfd[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = '\0';
+    close(pfd[0]);
+    int code = -1;
+    cr_assert(rt_wait_end(info.id, 10000, &code, NULL));
+    return code;
+}
+
+Test(trap_backend, relative_paths_follow_each_threads_cwd_every_call)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char *argv[] = { NULL, (char *)"cwd", (char *)rt_path("f") + 1, (char *)"50", NULL };
+    char out[4096];
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect_eq(code, 0, "%s", out);
+    cr_expect(strstr(out, "root=50 usr_ok=0"), "%s", out);
+    sbx_policy_unref(p);
+}
+
+Test(trap_backend, a_dead_threads_tid_is_not_served_from_memory)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char *argv[] = { NULL, (char *)"deadtid", (char *)rt_path("f"), NULL };
+    char out[4096];
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect_eq(code, 0, "%s", out);
+    sbx_policy_unref(p);
+}

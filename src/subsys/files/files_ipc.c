@@ -149,6 +149,76 @@ static int find_thread(pid_t pid, pid_t tid, sbx_files_task *task, thread_status
     return -ESRCH;
 }
 
+void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
+        m->e[i].task_fd = -1;
+}
+
+void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
+{
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
+        sbx_close_keep_errno(m->e[i].task_fd);
+    pthread_mutex_destroy(&m->lock);
+}
+
+/* A live memo entry for tid: *task gets a dup of its /proc fd. */
+static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, thread_status *ts)
+{
+    bool hit = false;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE && !hit; i++) {
+        sbx_files_ipc_memo_entry *e = &m->e[i];
+        if (e->ns_tid != tid || e->task_fd < 0)
+            continue;
+        if (faccessat(e->task_fd, "cwd", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+            /* gone (or exec'd into another tid): forget it */
+            sbx_close_keep_errno(e->task_fd);
+            e->task_fd = -1;
+            e->ns_tid = 0;
+            break;
+        }
+        int fd = fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            break;
+        *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
+        ts->ns_tid = tid;
+        ts->creds = e->creds;
+        hit = true;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return hit;
+}
+
+static void memo_put(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *task,
+                     const thread_status *ts)
+{
+    int fd = fcntl(task->proc_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&m->lock);
+    size_t slot = SBX_FILES_IPC_MEMO_SIZE;
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE && slot == SBX_FILES_IPC_MEMO_SIZE; i++)
+        if (m->e[i].ns_tid == tid || m->e[i].task_fd < 0)
+            slot = i;
+    if (slot == SBX_FILES_IPC_MEMO_SIZE)
+        slot = m->next++ % SBX_FILES_IPC_MEMO_SIZE;
+    sbx_files_ipc_memo_entry *e = &m->e[slot];
+    sbx_close_keep_errno(e->task_fd);
+    *e = (sbx_files_ipc_memo_entry){ .ns_tid = tid, .pid = task->pid, .tid = task->tid,
+                                     .task_fd = fd, .creds = ts->creds };
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Calls that create an object need the umask of the moment. */
+static bool creates(const sbx_files_call *c)
+{
+    return (c->op == SBX_FILES_CALL_OPEN && (c->flags & (O_CREAT | __O_TMPFILE))) ||
+           c->op == SBX_FILES_CALL_MKDIR;
+}
+
 static int as_dirfd(uint64_t v)
 {
     int fd = (int)(int32_t)(uint32_t)v; /* the kernel reads dirfd as an int */
@@ -271,9 +341,15 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     }
     sbx_files_task task = { .proc_fd = -1 };
     thread_status ts;
-    if ((r = find_thread(t->pid, (pid_t)args[1].v.u32, &task, &ts)) < 0) {
-        sbx_ipc_info_set_status(info, -r);
-        return 0;
+    pid_t tid = (pid_t)args[1].v.u32;
+    bool memo = t->memo && !creates(&call) && tid > 0;
+    if (!memo || !memo_find(t->memo, tid, &task, &ts)) {
+        if ((r = find_thread(t->pid, tid, &task, &ts)) < 0) {
+            sbx_ipc_info_set_status(info, -r);
+            return 0;
+        }
+        if (t->memo)
+            memo_put(t->memo, tid, &task, &ts);
     }
     SBX_AUTOCLOSE int task_fd = task.proc_fd;
     SBX_AUTOCLOSE int root_fd = -1;
