@@ -755,6 +755,30 @@ static void c_x32(void)
     line("after", "%s", ename(ret < 0 ? -errno : ret));
 }
 
+static void c_denyerrno(void)
+{
+    t_open("nomatch", P("no/secret"), O_RDONLY);
+    t_open("nomatch-missing", P("no/missing"), O_RDONLY);
+    t_open("denyrule", P("rw/deny/secret"), O_RDONLY);
+    t_open("denyrule-missing", P("rw/deny/missing"), O_RDONLY);
+    res("denyrule-mkdir", RAW(SYS_mkdir, P("rw/deny/x"), 0777));
+    res("denyrule-access", RAW(SYS_access, P("rw/deny/secret"), F_OK));
+    res("denyrule-unlink", RAW(SYS_unlink, P("rw/deny/secret")));
+    t_stat("denyrule-stat", P("rw/deny/secret"));
+    t_open("readonly-write", P("ro/file"), O_WRONLY);
+    t_open("allowed", P("ro/file"), O_RDONLY);
+}
+
+/* exec is native only: a brokered program is not executable */
+static void c_exec(void)
+{
+    static char prog[] = "prog";
+    char *argv[] = { prog, NULL };
+    char *envp[] = { NULL };
+    res("exec-brokered", RAW(SYS_execve, P("rw/prog"), argv, envp));
+    res("exec-denied", RAW(SYS_execve, P("no/prog"), argv, envp));
+}
+
 static void c_badptr(void)
 {
     res("null-path", RAW(SYS_open, NULL, O_RDONLY, 0));
@@ -872,6 +896,10 @@ int main(int argc, char **argv)
         c_openat2_how();
     else if (!strcmp(c, "args"))
         c_args();
+    else if (!strcmp(c, "denyerrno"))
+        c_denyerrno();
+    else if (!strcmp(c, "exec"))
+        c_exec();
     else if (!strcmp(c, "badptr"))
         c_badptr();
     else if (!strcmp(c, "opath"))

@@ -224,10 +224,15 @@ static void rule(sbx_policy *p, int sem, const char *pattern)
                  "%s", pattern);
 }
 
+/* The deny errno the next policy gets (0: the default). */
+static int g_deny_errno;
+
 static sbx_policy *policy(sbx_backend be)
 {
     sbx_policy *p = sbx_broker_create_policy(B);
     cr_assert(p);
+    if (g_deny_errno)
+        cr_assert_eq(sbx_policy_set_deny_errno(p, g_deny_errno), 0);
     cr_assert_eq(sbx_policy_set_backend(p, be), 0);
     cr_assert_eq(sbx_policy_add_view(p, g_probe_dir, SBX_VIEW_EXEC), 0);
 #if CONF_ASAN
@@ -1001,4 +1006,50 @@ CONF(o_path_opens)
                   "opath-file ok\n"
                   "opath-write EINVAL\n" /* docs/files.md: O_PATH only with O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC */
                   "opath-denied EACCES\n");
+}
+
+CONF(deny_errno_configured)
+{
+    /* the policy's deny errno, for every kind of refusal, in every backend */
+    static const int errs[] = { EPERM, ENOENT };
+    for (size_t i = 0; i < 2; i++) {
+        g_deny_errno = errs[i];
+        const char *e = strerrorname_np(errs[i]);
+        char want[2048];
+        snprintf(want, sizeof want,
+                 "nomatch %s\nnomatch-missing %s\ndenyrule %s\ndenyrule-missing %s\n"
+                 "denyrule-mkdir %s\ndenyrule-access %s\ndenyrule-unlink %s\n"
+                 "denyrule-stat %s\nreadonly-write %s\nallowed ok 'RO'\n",
+                 e, e, e, e, e, e, e, e, e);
+        run r;
+        run_probe(be, "denyerrno", NULL, &r);
+        KNOWN_DIVERGENCE(be == SBX_BACKEND_TRAP && strstr(r.out, "\ndenyrule EACCES\n"),
+                         "trap's local pre-check answers EACCES for explicit-deny paths "
+                         "whatever sbx_policy_set_deny_errno says (open, access, mkdir, "
+                         "unlink; the forwarded stat gets the policy's errno)");
+        expect_output(&r, "denyerrno", want);
+    }
+    g_deny_errno = 0;
+    cr_expect_str_eq(content("rw/deny/secret"), "DENIED");
+}
+
+CONF(exec_of_brokered_program_refused)
+{
+    int src = open("/bin/true", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(src, 0);
+    int dst = open(P("rw/prog"), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+    int dst2 = open(P("no/prog"), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof buf)) > 0) {
+        cr_assert_eq(write(dst, buf, (size_t)n), n);
+        cr_assert_eq(write(dst2, buf, (size_t)n), n);
+    }
+    close(src);
+    close(dst);
+    close(dst2);
+    run r;
+    run_probe(be, "exec", NULL, &r);
+    /* not in the view: the kernel does not find it */
+    expect_output(&r, "exec", "exec-brokered ENOENT\nexec-denied ENOENT\n");
 }
