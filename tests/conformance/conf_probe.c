@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/io_uring.h>
 #include <linux/openat2.h>
 #include <linux/stat.h>
@@ -650,6 +651,72 @@ static void c_race(const char *secs)
     race_one("race-dir", "rw/dcur/f", s / 2);
 }
 
+/* Another thread of the target rewrites the path string while this one
+ * opens it: whatever the interleaving, the open reaches an allowed object
+ * or fails. */
+static char g_flip[2][512];
+static char g_path[512];
+static atomic_bool g_flip_stop;
+
+static void *flipper(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load_explicit(&g_flip_stop, memory_order_relaxed); i++)
+        memcpy(g_path, g_flip[i & 1], sizeof g_path);
+    return NULL;
+}
+
+static void mem_race(const char *label, const char *good, const char *bad, const char *bad_mark,
+                     double seconds)
+{
+    snprintf(g_flip[0], sizeof g_flip[0], "%s", good);
+    snprintf(g_flip[1], sizeof g_flip[1], "%s", bad);
+    memcpy(g_path, g_flip[0], sizeof g_path);
+    atomic_store(&g_flip_stop, false);
+    pthread_t th;
+    pthread_create(&th, NULL, flipper, NULL);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long good_n = 0, wrong = 0, refused = 0;
+    do {
+        for (int i = 0; i < 64; i++) {
+            int fd = (int)RAW(SYS_open, g_path, O_RDONLY, 0);
+            if (fd < 0) {
+                refused++;
+                continue;
+            }
+            char buf[128] = "";
+            ssize_t n = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            buf[n < 0 ? 0 : n] = '\0';
+            if (strstr(buf, bad_mark))
+                wrong++;
+            else
+                good_n++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    atomic_store(&g_flip_stop, true);
+    pthread_join(th, NULL);
+    dprintf(2, "%s: good=%ld wrong=%ld refused=%ld\n", label, good_n, wrong, refused);
+    line(label, "wrong=%ld good>0:%d", wrong, good_n > 0);
+}
+
+static void c_memrace(const char *secs)
+{
+    double s = atof(secs) / 3;
+    /* native view vs a deny rule inside the view */
+    mem_race("native-vs-deny-in-view", "/usr/lib/os-release", "/usr/share/common-licenses/GPL-3",
+             "GNU GENERAL PUBLIC LICENSE", s);
+    /* brokered vs denied */
+    char ro[512], no[512];
+    snprintf(ro, sizeof ro, "%s", P("ro/file"));
+    snprintf(no, sizeof no, "%s", P("no/secret"));
+    mem_race("brokered-vs-denied", ro, no, "SECRET", s);
+    /* native vs outside the view */
+    mem_race("native-vs-outside", "/usr/lib/os-release", no, "SECRET", s);
+}
+
 static void c_iouring(void)
 {
     struct io_uring_params params;
@@ -674,22 +741,41 @@ static void c_int80(void)
     line("after", "%s", ename(ret));
 }
 
-/* Which backend serves this process: the trap backend's shim is mapped
- * and owns SIGSYS; under notify neither. */
+/* Which backend serves this process: the trap backend's shim is loaded
+ * and owns SIGSYS; under notify neither. (Loaded objects are found with
+ * dl_iterate_phdr, not /proc/self/maps: no file call in the check.) */
+static int find_shim(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    if (info->dlpi_name && strstr(info->dlpi_name, "libsbx-preload"))
+        *(bool *)data = true;
+    return 0;
+}
+
 static const char *backend(void)
 {
     struct sigaction sa;
     bool handler = sigaction(SIGSYS, NULL, &sa) == 0 && (sa.sa_flags & SA_SIGINFO) &&
                    sa.sa_sigaction != NULL;
     bool shim = false;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (f) {
-        char l[1024];
-        while (fgets(l, sizeof l, f))
-            shim = shim || strstr(l, "libsbx-preload") != NULL;
-        fclose(f);
-    }
+    dl_iterate_phdr(find_shim, &shim);
     return handler && shim ? "trap" : !handler && !shim ? "notify" : "mixed";
+}
+
+static void proc_line(const char *label, const char *path)
+{
+    char buf[64];
+    slurp(path, buf, sizeof buf);
+    line(label, "%s", strncmp(buf, "Name:", 5) == 0 ? "Name:" : buf);
+}
+
+static void c_procself(void)
+{
+    proc_line("proc-self-status", "/proc/self/status");
+    proc_line("proc-thread-self-status", "/proc/thread-self/status");
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)getpid());
+    proc_line("proc-pid-status", p);
 }
 
 static void c_audit(void)
@@ -886,6 +972,10 @@ int main(int argc, char **argv)
         c_proc(arg);
     else if (!strcmp(c, "race"))
         c_race(arg);
+    else if (!strcmp(c, "procself"))
+        c_procself();
+    else if (!strcmp(c, "memrace"))
+        c_memrace(arg);
     else if (!strcmp(c, "iouring"))
         c_iouring();
     else if (!strcmp(c, "audit"))
