@@ -41,6 +41,29 @@ static void rule(sbx_policy *p, int sem, const char *pattern)
                  "%s", pattern);
 }
 
+/* Spawn argv (envp as given) under p, stdout (+ stderr if both) into out,
+ * wait for the end; *info is the spawn's. Returns the exit code. */
+static int spawn_collect(sbx_policy *p, char **argv, char **envp, bool both, char *out,
+                         size_t cap, sbx_target_info *info)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    sbx_spawn_options o = { .path = argv[0], .argv = argv, .envp = envp,
+                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pfd[1],
+                            .stderr_fd = both ? pfd[1] : SBX_STDIO_NULL };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, info), 0, "%s", info->error);
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(pfd[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = '\0';
+    close(pfd[0]);
+    int code = -1;
+    cr_assert(rt_wait_end(info->id, 10000, &code, NULL));
+    return code;
+}
+
 Test(trap_backend, brokered_reads_go_through_the_shared_memory_ipc)
 {
     rt_write_file("f", "fast path\n");
@@ -125,22 +148,9 @@ Test(trap_backend, the_callers_own_ld_preload_is_kept)
     rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
     char *env[] = { (char *)"PATH=/usr/bin:/bin", (char *)"LD_PRELOAD=/nonexistent/x.so", NULL };
     char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"echo \"[$LD_PRELOAD]\"", NULL };
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    sbx_spawn_options o = { .path = argv[0], .argv = argv, .envp = env,
-                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pfd[1],
-                            .stderr_fd = SBX_STDIO_NULL };
+    char out[4096];
     sbx_target_info info;
-    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
-    close(pfd[1]);
-    char out[4096] = { 0 };
-    size_t n = 0;
-    ssize_t k;
-    while ((k = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
-        n += (size_t)k;
-    close(pfd[0]);
-    int code = -1;
-    cr_assert(rt_wait_end(info.id, 10000, &code, NULL));
+    spawn_collect(p, argv, env, false, out, sizeof out, &info);
     cr_expect(strstr(out, "libsbx-preload.so:/nonexistent/x.so]"), "%s", out);
     sbx_policy_unref(p);
 }
@@ -175,21 +185,9 @@ Test(trap_backend, static_program_is_served_by_notify_with_a_warning)
     cr_assert_eq(sbx_policy_add_view(p, cat, SBX_VIEW_EXEC), 0);
     char *argv[] = { cat, (char *)rt_path("f"), (char *)rt_path("secret"), NULL };
     char *env[] = { (char *)"PATH=/usr/bin:/bin", NULL };
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    sbx_spawn_options o = { .path = argv[0], .argv = argv, .envp = env,
-                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pfd[1], .stderr_fd = pfd[1] };
+    char out[4096];
     sbx_target_info info;
-    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
-    close(pfd[1]);
-    char out[4096] = { 0 };
-    size_t n = 0;
-    ssize_t k;
-    while ((k = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
-        n += (size_t)k;
-    close(pfd[0]);
-    int code = -1;
-    cr_assert(rt_wait_end(info.id, 10000, &code, NULL));
+    int code = spawn_collect(p, argv, env, true, out, sizeof out, &info);
     cr_expect_eq(code, 1, "%s", out);
     cr_expect(strstr(out, "static hello\n"), "%s", out);
     cr_expect(strstr(out, "Permission denied"), "%s", out);
@@ -233,21 +231,8 @@ static int run_threads_probe(sbx_policy *p, char **argv, char *out, size_t cap)
     *strrchr(dir, '/') = '\0';
     cr_assert_eq(sbx_policy_add_view(p, dir, SBX_VIEW_EXEC), 0);
     char *env[] = { (char *)"PATH=/usr/bin:/bin", NULL };
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    sbx_spawn_options o = { .path = argv[0], .argv = argv, .envp = env,
-                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = pfd[1], .stderr_fd = pfd[1] };
     sbx_target_info info;
-    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < cap && (k = read(pfd[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)k;
-    out[n] = '\0';
-    close(pfd[0]);
-    int code = -1;
-    cr_assert(rt_wait_end(info.id, 10000, &code, NULL));
+    int code = spawn_collect(p, argv, env, true, out, cap, &info);
     return code;
 }
 

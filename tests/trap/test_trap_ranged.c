@@ -6,7 +6,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,34 +28,14 @@ static long h_getppid(const sbx_trap_call *call, void *ctx)
 }
 
 typedef struct text {
-    uintptr_t addr;
     sbx_trap_range r[SBX_TRAP_MAX_RANGES];
     size_t n;
 } text;
 
-static int cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    text *t = arg;
-    bool mine = false;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        mine |= ph->p_type == PT_LOAD && t->addr >= a && t->addr < a + ph->p_memsz;
-    }
-    for (int i = 0; mine && i < info->dlpi_phnum && t->n < SBX_TRAP_MAX_RANGES; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
-            t->r[t->n++] = (sbx_trap_range){ info->dlpi_addr + ph->p_vaddr,
-                                             info->dlpi_addr + ph->p_vaddr + ph->p_memsz };
-    }
-    return mine;
-}
-
 static text libc_text(void)
 {
-    text t = { .addr = (uintptr_t)&syscall };
-    dl_iterate_phdr(cb, &t);
+    text t;
+    t.n = sbx_trap_code_ranges((uintptr_t)&syscall, t.r);
     cr_assert_gt(t.n, 0, "libc's code not found");
     return t;
 }

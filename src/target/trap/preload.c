@@ -19,7 +19,6 @@
  * shim does nothing. */
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,51 +31,14 @@
 
 #define SBX_TRAP_NATIVE_ENV "SBX_TRAP_NATIVE"
 
-typedef struct find_text {
-    uintptr_t addr;      /* a function of libc */
-    sbx_trap_range *out; /* its object's executable segments */
-    size_t n;
-} find_text;
-
-static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    find_text *ft = arg;
-    bool mine = false;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && ft->addr >= a && ft->addr < a + ph->p_memsz)
-            mine = true;
-    }
-    if (!mine)
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum && ft->n < SBX_TRAP_MAX_RANGES; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        ft->out[ft->n++] = (sbx_trap_range){ a, a + ph->p_memsz };
-    }
-    return 1;
-}
-
-/* The executable segments of the object that holds libc's syscall(): the
- * code every libc syscall wrapper runs from. */
-static size_t libc_text(sbx_trap_range *out)
-{
-    find_text ft = { .addr = (uintptr_t)&syscall, .out = out };
-    dl_iterate_phdr(find_cb, &ft);
-    return ft.n;
-}
-
 __attribute__((constructor)) static void sbx_preload_init(void)
 {
     if (!getenv(SBX_IPC_ENV_SECTION))
         return;
     sbx_ipc_client *c = NULL;
     sbx_trap_range ranges[SBX_TRAP_MAX_RANGES];
-    size_t n = libc_text(ranges);
+    /* libc's code: where every libc syscall wrapper runs from. */
+    size_t n = sbx_trap_code_ranges((uintptr_t)&syscall, ranges);
     int r = n ? 0 : -ENOENT;
     if (r == 0)
         r = sbx_ipc_client_from_env(&c);

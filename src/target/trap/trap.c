@@ -4,6 +4,7 @@
 #include "target/trap/trap.h"
 
 #include <errno.h>
+#include <link.h>
 #include <linux/audit.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -109,6 +110,42 @@ long sbx_trap_native(const sbx_trap_call *call)
         return -EPERM;
     return sbx_trap_syscall6(call->nr, call->args[0], call->args[1], call->args[2],
                              call->args[3], call->args[4], SBX_TRAP_MAGIC);
+}
+
+typedef struct code_find {
+    uintptr_t addr;
+    sbx_trap_range *out;
+    size_t n;
+} code_find;
+
+static int code_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    code_find *cf = arg;
+    bool mine = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && cf->addr >= a && cf->addr < a + ph->p_memsz)
+            mine = true;
+    }
+    if (!mine)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum && cf->n < SBX_TRAP_MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        cf->out[cf->n++] = (sbx_trap_range){ a, a + ph->p_memsz };
+    }
+    return 1;
+}
+
+size_t sbx_trap_code_ranges(uintptr_t addr, sbx_trap_range out[SBX_TRAP_MAX_RANGES])
+{
+    code_find cf = { .addr = addr, .out = out };
+    dl_iterate_phdr(code_find_cb, &cf);
+    return cf.n;
 }
 
 long sbx_trap_forward(const sbx_trap_call *call)

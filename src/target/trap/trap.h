@@ -103,6 +103,12 @@ bool sbx_trap_installed(void);
  * -errno; -EPERM when native re-issue is disabled. Async-signal-safe. */
 long sbx_trap_native(const sbx_trap_call *call);
 
+/* The executable segments of the loaded object (libc, a library, the
+ * program) that holds code address `addr`, for sbx_trap_options.ranges.
+ * Returns how many were written to out[0..SBX_TRAP_MAX_RANGES), 0 when
+ * no loaded object holds addr. Not async-signal-safe (dl_iterate_phdr). */
+size_t sbx_trap_code_ranges(uintptr_t addr, sbx_trap_range out[SBX_TRAP_MAX_RANGES]);
+
 /* Hand call to the filters beneath this one (ranged mode only: the call
  * is re-issued unchanged from outside the ranges, so this filter passes it
  * and the broker's notify filter decides). -ENOSYS when not ranged
