@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -717,6 +718,77 @@ static void c_memrace(const char *secs)
     mem_race("native-vs-outside", "/usr/lib/os-release", no, "SECRET", s);
 }
 
+/* Signals arriving while calls are intercepted: a handler that itself
+ * opens a file (nesting in the trap backend), SA_RESTART interruptions of
+ * a pending notification; no wrong result, no fd left behind. */
+static char g_sig_path[4096];
+static volatile sig_atomic_t g_sig_good, g_sig_bad;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    int fd = (int)syscall(SYS_open, g_sig_path, O_RDONLY, 0);
+    char buf[8] = "";
+    if (fd >= 0 && read(fd, buf, sizeof buf) == 2 && !memcmp(buf, "RO", 2))
+        g_sig_good++;
+    else
+        g_sig_bad++;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+static void c_signals(const char *secs)
+{
+    snprintf(g_sig_path, sizeof g_sig_path, "%s", P("ro/file"));
+    char rw[4096];
+    snprintf(rw, sizeof rw, "%s", P("rw/file"));
+    int before = count_fds();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = { { 0, 300 }, { 0, 300 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    long good = 0, bad = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        int fd = (int)syscall(SYS_open, rw, O_RDONLY, 0);
+        char buf[8] = "";
+        if (fd >= 0 && pread(fd, buf, sizeof buf, 0) == 2 && !memcmp(buf, "RW", 2))
+            good++;
+        else
+            bad++, dprintf(2, "signals: main open/read failed: %s\n", ename(fd < 0 ? -errno : 0));
+        if (fd >= 0)
+            close(fd);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < atof(secs));
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    setitimer(ITIMER_REAL, &off, NULL);
+    int after = count_fds();
+    dprintf(2, "signals: main good=%ld bad=%ld handler good=%d bad=%d fds %d -> %d\n", good, bad,
+            (int)g_sig_good, (int)g_sig_bad, before, after);
+    line("signals", "main-bad=%ld main-good>0:%d handler-bad=%d handler-ran:%d fd-leak=%d", bad,
+         good > 0, (int)g_sig_bad, g_sig_good > 0, after - before);
+}
+
 static void c_iouring(void)
 {
     struct io_uring_params params;
@@ -976,6 +1048,8 @@ int main(int argc, char **argv)
         c_procself();
     else if (!strcmp(c, "memrace"))
         c_memrace(arg);
+    else if (!strcmp(c, "signals"))
+        c_signals(arg);
     else if (!strcmp(c, "iouring"))
         c_iouring();
     else if (!strcmp(c, "audit"))
