@@ -789,6 +789,60 @@ static void c_signals(const char *secs)
          good > 0, (int)g_sig_bad, g_sig_good > 0, after - before);
 }
 
+static void t_mode(const char *label, const char *path)
+{
+    struct stat st;
+    long rc = RAW(SYS_stat, path, &st);
+    line(label, "%s %o", ename(rc), rc < 0 ? 0 : (unsigned)(st.st_mode & 07777));
+}
+
+/* Modes, chmod, truncate, utimensat: the other brokered calls. */
+static void c_modes(void)
+{
+    umask(022);
+    long fd = RAW(SYS_open, P("rw/m1"), O_WRONLY | O_CREAT | O_EXCL, 07777);
+    if (fd >= 0)
+        close((int)fd);
+    res("create-07777", fd);
+    t_mode("create-07777-mode", P("rw/m1"));
+    res("mkdir-07777", RAW(SYS_mkdir, P("rw/md"), 07777));
+    t_mode("mkdir-07777-mode", P("rw/md"));
+    umask(077);
+    fd = RAW(SYS_creat, P("rw/m2"), 0666);
+    if (fd >= 0)
+        close((int)fd);
+    t_mode("umask-077-mode", P("rw/m2"));
+    res("chmod", RAW(SYS_chmod, P("rw/m2"), 0640));
+    t_mode("chmod-mode", P("rw/m2"));
+    res("chmod-setuid", RAW(SYS_chmod, P("rw/m2"), 04755));
+    res("fchmodat", RAW(SYS_fchmodat, AT_FDCWD, P("rw/m2"), 0604));
+    t_mode("fchmodat-mode", P("rw/m2"));
+    res("chmod-readonly", RAW(SYS_chmod, P("ro/file"), 0666));
+    res("chmod-denied", RAW(SYS_chmod, P("no/secret"), 0600));
+    res("truncate", RAW(SYS_truncate, P("rw/file"), 1));
+    t_stat("truncate-size", P("rw/file"));
+    res("truncate-readonly", RAW(SYS_truncate, P("ro/file"), 0));
+    res("truncate-denied", RAW(SYS_truncate, P("no/secret"), 0));
+    res("truncate-dir", RAW(SYS_truncate, P("rw/keepdir"), 0));
+    struct timespec ts[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    res("utimensat-not-owner", RAW(SYS_utimensat, AT_FDCWD, P("rw/file"), ts, 0));
+    res("utimensat", RAW(SYS_utimensat, AT_FDCWD, P("rw/m2"), ts, 0));
+    struct stat st;
+    long rc = RAW(SYS_stat, P("rw/m2"), &st);
+    line("utimensat-mtime", "%s %lld", ename(rc), rc < 0 ? 0LL : (long long)st.st_mtime);
+    res("utimensat-readonly", RAW(SYS_utimensat, AT_FDCWD, P("ro/file"), ts, 0));
+    res("utimensat-denied", RAW(SYS_utimensat, AT_FDCWD, P("no/secret"), ts, 0));
+    res("utime-refused", RAW(SYS_utime, P("rw/file"), NULL));
+    res("chown-refused", RAW(SYS_chown, P("rw/file"), 0, 0));
+    res("mknod-refused", RAW(SYS_mknod, P("rw/fifo"), S_IFIFO | 0666, 0));
+    res("setxattr-refused", RAW(SYS_setxattr, P("rw/file"), "user.x", "1", 1, 0));
+    res("getxattr-refused", RAW(SYS_getxattr, P("rw/file"), "user.x", NULL, 0));
+    res("statfs-refused", RAW(SYS_statfs, P("rw"), (char[256]){ 0 }));
+    res("chroot-refused", RAW(SYS_chroot, P("rw")));
+    res("name-to-handle-refused", RAW(SYS_name_to_handle_at, AT_FDCWD, P("rw/file"), NULL, NULL, 0));
+    res("inotify-refused", RAW(SYS_inotify_add_watch, 0, P("rw"), 0x2));
+}
+
 static void c_iouring(void)
 {
     struct io_uring_params params;
@@ -1050,6 +1104,8 @@ int main(int argc, char **argv)
         c_memrace(arg);
     else if (!strcmp(c, "signals"))
         c_signals(arg);
+    else if (!strcmp(c, "modes"))
+        c_modes();
     else if (!strcmp(c, "iouring"))
         c_iouring();
     else if (!strcmp(c, "audit"))

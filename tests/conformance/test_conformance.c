@@ -1163,3 +1163,48 @@ CONF(race_detectors_see_an_allowed_secret)
     }
     g_allow_no = false;
 }
+
+CONF(modes_and_metadata_calls)
+{
+    run r;
+    run_probe(be, "modes", NULL, &r);
+    expect_output(&r, "modes",
+                  "create-07777 ok\n"
+                  "create-07777-mode ok 644\n" /* umask 022; never setuid/setgid/sticky/x */
+                  "mkdir-07777 ok\n"
+                  "mkdir-07777-mode ok 755\n"
+                  "umask-077-mode ok 600\n" /* the target's umask, read fresh */
+                  "chmod ok\n"
+                  "chmod-mode ok 640\n"
+                  "chmod-setuid EPERM\n"
+                  "fchmodat ok\n"
+                  "fchmodat-mode ok 604\n"
+                  "chmod-readonly EACCES\n"
+                  "chmod-denied EACCES\n"
+                  "truncate ok\n"
+                  "truncate-size ok reg 1\n"
+                  "truncate-readonly EACCES\n"
+                  "truncate-denied EACCES\n"
+                  "truncate-dir EISDIR\n"
+                  "utimensat-not-owner EPERM\n" /* the kernel's answer to 65534 on root's file */
+                  "utimensat ok\n"
+                  "utimensat-mtime ok 1000000000\n"
+                  "utimensat-readonly EACCES\n"
+                  "utimensat-denied EACCES\n"
+                  "utime-refused EPERM\n"
+                  "chown-refused EPERM\n"
+                  "mknod-refused EPERM\n"
+                  "setxattr-refused EPERM\n"
+                  "getxattr-refused EOPNOTSUPP\n"
+                  "statfs-refused EACCES\n"
+                  "chroot-refused EPERM\n"
+                  "name-to-handle-refused EPERM\n"
+                  "inotify-refused EACCES\n");
+    cr_expect_str_eq(content("ro/file"), "RO");
+    cr_expect_str_eq(content("no/secret"), "SECRET");
+    cr_expect_str_eq(content("rw/fifo"), "-");
+    struct stat st;
+    cr_assert_eq(stat(P("no/secret"), &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0666);
+    cr_expect_neq(st.st_mtime, 1000000000);
+}
