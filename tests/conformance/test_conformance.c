@@ -12,7 +12,14 @@
  *   D/rw   ALLOW_ANY    file "RW", a "A", other "OTHER", keepdir/, planted links
  *   D/rw/deny  DENY (explicit, inside the ANY tree)   secret "DENIED"
  *   D/q    QUERY        file "Q", link -> file
- *   D/no   no rule      secret "SECRET", link -> secret, deep/deepfile "DEEP" */
+ *   D/no   no rule      secret "SECRET", link -> secret, deep/deepfile "DEEP"
+ *
+ * The probe's first line names the backend that really served it (the
+ * trap shim loaded and owning SIGSYS, or neither), checked against the
+ * policy's backend. A backend bug found here and reported is marked with
+ * KNOWN_DIVERGENCE: the case is skipped with the reason while the output
+ * is exactly the known wrong one, and asserted in full otherwise (so it
+ * passes by itself once fixed). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -364,23 +371,16 @@ static void expect_output(const run *r, const char *cs, const char *want)
 
 /* ---- backends ---- */
 
-static void backend_guard(sbx_backend be)
-{
-    (void)be;
-}
-
 /* CONF(name) { body using `be` } defines conf/notify_name and
  * conf/trap_name, with the same body and the same expectations. */
 #define CONF(name)                                                       \
     static void conf_body_##name(sbx_backend be);                        \
     Test(conf, notify_##name)                                            \
     {                                                                    \
-        backend_guard(SBX_BACKEND_NOTIFY);                               \
         conf_body_##name(SBX_BACKEND_NOTIFY);                            \
     }                                                                    \
     Test(conf, trap_##name)                                               \
     {                                                                    \
-        backend_guard(SBX_BACKEND_TRAP);                                 \
         conf_body_##name(SBX_BACKEND_TRAP);                              \
     }                                                                    \
     static void conf_body_##name(sbx_backend be)
