@@ -819,6 +819,16 @@ void sbx_runtime_free(sbx_runtime *rt)
     free(rt);
 }
 
+bool sbx_runtime_has_audit(sbx_runtime *rt)
+{
+    if (!rt)
+        return false;
+    pthread_mutex_lock(&rt->audit_lock);
+    bool on = rt->audit != NULL;
+    pthread_mutex_unlock(&rt->audit_lock);
+    return on;
+}
+
 const char *sbx_runtime_preload(const sbx_runtime *rt)
 {
     return rt ? rt->preload : NULL;

@@ -37,6 +37,9 @@ bool sbx_runtime_needs_interception(const sbx_policy *policy);
  * Async-signal-safe. */
 bool sbx_runtime_trap_native(const sbx_policy *policy, bool landlock);
 
+/* Is an audit callback set (sbx_runtime_set_audit)? NULL rt: false. */
+bool sbx_runtime_has_audit(sbx_runtime *rt);
+
 /* The preload shim trap targets get (absolute path; borrowed, lives as
  * long as rt), or NULL when none was found ($SBX_PRELOAD, then the
  * installed copy). NULL rt: NULL. */

@@ -943,6 +943,11 @@ static int plan_trap(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
     set_env(p, (char *)(uintptr_t)(sbx_runtime_trap_native(pol, p->landlock_abi > 0)
                                        ? "SBX_TRAP_NATIVE=1"
                                        : "SBX_TRAP_NATIVE=0"));
+    /* The shim's local deny answer skips the broker: only when it is the
+     * broker's answer too (EACCES) and no decision is to be audited. */
+    bool precheck = !pol->audit && !sbx_runtime_has_audit(s->b->runtime) &&
+                    (pol->deny_errno == 0 || pol->deny_errno == EACCES);
+    set_env(p, (char *)(uintptr_t)(precheck ? "SBX_TRAP_PRECHECK=1" : "SBX_TRAP_PRECHECK=0"));
     return 0;
 }
 

@@ -13,7 +13,10 @@
  *
  * Native re-issue is enabled only when SBX_TRAP_NATIVE=1, which the
  * broker sets only when Landlock confines the target to its view and the
- * notify filter lets the re-issue pass. If the environment says we run
+ * notify filter lets the re-issue pass. The local pre-check (an explicit
+ * deny answered without IPC) runs only with SBX_TRAP_PRECHECK=1, which the
+ * broker sets only when nothing is audited and denials answer EACCES: a
+ * fast local answer must be the same answer. If the environment says we run
  * under sbx but the engine cannot start, the program is not run at all
  * (exit 127): it never runs half-intercepted. Without SBX_SECTION_FD the
  * shim does nothing. */
@@ -30,6 +33,7 @@
 #include "target/trap/trap.h"
 
 #define SBX_TRAP_NATIVE_ENV "SBX_TRAP_NATIVE"
+#define SBX_TRAP_PRECHECK_ENV "SBX_TRAP_PRECHECK"
 
 __attribute__((constructor)) static void sbx_preload_init(void)
 {
@@ -46,10 +50,12 @@ __attribute__((constructor)) static void sbx_preload_init(void)
         r = sbx_files_trap_register();
     if (r == 0) {
         const char *e = getenv(SBX_TRAP_NATIVE_ENV);
+        const char *pc = getenv(SBX_TRAP_PRECHECK_ENV);
         sbx_trap_options o = { .ipc = c,
                                .allow_native = e && strcmp(e, "1") == 0,
                                .ranges = ranges,
-                               .n_ranges = n };
+                               .n_ranges = n,
+                               .no_precheck = !pc || strcmp(pc, "1") != 0 };
         r = sbx_trap_install(&o);
     }
     if (r < 0) {

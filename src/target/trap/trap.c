@@ -457,7 +457,7 @@ int sbx_trap_install(const sbx_trap_options *opt)
     g_ipc = opt->ipc;
     g_forward = opt->n_ranges > 0;
     g_native = opt->allow_native;
-    if (g_ipc) {
+    if (g_ipc && !opt->no_precheck) {
         const void *p = NULL;
         size_t n = 0;
         if (sbx_ipc_client_policy(g_ipc, &p, &n) == 0 && p && n) {

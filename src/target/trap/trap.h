@@ -86,6 +86,9 @@ typedef struct sbx_trap_options {
      * call traps, wherever it comes from. */
     const sbx_trap_range *ranges; /* read during install only */
     size_t n_ranges;              /* <= SBX_TRAP_MAX_RANGES */
+    /* Hide the section's policy copy from handlers (call->policy NULL):
+     * no local pre-check, every decision is the broker's (and audited). */
+    bool no_precheck;
 } sbx_trap_options;
 
 /* Install the SIGSYS handler, then load the filter on every thread of the
