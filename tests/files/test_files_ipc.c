@@ -273,7 +273,8 @@ Test(files_ipc, hostile_arguments_are_refused)
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, -1, t, AT_FDCWD, P(g_b, "f"), 0, 0), ENOSYS);
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, SYS_mkdir, t, AT_FDCWD, P(g_b, "x"), 0, 0755),
                  EINVAL);
-    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_rename, t, AT_FDCWD, P(g_b, "f"), 0, 0), ENOSYS);
+    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_rename, t, AT_FDCWD, P(g_b, "f"), 0, 0), EINVAL);
+    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_chdir, t, AT_FDCWD, P(g_b, "."), 0, 0), ENOSYS);
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, SYS_open, t, AT_FDCWD, P(g_b, "f"), O_RDONLY,
                        0x10000),
                  EINVAL);
