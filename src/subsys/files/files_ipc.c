@@ -449,6 +449,7 @@ static int build_attr_call(const sbx_files_syscall *sc, uint32_t flags, uint32_t
             return -EINVAL;
         c->follow = !(at & AT_SYMLINK_NOFOLLOW);
         c->times_now = bufsize == 0; /* times NULL: now */
+        *empty_ok = (at & AT_EMPTY_PATH) != 0;
         return 0;
     default:
         return -EINVAL;
