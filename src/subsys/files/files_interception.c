@@ -245,6 +245,50 @@ static long native(const sbx_trap_call *call)
     return sbx_trap_native(call);
 }
 
+static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, size_t len2);
+
+static long h_brokered(const sbx_trap_call *call, void *ctx)
+{
+    (void)ctx;
+    decoded d;
+    long r = decode(call, &d);
+    if (r == -ENOSYS)
+        return call->native_allowed ? native(call) : -ENOSYS;
+    if (r < 0)
+        return r;
+    if (!d.path)
+        return -EFAULT;
+    size_t len = strnlen(d.path, SBX_FILES_PATH_MAX);
+    if (len == 0 && !d.empty_ok)
+        return -ENOENT;
+    if (len >= SBX_FILES_PATH_MAX)
+        return -ENAMETOOLONG;
+    size_t len2 = 0;
+    if (d.tag == SBX_FILES_IPC_TAG_RENAME) {
+        if (!d.path2)
+            return -EFAULT;
+        len2 = strnlen(d.path2, SBX_FILES_PATH_MAX);
+        if (len2 == 0)
+            return -ENOENT;
+        if (len2 >= SBX_FILES_PATH_MAX)
+            return -ENAMETOOLONG;
+    }
+    if (locally_denied(call, &d, d.op, d.path, len) ||
+        (d.path2 && locally_denied(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2))) {
+        atomic_fetch_add_explicit(&n_prechecked, 1, memory_order_relaxed);
+        return -EACCES;
+    }
+    if (len == 0 && d.out_kind == OUT_STAT && d.dirfd >= 0) {
+        /* newfstatat(fd, "", AT_EMPTY_PATH) is fstat(fd) (glibc's fstat):
+         * fd-only, not intercepted, no policy applies. */
+        return sbx_trap_syscall6(SYS_fstat, (uint64_t)d.dirfd, (uint64_t)(uintptr_t)d.out, 0, 0,
+                                 0, 0);
+    }
+    if (!call->ipc)
+        return -EIO;
+    return brokered(call, &d, len, len2);
+}
+
 /* The answer buffer of a TAG_ATTR call: the target's own buffer is written
  * only from here, after a successful reply, and only as many bytes as the
  * kernel would write. On the stack: a nested trapped call (from a fault
@@ -336,48 +380,6 @@ static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, si
     default:
         return -EIO;
     }
-}
-
-static long h_brokered(const sbx_trap_call *call, void *ctx)
-{
-    (void)ctx;
-    decoded d;
-    long r = decode(call, &d);
-    if (r == -ENOSYS)
-        return call->native_allowed ? native(call) : -ENOSYS;
-    if (r < 0)
-        return r;
-    if (!d.path)
-        return -EFAULT;
-    size_t len = strnlen(d.path, SBX_FILES_PATH_MAX);
-    if (len == 0 && !d.empty_ok)
-        return -ENOENT;
-    if (len >= SBX_FILES_PATH_MAX)
-        return -ENAMETOOLONG;
-    size_t len2 = 0;
-    if (d.tag == SBX_FILES_IPC_TAG_RENAME) {
-        if (!d.path2)
-            return -EFAULT;
-        len2 = strnlen(d.path2, SBX_FILES_PATH_MAX);
-        if (len2 == 0)
-            return -ENOENT;
-        if (len2 >= SBX_FILES_PATH_MAX)
-            return -ENAMETOOLONG;
-    }
-    if (locally_denied(call, &d, d.op, d.path, len) ||
-        (d.path2 && locally_denied(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2))) {
-        atomic_fetch_add_explicit(&n_prechecked, 1, memory_order_relaxed);
-        return -EACCES;
-    }
-    if (len == 0 && d.out_kind == OUT_STAT && d.dirfd >= 0) {
-        /* newfstatat(fd, "", AT_EMPTY_PATH) is fstat(fd) (glibc's fstat):
-         * fd-only, not intercepted, no policy applies. */
-        return sbx_trap_syscall6(SYS_fstat, (uint64_t)d.dirfd, (uint64_t)(uintptr_t)d.out, 0, 0,
-                                 0, 0);
-    }
-    if (!call->ipc)
-        return -EIO;
-    return brokered(call, &d, len, len2);
 }
 
 int sbx_files_trap_register(void)

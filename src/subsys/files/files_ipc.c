@@ -104,8 +104,7 @@ static int as_dirfd(uint64_t v)
 #endif
 #define TIMES_SIZE (2 * sizeof(struct timespec))
 
-/* Which tag serves syscall nr (0: none; chdir is not served by trap). */
-static uint32_t tag_for(int nr)
+uint32_t sbx_files_ipc_tag_for(int nr)
 {
     switch (nr) {
     case SYS_open:
@@ -180,7 +179,7 @@ static const sbx_files_syscall *entry_for(sbx_ipc_info *info, const sbx_arg *arg
     }
     uint32_t nr = args[0].v.u32;
     const sbx_files_syscall *sc = nr > INT32_MAX ? NULL : sbx_files_syscall_find((int)nr);
-    uint32_t tag = sc && sc->kind == SBX_FILES_SC_BROKERED ? tag_for(sc->nr) : 0;
+    uint32_t tag = sc && sc->kind == SBX_FILES_SC_BROKERED ? sbx_files_ipc_tag_for(sc->nr) : 0;
     if (!tag) {
         sbx_ipc_info_set_status(info, ENOSYS);
         return NULL;

@@ -57,6 +57,10 @@ typedef struct sbx_files_ipc_target {
     bool target_creds; /* act with the target's fsuid/fsgid/groups */
 } sbx_files_ipc_target;
 
+/* The tag that serves syscall nr, or 0 (not served by the trap backend:
+ * chdir, and every entry that is not BROKERED). Pure. */
+uint32_t sbx_files_ipc_tag_for(int nr);
+
 /* Register the files services in `d` (before any server uses it).
  * 0 or a negative code (sbx_ipc_dispatcher_register's). */
 int sbx_files_ipc_register(sbx_ipc_dispatcher *d);
