@@ -1,9 +1,11 @@
 /* Runtime benchmark: an unmodified target doing 100k open+close of a
- * brokered file (notify interception, policy adapter, broker open, ADDFD)
- * against the same loop on a native-view file (notify CONTINUE under
- * Landlock) and with no interception at all (a policy without brokered
- * rules), all in the same run. Figures are per open+close, one sample per
- * batch of 1000. */
+ * brokered file, through each backend — notify (interception, policy
+ * adapter, broker open, ADDFD) and trap (the preload shim's SIGSYS fast
+ * path: one shared-memory cross call, the fd by SCM_RIGHTS) — against the
+ * same loop on a native-view file (notify CONTINUE / the trap's native
+ * re-issue under Landlock) and with no interception at all (a policy
+ * without brokered rules), all in the same run. Figures are per
+ * open+close, one sample per batch of 1000. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -79,19 +81,30 @@ int main(void)
     fclose(f);
     chmod(g_file, 0644);
 
+    /* The trap targets' shim: the build tree's, unless the caller chose. */
+    char shim[PATH_MAX + 64];
+    snprintf(shim, sizeof shim, "%s/../tools/preload/libsbx-preload.so", exe);
+    if (!getenv("SBX_PRELOAD"))
+        setenv("SBX_PRELOAD", shim, 1);
     sbx_broker *b = NULL;
     if (sbx_broker_new(&b) < 0)
         return 1;
     sbx_policy *brokered = sbx_broker_create_policy(b);
     sbx_policy_add_view(brokered, viewdir, SBX_VIEW_EXEC);
     sbx_policy_add_rule(brokered, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, g_file);
+    sbx_policy *trap = sbx_broker_create_policy(b);
+    sbx_policy_add_view(trap, viewdir, SBX_VIEW_EXEC);
+    sbx_policy_add_rule(trap, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY, g_file);
+    sbx_policy_set_backend(trap, SBX_BACKEND_TRAP);
     sbx_policy *plain = sbx_broker_create_policy(b);
     sbx_policy_add_view(plain, viewdir, SBX_VIEW_EXEC);
 
-    bench_samples sb, sn, sp;
+    bench_samples sb, sn, sp, stb, stn;
     bench_samples_init(&sb, N / BATCH);
     bench_samples_init(&sn, N / BATCH);
     bench_samples_init(&sp, N / BATCH);
+    bench_samples_init(&stb, N / BATCH);
+    bench_samples_init(&stn, N / BATCH);
     /* Interleaved thirds would be fairer on a noisy host; whole runs keep
      * each target's caches warm. All three run now, in this process. */
     int r = run(b, plain, "/etc/ld.so.cache", &sp);
@@ -99,22 +112,34 @@ int main(void)
         r = run(b, brokered, "/etc/ld.so.cache", &sn);
     if (r == 0)
         r = run(b, brokered, g_file, &sb);
+    if (r == 0)
+        r = run(b, trap, "/etc/ld.so.cache", &stn);
+    if (r == 0)
+        r = run(b, trap, g_file, &stb);
     if (r < 0) {
         fprintf(stderr, "bench_runtime: %s\n", strerror(-r));
         return 1;
     }
-    bench_result rp, rn, rb;
+    bench_result rp, rn, rb, rtn, rtb;
     bench_summarize(&sp, "runtime", "open_close_no_interception", &rp);
     bench_summarize(&sn, "runtime", "open_close_native_view_notify", &rn);
     bench_summarize(&sb, "runtime", "open_close_brokered_notify", &rb);
+    bench_summarize(&stn, "runtime", "open_close_native_view_trap", &rtn);
+    bench_summarize(&stb, "runtime", "open_close_brokered_trap", &rtb);
     bench_print(&rp, NULL);
     bench_print(&rn, &rp);
     bench_print(&rb, &rn);
     bench_print(&rb, &rp);
+    bench_print(&rtn, &rp);
+    bench_print(&rtb, &rp);
+    bench_print(&rtb, &rb);
     bench_samples_free(&sp);
     bench_samples_free(&sn);
     bench_samples_free(&sb);
+    bench_samples_free(&stn);
+    bench_samples_free(&stb);
     sbx_policy_unref(brokered);
+    sbx_policy_unref(trap);
     sbx_policy_unref(plain);
     sbx_broker_free(b);
     unlink(g_file);

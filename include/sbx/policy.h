@@ -212,10 +212,22 @@ typedef enum sbx_net_mode {
 } sbx_net_mode;
 SBX_API int sbx_policy_set_net(sbx_policy *policy, sbx_net_mode mode);
 
+/* How intercepted calls reach the broker (docs/trap.md). Both enforce the
+ * same policy with the same answers; they differ in speed and in what the
+ * target process must load.
+ *   NOTIFY: SECCOMP_RET_USER_NOTIF, answered by the broker; any program.
+ *   TRAP: the notify filter stays the complete base, and libsbx-preload.so
+ *     (found through $SBX_PRELOAD, else its installed copy; spawn fails at
+ *     SBX_STEP_INTERCEPTION without it) is bound into the view and
+ *     preloaded: in every dynamically linked program it answers libc's
+ *     calls with a SIGSYS handler and one shared-memory cross call.
+ *     Static programs, and programs exec'd with a cleared environment,
+ *     are served by notify (a spawn warning says so for PROGRAM).
+ *   AUTO: currently NOTIFY. */
 typedef enum sbx_backend {
-    SBX_BACKEND_AUTO = 0,   /* trap for programs linked with libsbx or preloadable, else notify */
-    SBX_BACKEND_NOTIFY = 1, /* SECCOMP_RET_USER_NOTIF, answered by the broker */
-    SBX_BACKEND_TRAP = 2,   /* SECCOMP_RET_TRAP + SIGSYS handler in the target */
+    SBX_BACKEND_AUTO = 0,
+    SBX_BACKEND_NOTIFY = 1,
+    SBX_BACKEND_TRAP = 2,
 } sbx_backend;
 SBX_API int sbx_policy_set_backend(sbx_policy *policy, sbx_backend backend);
 

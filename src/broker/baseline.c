@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/bpf_export.h"
 #include "base/cleanup.h"
 #include "base/fd.h"
 
@@ -150,25 +151,13 @@ static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign)
         BPF_STMT(BPF_RET | BPF_K, foreign),
     };
     size_t np = foreign == SECCOMP_RET_ALLOW ? 0 : SBX_ARRAY_SIZE(prefix);
-    /* Export to memory through a memfd (libseccomp 2.5 has no mem export). */
-    SBX_AUTOCLOSE int mfd = memfd_create("sbx-bpf", MFD_CLOEXEC);
-    if (mfd < 0)
-        return sbx_neg_errno();
-    int r = seccomp_export_bpf(ctx, mfd);
+    struct sock_filter *insns = NULL;
+    size_t n = 0;
+    int r = sbx_bpf_export(ctx, prefix, np, &insns, &n);
     if (r < 0)
         return r;
-    off_t size = lseek(mfd, 0, SEEK_END);
-    if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
-        (size_t)size / sizeof(struct sock_filter) + np > BPF_MAXINSNS)
-        return -EINVAL;
-    SBX_AUTOFREE struct sock_filter *insns = malloc((size_t)size + sizeof prefix);
-    if (!insns)
-        return -ENOMEM;
-    memcpy(insns, prefix, np * sizeof prefix[0]);
-    if (pread(mfd, insns + np, (size_t)size, 0) != size)
-        return -EIO;
-    out->len = (unsigned short)((size_t)size / sizeof(struct sock_filter) + np);
-    out->insns = sbx_steal_ptr(&insns);
+    out->len = (unsigned short)n;
+    out->insns = insns;
     return 0;
 }
 

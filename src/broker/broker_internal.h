@@ -26,7 +26,8 @@
  * child_install_filter (interception seam): runs in the program's process
  *   between fork and exec, after namespaces, view, identity, Landlock and
  *   the baseline seccomp filter, right before execve. Async-signal-safe
- *   code only (no malloc, no locks). Return a listener fd (> 0) to send
+ *   code only (no malloc, no locks); `landlock` says whether Landlock
+ *   confines the child to its view. Return a listener fd (> 0) to send
  *   to the broker, 0 for "installed, no listener", or -errno (spawn fails
  *   at SBX_STEP_INTERCEPTION).
  * on_listener: broker side, receives that listener fd (TAKEN) during
@@ -39,7 +40,7 @@
 typedef struct sbx_broker_hooks {
     int (*setup_section)(void *ud, uint64_t target_id, pid_t init_pid, const sbx_policy *policy,
                          sbx_target_fds *fds);
-    int (*child_install_filter)(void *ud, const sbx_policy *policy);
+    int (*child_install_filter)(void *ud, const sbx_policy *policy, bool landlock);
     void (*on_listener)(void *ud, uint64_t target_id, pid_t pid, int listener_fd, bool landlock);
     void (*on_target_exit)(void *ud, uint64_t target_id);
     void *userdata;

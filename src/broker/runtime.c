@@ -171,6 +171,25 @@ bool sbx_runtime_needs_interception(const sbx_policy *pol)
     return sbx_policy_needs_broker(pol) || pol->audit || sbx_runtime_deny_in_view(pol);
 }
 
+bool sbx_runtime_trap_native(const sbx_policy *pol, bool landlock)
+{
+    return pol->backend == SBX_BACKEND_TRAP && landlock && !sbx_runtime_deny_in_view(pol);
+}
+
+/* The shim: $SBX_PRELOAD (the embedder's or the test harness's choice),
+ * else the installed copy. A regular file we can read, by absolute path. */
+static char *find_preload(void)
+{
+    const char *cands[] = { getenv("SBX_PRELOAD"), SBX_PRELOAD_INSTALLED };
+    for (size_t i = 0; i < SBX_ARRAY_SIZE(cands); i++) {
+        const char *c = cands[i];
+        struct stat st;
+        if (c && c[0] == '/' && stat(c, &st) == 0 && S_ISREG(st.st_mode) && access(c, R_OK) == 0)
+            return realpath(c, NULL); /* the name the loader and the view will use */
+    }
+    return NULL;
+}
+
 /* ---- the policy adapter ---- */
 
 /* Inside a native-view tree that admits this kind of call? */
@@ -303,7 +322,10 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
     default:
         return -EINVAL;
     }
-    bool native = in_native_view(d->policy, path, write);
+    /* The trap shim is bound into the view read-only (spawn); the loader
+     * maps it before any handler exists, through the notify filter. */
+    bool native = in_native_view(d->policy, path, write) ||
+                  (!write && d->preload && strcmp(path, d->preload) == 0);
     if (!native && want_dir && d->root_fd >= 0)
         req.is_dir = broker_is_dir(d->root_fd, path);
     sbx_files_verdict v;
@@ -377,6 +399,7 @@ typedef struct rt_target {
     sbx_runtime_decider decider;
     sbx_files_dispatcher files;
     sbx_files_ipc_target fipc; /* the IPC server's target ctx: the files services' view of t */
+    sbx_files_ipc_memo memo;   /* fipc's memo of the target's threads */
     sbx_notify_config cfg;
     int listener;
     int stop_fd;
@@ -395,7 +418,10 @@ struct sbx_runtime {
     size_t n_pools;
     sbx_ipc_dispatcher *disp;
     struct sock_fprog filter;
+    struct sock_fprog filter_magic; /* the same, passing the trap fast path's native re-issue */
     bool filter_ok;
+    char *preload; /* libsbx-preload.so for trap targets, or NULL (not found) */
+    uint64_t ipc_calls_done; /* cross calls served for exited targets (under lock) */
     int root_fd;
     pthread_mutex_t audit_lock; /* held while the audit callback runs */
     sbx_audit_fn audit;
@@ -573,6 +599,7 @@ static void target_free(sbx_runtime *rt, rt_target *t)
     sbx_close_keep_errno(t->listener);
     sbx_close_keep_errno(t->stop_fd);
     sbx_ipc_server_free(t->server);
+    sbx_files_ipc_memo_destroy(&t->memo);
     sbx_ipc_section_free(t->section);
     pthread_mutex_lock(&rt->lock);
     cache_put(rt, t->comp);
@@ -591,6 +618,7 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     t->rt = rt;
     t->id = id;
     t->listener = t->stop_fd = -1;
+    sbx_files_ipc_memo_init(&t->memo);
     pthread_mutex_lock(&rt->lock);
     int r = cache_get(rt, pol, &t->comp);
     if (r == 0)
@@ -615,6 +643,9 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
         t->decider = (sbx_runtime_decider){ .policy = t->comp->policy, .buf = t->comp->buf,
                                             .size = t->comp->size,
                                             .deny_in_view = sbx_runtime_deny_in_view(pol),
+                                            .preload = pol->backend == SBX_BACKEND_TRAP
+                                                           ? rt->preload
+                                                           : NULL,
                                             .root_fd = rt->root_fd };
         t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide,
                                            .decide_ctx = &t->decider, .audit = rt_audit,
@@ -624,7 +655,8 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
          * perform native-view calls inside the target's root. */
         t->pid = init_pid;
         t->fipc = (sbx_files_ipc_target){ .files = &t->files, .pid = init_pid,
-                                          .landlock = false, .target_creds = true };
+                                          .landlock = false, .target_creds = true,
+                                          .memo = &t->memo };
         pthread_mutex_lock(&rt->lock);
         r = serve_section(rt, t, sp[0]);
         pthread_mutex_unlock(&rt->lock);
@@ -644,15 +676,19 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     return 0;
 }
 
-/* Hook, in the child between fork and exec: async-signal-safe. The filter
- * was built before any fork (sbx_runtime_new). */
-static int rt_child_install_filter(void *ud, const sbx_policy *pol)
+/* Hook, in the child between fork and exec: async-signal-safe. The filters
+ * were built before any fork (sbx_runtime_new). A trap target gets the
+ * notify filter too: it is the complete base beneath the preload's fast
+ * path (src/target/trap/preload.c). */
+static int rt_child_install_filter(void *ud, const sbx_policy *pol, bool landlock)
 {
     sbx_runtime *rt = ud;
     if (!sbx_runtime_needs_interception(pol))
         return 0; /* native speed: nothing to intercept */
     if (!rt->filter_ok)
         return -ENOSYS;
+    if (sbx_runtime_trap_native(pol, landlock))
+        return sbx_notify_filter_install(&rt->filter_magic);
     return sbx_notify_filter_install(&rt->filter);
 }
 
@@ -678,6 +714,11 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
         return;
     }
     t->pid = pid;
+    /* Cross calls (trap targets) resolve against the program's threads;
+     * NATIVE is answered exactly when the notify filter passes the trap's
+     * native re-issue (rt_child_install_filter). */
+    t->fipc.pid = pid;
+    t->fipc.landlock = sbx_runtime_trap_native(t->decider.policy, landlock);
     t->listener = lfd;
     t->stop_fd = eventfd(0, EFD_CLOEXEC);
     /* A deny rule inside the view cannot be enforced by CONTINUE (another
@@ -707,6 +748,8 @@ static void rt_on_target_exit(void *ud, uint64_t id)
         if ((*pp)->id == id) {
             t = *pp;
             *pp = t->next;
+            /* Counted as it leaves the list: never missing from the seam. */
+            rt->ipc_calls_done += t->server ? sbx_ipc_server_calls(t->server) : 0;
             break;
         }
     pthread_mutex_unlock(&rt->lock);
@@ -729,7 +772,10 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
         return e;
     }
     int r = sbx_notify_filter_build(&rt->filter);
+    if (r == 0 && (r = sbx_notify_filter_build_opts(&rt->filter_magic, true)) < 0)
+        sbx_notify_filter_free(&rt->filter);
     rt->filter_ok = r == 0;
+    rt->preload = find_preload();
     if (r < 0)
         sbx_warn("runtime: notify filter unavailable (%s): brokered policies cannot be spawned",
                  strerror(-r));
@@ -762,12 +808,20 @@ void sbx_runtime_free(sbx_runtime *rt)
         sbx_policy_unref(c->policy);
         free(c);
     }
-    if (rt->filter_ok)
+    if (rt->filter_ok) {
         sbx_notify_filter_free(&rt->filter);
+        sbx_notify_filter_free(&rt->filter_magic);
+    }
+    free(rt->preload);
     sbx_close_keep_errno(rt->root_fd);
     pthread_mutex_destroy(&rt->lock);
     pthread_mutex_destroy(&rt->audit_lock);
     free(rt);
+}
+
+const char *sbx_runtime_preload(const sbx_runtime *rt)
+{
+    return rt ? rt->preload : NULL;
 }
 
 int sbx_runtime_section_fd(sbx_runtime *rt, uint64_t id)
@@ -798,6 +852,16 @@ int sbx_runtime_seed_compiled(sbx_runtime *rt, sbx_policy *pol, const void *buf,
     rt->cache = c;
     pthread_mutex_unlock(&rt->lock);
     return 0;
+}
+
+uint64_t sbx_runtime_ipc_calls(sbx_runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    uint64_t n = rt->ipc_calls_done;
+    for (rt_target *t = rt->targets; t; t = t->next)
+        n += t->server ? sbx_ipc_server_calls(t->server) : 0;
+    pthread_mutex_unlock(&rt->lock);
+    return n;
 }
 
 size_t sbx_runtime_live_targets(sbx_runtime *rt)

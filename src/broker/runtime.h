@@ -30,6 +30,18 @@ int sbx_runtime_set_audit(sbx_runtime *rt, sbx_audit_fn fn, void *ud);
  * a deny rule inside its native view)? Async-signal-safe (no allocation). */
 bool sbx_runtime_needs_interception(const sbx_policy *policy);
 
+/* Does a trap target under `policy` get native re-issue (the notify
+ * filter passes the trap's magic, the files IPC may answer NATIVE, the
+ * shim gets SBX_TRAP_NATIVE=1)? Only for SBX_BACKEND_TRAP, only while
+ * Landlock confines the target and no deny rule lies inside its view.
+ * Async-signal-safe. */
+bool sbx_runtime_trap_native(const sbx_policy *policy, bool landlock);
+
+/* The preload shim trap targets get (absolute path; borrowed, lives as
+ * long as rt), or NULL when none was found ($SBX_PRELOAD, then the
+ * installed copy). NULL rt: NULL. */
+const char *sbx_runtime_preload(const sbx_runtime *rt);
+
 /* True if a deny rule's literal prefix lies inside (or above) a tree of the
  * native view: such a target gets no CONTINUE at all. Async-signal-safe. */
 bool sbx_runtime_deny_in_view(const sbx_policy *policy);
@@ -42,6 +54,7 @@ typedef struct sbx_runtime_decider {
     size_t size;
     bool deny_in_view;
     int root_fd;              /* the broker's "/" (for is_dir lookups; borrowed) */
+    const char *preload;      /* the trap shim's path: native read-only (NULL: none) */
 } sbx_runtime_decider;
 
 int sbx_runtime_decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out);
@@ -54,6 +67,9 @@ int sbx_runtime_section_fd(sbx_runtime *rt, uint64_t target_id);
  * compiling its rules: lets tests reach actions the high-level rules never
  * produce. 0 or -errno. */
 int sbx_runtime_seed_compiled(sbx_runtime *rt, sbx_policy *policy, const void *buf, size_t size);
+/* Test seam: cross calls served over the shared-memory IPC so far, for
+ * every target of rt (live and gone): the trap fast path's traffic. */
+uint64_t sbx_runtime_ipc_calls(sbx_runtime *rt);
 /* Test seam: live per-target records. */
 size_t sbx_runtime_live_targets(sbx_runtime *rt);
 

@@ -9,6 +9,7 @@
  * its fds, its limits and the interception filter and execs. Every failure
  * is reported back as (step, errno). Everything the child needs is computed
  * here first: between clone and exec nothing allocates. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -43,6 +44,7 @@
 #include "base/fd.h"
 #include "base/log.h"
 #include "broker/broker_internal.h"
+#include "broker/runtime.h"
 
 extern char **environ;
 
@@ -127,7 +129,7 @@ typedef struct plan {
     bool root_broker;
     const char *path;
     char *const *argv;
-    char **envp;                      /* room for 3 more entries + NULL; entries not owned */
+    char **envp;                      /* room for 5 more entries + NULL; entries not owned */
     size_t n_env;
     const char *cwd;
     fd_pair pairs[MAX_FD_PAIRS];
@@ -475,7 +477,7 @@ __attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
             child_fail(p, SBX_STEP_SECCOMP, -r);
     }
     if (p->hooks.child_install_filter) {
-        int lfd = p->hooks.child_install_filter(p->hooks.userdata, p->policy);
+        int lfd = p->hooks.child_install_filter(p->hooks.userdata, p->policy, p->landlock_abi > 0);
         if (lfd < 0)
             child_fail(p, SBX_STEP_INTERCEPTION, -lfd);
         if (lfd > 0) {
@@ -839,7 +841,7 @@ static int plan_view(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
 static int plan_env(spawn_res *s, const sbx_spawn_options *o)
 {
     plan *p = s->p;
-    p->envp = calloc(MAX_ENV + 4, sizeof *p->envp);
+    p->envp = calloc(MAX_ENV + 6, sizeof *p->envp);
     if (!p->envp)
         return -ENOMEM;
     if (o->envp) {
@@ -867,6 +869,80 @@ static int plan_env(spawn_res *s, const sbx_spawn_options *o)
             return -ENOMEM;
         p->envp[p->n_env++] = e;
     }
+    return 0;
+}
+
+/* An ELF executable without PT_INTERP: the dynamic loader never runs, so
+ * LD_PRELOAD cannot engage. Scripts and unreadable files: false. */
+static bool is_static_elf(const char *path)
+{
+    SBX_AUTOCLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    Elf64_Ehdr eh;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+        eh.e_phnum > 256)
+        return false;
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph)
+            return false;
+        if (ph.p_type == PT_INTERP)
+            return false;
+    }
+    return true;
+}
+
+/* Put `entry` ("NAME=...") in the environment, replacing NAME's value. */
+static void set_env(plan *p, char *entry)
+{
+    size_t n = strcspn(entry, "=") + 1;
+    for (size_t i = 0; i < p->n_env; i++)
+        if (strncmp(p->envp[i], entry, n) == 0) {
+            p->envp[i] = entry;
+            return;
+        }
+    p->envp[p->n_env++] = entry;
+}
+
+/* Backend trap: the runtime's notify filter stays the complete base (the
+ * hook installs it); the preload shim is bound read-only into the view and
+ * preloaded, and engages the fast path in every dynamic program. */
+static int plan_trap(spawn_res *s, const sbx_policy *pol, sbx_target_info *out)
+{
+    plan *p = s->p;
+    const char *shim = sbx_runtime_preload(s->b->runtime);
+    if (!shim) {
+        info_fail(out, SBX_STEP_INTERCEPTION, ENOENT,
+                  "backend trap: libsbx-preload.so not found (set SBX_PRELOAD)");
+        return SBX_ERROR_SPAWN;
+    }
+    if (is_static_elf(p->path))
+        sbx_warn_append(out->warnings, sizeof out->warnings, &out->n_warnings,
+                        "backend trap: %s is statically linked; its calls are served by notify",
+                        p->path);
+    int r;
+    /* Its own bind, executable (it is mapped PROT_EXEC), even inside a
+     * directory view: those are noexec unless they are system trees. */
+    if ((r = add_host_path(s, shim, false, false, true, false)) < 0) {
+        info_fail(out, SBX_STEP_MOUNT, -r, shim);
+        return SBX_ERROR_SPAWN;
+    }
+    sort_by_depth(p);
+    const char *old = NULL;
+    for (size_t i = 0; i < p->n_env; i++)
+        if (strncmp(p->envp[i], "LD_PRELOAD=", 11) == 0 && p->envp[i][11])
+            old = p->envp[i] + 11;
+    char *e = NULL;
+    if (asprintf(&e, "LD_PRELOAD=%s%s%s", shim, old ? ":" : "", old ? old : "") < 0)
+        return -ENOMEM;
+    if (!keep_str(s, e))
+        return -ENOMEM;
+    set_env(p, e);
+    set_env(p, (char *)(uintptr_t)(sbx_runtime_trap_native(pol, p->landlock_abi > 0)
+                                       ? "SBX_TRAP_NATIVE=1"
+                                       : "SBX_TRAP_NATIVE=0"));
     return 0;
 }
 
@@ -1247,6 +1323,12 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         if (!p->landlock_abi)
             sbx_warn_append(out->warnings, sizeof out->warnings, &out->n_warnings,
                             "landlock: unavailable; the mount namespace alone bounds the view");
+    }
+    if (pol->backend == SBX_BACKEND_TRAP && sbx_runtime_needs_interception(pol) &&
+        (r = plan_trap(&s, pol, out)) < 0) {
+        if (!out->failed_step)
+            info_fail(out, SBX_STEP_INTERCEPTION, -r, "backend trap");
+        return r == -ENOMEM ? r : SBX_ERROR_SPAWN;
     }
     bool kill = (pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL) != 0;
     bool nochildren = pol->lockdown >= SBX_LOCKDOWN_LOCKDOWN &&

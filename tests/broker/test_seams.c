@@ -115,7 +115,7 @@ Test(seams, section_failure_names_step)
 }
 
 /* Child side of the interception seam: a one-syscall notify filter. */
-static int install_filter(void *ud, const sbx_policy *pol)
+static int install_filter(void *ud, const sbx_policy *pol, bool landlock)
 {
     (void)ud;
     (void)pol;
@@ -171,7 +171,7 @@ Test(seams, interception_listener_reaches_broker)
     sbx_policy_unref(p);
 }
 
-static int failing_filter(void *ud, const sbx_policy *pol)
+static int failing_filter(void *ud, const sbx_policy *pol, bool landlock)
 {
     (void)ud;
     (void)pol;

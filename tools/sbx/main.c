@@ -1,6 +1,10 @@
 /* sbx — the command-line front end. A thin main: parse (cli_args.c, unit
  * tested), then hand over to one function per subcommand. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <sbx/sbx.h>
 
@@ -8,8 +12,31 @@
 #include "commands.h"
 #include "exit_codes.h"
 
+/* Run from the build tree (tools/sbx/sbx), the trap backend's shim is
+ * tools/preload/libsbx-preload.so beside us; installed, the library finds
+ * its installed copy itself. An explicit $SBX_PRELOAD always wins. */
+static void find_build_tree_shim(void)
+{
+    if (getenv("SBX_PRELOAD"))
+        return;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    char shim[PATH_MAX + 64];
+    snprintf(shim, sizeof shim, "%s/../preload/libsbx-preload.so", exe);
+    if (access(shim, R_OK) == 0)
+        setenv("SBX_PRELOAD", shim, 1);
+}
+
 int main(int argc, char **argv)
 {
+    find_build_tree_shim();
     sbx_cli cli;
     char err[1024];
     int r = sbx_cli_parse(argc, argv, &cli, err, sizeof err);

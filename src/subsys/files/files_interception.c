@@ -252,8 +252,13 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
     (void)ctx;
     decoded d;
     long r = decode(call, &d);
-    if (r == -ENOSYS)
+    if (r == -ENOSYS) {
+        /* Not served here: over the broker's notify filter (ranged mode)
+         * the call is handed down to it, which serves every entry. */
+        if (call->forward_allowed)
+            return sbx_trap_forward(call);
         return call->native_allowed ? native(call) : -ENOSYS;
+    }
     if (r < 0)
         return r;
     if (!d.path)

@@ -16,8 +16,9 @@
  * Served over IPC: every BROKERED entry (open family, access family,
  * stat family, readlink, rename family, mkdir, unlink, rmdir, truncate,
  * chmod family, utimensat with a path) except chdir, openat2 with resolve
- * flags and utimensat with a NULL path (futimens), which are re-issued
- * natively when native re-issue is allowed and fail with ENOSYS otherwise.
+ * flags and utimensat with a NULL path (futimens), which are forwarded to
+ * the notify base in ranged mode, else re-issued natively when allowed,
+ * else fail with ENOSYS.
  * Buffers the kernel would fill (struct stat, struct statx, readlink's
  * bytes) are written only from a successful reply, exactly as many bytes
  * as the kernel writes (docs/trap.md).

@@ -93,6 +93,76 @@ static int find_thread(pid_t pid, pid_t tid, sbx_files_task *task, thread_status
     return -ESRCH;
 }
 
+void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
+        m->e[i].task_fd = -1;
+}
+
+void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
+{
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
+        sbx_close_keep_errno(m->e[i].task_fd);
+    pthread_mutex_destroy(&m->lock);
+}
+
+/* A live memo entry for tid: *task gets a dup of its /proc fd. */
+static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, thread_status *ts)
+{
+    bool hit = false;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE && !hit; i++) {
+        sbx_files_ipc_memo_entry *e = &m->e[i];
+        if (e->ns_tid != tid || e->task_fd < 0)
+            continue;
+        if (faccessat(e->task_fd, "cwd", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+            /* gone (or exec'd into another tid): forget it */
+            sbx_close_keep_errno(e->task_fd);
+            e->task_fd = -1;
+            e->ns_tid = 0;
+            break;
+        }
+        int fd = fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            break;
+        *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
+        ts->ns_tid = tid;
+        ts->creds = e->creds;
+        hit = true;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return hit;
+}
+
+static void memo_put(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *task,
+                     const thread_status *ts)
+{
+    int fd = fcntl(task->proc_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&m->lock);
+    size_t slot = SBX_FILES_IPC_MEMO_SIZE;
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE && slot == SBX_FILES_IPC_MEMO_SIZE; i++)
+        if (m->e[i].ns_tid == tid || m->e[i].task_fd < 0)
+            slot = i;
+    if (slot == SBX_FILES_IPC_MEMO_SIZE)
+        slot = m->next++ % SBX_FILES_IPC_MEMO_SIZE;
+    sbx_files_ipc_memo_entry *e = &m->e[slot];
+    sbx_close_keep_errno(e->task_fd);
+    *e = (sbx_files_ipc_memo_entry){ .ns_tid = tid, .pid = task->pid, .tid = task->tid,
+                                     .task_fd = fd, .creds = ts->creds };
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Calls that create an object need the umask of the moment. */
+static bool creates(const sbx_files_call *c)
+{
+    return (c->op == SBX_FILES_CALL_OPEN && (c->flags & (O_CREAT | __O_TMPFILE))) ||
+           c->op == SBX_FILES_CALL_MKDIR;
+}
+
 static int as_dirfd(uint64_t v)
 {
     int fd = (int)(int32_t)(uint32_t)v; /* the kernel reads dirfd as an int */
@@ -205,11 +275,19 @@ static void caller_done(caller *c)
     sbx_close_keep_errno(c->root_fd);
 }
 
-static int caller_find(const sbx_files_ipc_target *t, uint32_t tid, caller *c)
+/* `fresh`: the call creates something and needs the umask of the moment
+ * (the memo is bypassed). */
+static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fresh, caller *c)
 {
-    int r = find_thread(t->pid, (pid_t)tid, &c->task, &c->st);
-    if (r < 0)
-        return r;
+    pid_t tid = (pid_t)ns_tid;
+    bool memo = t->memo && !fresh && tid > 0;
+    if (!memo || !memo_find(t->memo, tid, &c->task, &c->st)) {
+        int r = find_thread(t->pid, tid, &c->task, &c->st);
+        if (r < 0)
+            return r;
+        if (t->memo)
+            memo_put(t->memo, tid, &c->task, &c->st);
+    }
     if (!t->landlock) {
         /* Native calls are then performed inside the target's own view. */
         char root[64];
@@ -355,7 +433,7 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (r < 0)
         return fail(info, r);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, &c)) < 0)
+    if ((r = caller_find(t, args[1].v.u32, creates(&call), &c)) < 0)
         return fail(info, r);
     if (call.op == SBX_FILES_CALL_CHMOD && args[3].v.str.len == 0 &&
         (args[4].v.u32 & AT_EMPTY_PATH))
@@ -490,7 +568,7 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (call.op == SBX_FILES_CALL_UTIMENS && !call.times_now)
         memcpy(call.times, buf, TIMES_SIZE);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, &c)) < 0)
+    if ((r = caller_find(t, args[1].v.u32, false, &c)) < 0)
         return fail(info, r);
     if (args[3].v.str.len == 0 && empty_ok) {
         if (call.op == SBX_FILES_CALL_UTIMENS)
@@ -551,7 +629,7 @@ static int files_ipc_rename_handler(sbx_ipc_info *info, const sbx_arg *args)
     int dirfd1 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
     int dirfd2 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[4].v.handle);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    int r = caller_find(t, args[1].v.u32, &c);
+    int r = caller_find(t, args[1].v.u32, false, &c);
     if (r < 0)
         return fail(info, r);
     static _Thread_local char path[2][SBX_FILES_PATH_MAX];

@@ -29,6 +29,7 @@
 #ifndef SBX_SUBSYS_FILES_IPC_H
 #define SBX_SUBSYS_FILES_IPC_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -48,6 +49,32 @@
 #define SBX_FILES_IPC_RES_FD 2u     /* the reply carries the fd */
 #define SBX_FILES_IPC_RES_NATIVE 3u /* run it natively (only when the broker said Landlock holds) */
 
+/* A memo of the target's threads last found (ns tid -> the broker's
+ * /proc/<pid>/task/<tid> and its credentials): finding a thread means
+ * scanning /proc and parsing status, which costs more than the call it
+ * serves. An entry is used only while its task is alive (a lookup through
+ * its /proc fd succeeds: a dead task's fails, and a new thread that reuses
+ * the tid has another /proc entry), and never for a call that creates
+ * something (those need the umask of the moment: a fresh scan). The
+ * credentials are stable for a live task: in its user namespace the
+ * target holds one mapped uid and gid and no capability to change ids or
+ * groups. */
+#define SBX_FILES_IPC_MEMO_SIZE 8
+typedef struct sbx_files_ipc_memo_entry {
+    pid_t ns_tid; /* 0: empty */
+    pid_t pid, tid;
+    int task_fd;
+    sbx_files_creds creds;
+} sbx_files_ipc_memo_entry;
+typedef struct sbx_files_ipc_memo {
+    pthread_mutex_t lock;
+    unsigned next; /* round-robin victim */
+    sbx_files_ipc_memo_entry e[SBX_FILES_IPC_MEMO_SIZE];
+} sbx_files_ipc_memo;
+void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m);
+/* Close the memo's fds. */
+void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m);
+
 /* What a handler needs to know about the target it serves: the server's
  * target ctx (sbx_ipc_info_target_ctx) must point at one of these. */
 typedef struct sbx_files_ipc_target {
@@ -55,6 +82,7 @@ typedef struct sbx_files_ipc_target {
     pid_t pid;         /* the target's process as the broker sees it */
     bool landlock;     /* confined to its view by Landlock: NATIVE may be answered */
     bool target_creds; /* act with the target's fsuid/fsgid/groups */
+    sbx_files_ipc_memo *memo; /* borrowed, may be NULL (every call scans) */
 } sbx_files_ipc_target;
 
 /* The tag that serves syscall nr, or 0 (not served by the trap backend:

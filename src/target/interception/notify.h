@@ -28,6 +28,12 @@
  * sbx_notify_filter_free), or a negative errno. Not async-signal-safe:
  * call before fork. */
 int sbx_notify_filter_build(struct sock_fprog *prog);
+/* The same, and with pass_magic a brokered call whose 6th argument is
+ * SBX_TRAP_MAGIC (the trap backend's native re-issue) is allowed without a
+ * notification. Only for targets Landlock confines to their view and whose
+ * policy has no deny rule inside it (the re-issue is then bounded by the
+ * kernel exactly as CONTINUE is). */
+int sbx_notify_filter_build_opts(struct sock_fprog *prog, bool pass_magic);
 void sbx_notify_filter_free(struct sock_fprog *prog);
 
 /* In the target (between fork and exec: async-signal-safe, no allocation):

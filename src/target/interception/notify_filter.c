@@ -12,12 +12,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/bpf_export.h"
 #include "base/cleanup.h"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #endif
 #include "subsys/files/files_syscalls.h"
+#include "target/trap/trap.h"
 
 static void release_ctx(scmp_filter_ctx *c)
 {
@@ -26,6 +28,11 @@ static void release_ctx(scmp_filter_ctx *c)
 }
 
 int sbx_notify_filter_build(struct sock_fprog *prog)
+{
+    return sbx_notify_filter_build_opts(prog, false);
+}
+
+int sbx_notify_filter_build_opts(struct sock_fprog *prog, bool pass_magic)
 {
     memset(prog, 0, sizeof *prog);
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -36,14 +43,25 @@ int sbx_notify_filter_build(struct sock_fprog *prog)
     int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (r < 0)
         return r;
+    /* The trap fast path's native re-issue (trap.h) carries the magic in
+     * the unused 6th argument; it passes only when the broker asked for it
+     * (Landlock confines the target, so a native call stays in its view). */
+    const struct scmp_arg_cmp no_magic = SCMP_A5_64(SCMP_CMP_NE, SBX_TRAP_MAGIC);
     for (size_t i = 0; i < sbx_files_syscall_count; i++) {
         const sbx_files_syscall *s = &sbx_files_syscalls[i];
         if (s->kind == SBX_FILES_SC_BROKERED && s->native_if_null >= 0) {
             /* A NULL path there means an fd-only call (futimens). */
-            r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1,
-                                 SCMP_CMP((unsigned)s->native_if_null, SCMP_CMP_NE, 0));
+            if (pass_magic)
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 2,
+                                     SCMP_CMP((unsigned)s->native_if_null, SCMP_CMP_NE, 0), no_magic);
+            else
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1,
+                                     SCMP_CMP((unsigned)s->native_if_null, SCMP_CMP_NE, 0));
         } else if (s->kind == SBX_FILES_SC_BROKERED) {
-            r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 0);
+            if (pass_magic)
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1, no_magic);
+            else
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 0);
         } else if (s->kind == SBX_FILES_SC_REFUSED) {
             uint32_t act = SCMP_ACT_ERRNO((uint32_t)s->refuse_errno);
             if (s->native_if_null >= 0)
@@ -57,24 +75,12 @@ int sbx_notify_filter_build(struct sock_fprog *prog)
         if (r < 0)
             return r;
     }
-    SBX_AUTOCLOSE int mfd = memfd_create("sbx-filter", MFD_CLOEXEC);
-    if (mfd < 0)
-        return sbx_neg_errno();
-    if ((r = seccomp_export_bpf(ctx, mfd)) < 0)
+    struct sock_filter *insns = NULL;
+    size_t n = 0;
+    if ((r = sbx_bpf_export(ctx, NULL, 0, &insns, &n)) < 0)
         return r;
-    struct stat st;
-    if (fstat(mfd, &st) < 0)
-        return sbx_neg_errno();
-    size_t len = (size_t)st.st_size;
-    if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS)
-        return -E2BIG;
-    SBX_AUTOFREE struct sock_filter *insns = malloc(len);
-    if (!insns)
-        return -ENOMEM;
-    if (pread(mfd, insns, len, 0) != (ssize_t)len)
-        return -EIO;
-    prog->len = (unsigned short)(len / sizeof(struct sock_filter));
-    prog->filter = sbx_steal_ptr(&insns);
+    prog->len = (unsigned short)n;
+    prog->filter = insns;
     return 0;
 }
 

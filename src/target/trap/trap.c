@@ -4,15 +4,22 @@
 #include "target/trap/trap.h"
 
 #include <errno.h>
+#include <link.h>
 #include <linux/audit.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 #include <ucontext.h>
 
 #include <sbx/error.h>
+
+#include "base/bpf_export.h"
 
 #ifndef SYS_SECCOMP
 #define SYS_SECCOMP 1
@@ -32,6 +39,7 @@ static sbx_ipc_client *g_ipc;
 static const void *g_policy;
 static size_t g_policy_size;
 static bool g_native;
+static bool g_forward; /* ranged: a call re-issued from here meets the filters beneath */
 
 static atomic_uint_fast64_t st_trapped, st_unhandled, st_nested, st_foreign;
 /* Per-thread nesting depth. initial-exec: a TLS access in a signal handler
@@ -102,6 +110,50 @@ long sbx_trap_native(const sbx_trap_call *call)
         return -EPERM;
     return sbx_trap_syscall6(call->nr, call->args[0], call->args[1], call->args[2],
                              call->args[3], call->args[4], SBX_TRAP_MAGIC);
+}
+
+typedef struct code_find {
+    uintptr_t addr;
+    sbx_trap_range *out;
+    size_t n;
+} code_find;
+
+static int code_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    code_find *cf = arg;
+    bool mine = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && cf->addr >= a && cf->addr < a + ph->p_memsz)
+            mine = true;
+    }
+    if (!mine)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum && cf->n < SBX_TRAP_MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        cf->out[cf->n++] = (sbx_trap_range){ a, a + ph->p_memsz };
+    }
+    return 1;
+}
+
+size_t sbx_trap_code_ranges(uintptr_t addr, sbx_trap_range out[SBX_TRAP_MAX_RANGES])
+{
+    code_find cf = { .addr = addr, .out = out };
+    dl_iterate_phdr(code_find_cb, &cf);
+    return cf.n;
+}
+
+long sbx_trap_forward(const sbx_trap_call *call)
+{
+    if (!g_forward)
+        return -ENOSYS;
+    return sbx_trap_syscall6(call->nr, call->args[0], call->args[1], call->args[2],
+                             call->args[3], call->args[4], call->args[5]);
 }
 
 long sbx_trap_result_from(int code)
@@ -196,6 +248,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
             .policy = g_policy,
             .policy_size = g_policy_size,
             .native_allowed = g_native,
+            .forward_allowed = g_forward,
             .depth = depth,
         };
         result = registry[nr].fn(&call, registry[nr].ctx);
@@ -213,26 +266,37 @@ static void release_ctx(scmp_filter_ctx *c)
         seccomp_release(*c);
 }
 
-/* Build and load the filter. Default ALLOW (this filter only routes; the
+static int new_ctx(scmp_filter_ctx *out)
+{
+    *out = seccomp_init(SCMP_ACT_ALLOW);
+    if (!*out)
+        return -ENOMEM;
+    return seccomp_attr_set(*out, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+}
+
+/* Every refused call fails with its errno, wherever it comes from. */
+static int add_refusals(scmp_filter_ctx ctx)
+{
+    for (int nr = 0; nr < SBX_TRAP_MAX_NR; nr++) {
+        if (!registry[nr].refuse_errno)
+            continue;
+        int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint32_t)registry[nr].refuse_errno), nr, 0);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* The routing program. Default ALLOW (this filter only routes; the
  * baseline filter denies what no target may do); registered calls TRAP,
  * refused calls fail with their errno; sigaction(SIGSYS, act != NULL)
  * fails with EINVAL. Only the native x86_64 ABI is in the filter: i386
  * (int 0x80) and x32 calls hit the arch check, whose action is
  * KILL_PROCESS — their numbers would otherwise bypass every rule. */
-static int load_filter(bool allow_native)
+static int build_trapping(scmp_filter_ctx ctx, bool allow_native)
 {
-    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx)
-        return -ENOMEM;
-    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    if (r == 0)
-        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-    if (r == 0)
-        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
-    if (r < 0)
-        return r;
-    r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SYS_rt_sigaction, 2,
-                         SCMP_A0_32(SCMP_CMP_EQ, SIGSYS), SCMP_A1(SCMP_CMP_NE, 0));
+    int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SYS_rt_sigaction, 2,
+                             SCMP_A0_32(SCMP_CMP_EQ, SIGSYS), SCMP_A1(SCMP_CMP_NE, 0));
     /* Setting another signal's action goes to the handler, which keeps
      * SIGSYS out of its sa_mask (a program handler that blocks "all
      * signals" must still make trapped calls). This rule keeps the magic
@@ -245,23 +309,136 @@ static int load_filter(bool allow_native)
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, SYS_rt_sigaction, 3, SCMP_A0_32(SCMP_CMP_NE, SIGSYS),
                              SCMP_A1(SCMP_CMP_NE, 0), SCMP_A5_64(SCMP_CMP_NE, SBX_TRAP_MAGIC));
+    if (r == 0)
+        r = add_refusals(ctx);
+    for (int nr = 0; r == 0 && nr < SBX_TRAP_MAX_NR; nr++) {
+        const trap_entry *e = &registry[nr];
+        if (!e->fn)
+            continue;
+        if (allow_native)
+            r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, nr, 1, SCMP_A5_64(SCMP_CMP_NE, SBX_TRAP_MAGIC));
+        else
+            r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, nr, 0);
+    }
+    return r;
+}
+
+/* Up to two 32-bit-high-word pieces per range (a range crossing a 4 GiB
+ * boundary is split), 5 instructions each, plus the jump to the pass
+ * program. */
+#define IP_LO offsetof(struct seccomp_data, instruction_pointer)
+#define IP_HI (offsetof(struct seccomp_data, instruction_pointer) + 4)
+#define PIECE_INSNS 5
+#define MAX_PIECES (2 * SBX_TRAP_MAX_RANGES)
+
+typedef struct piece {
+    uint32_t hi, lo, last; /* [hi:lo, hi:last] inclusive */
+} piece;
+
+static size_t split_ranges(const sbx_trap_range *rg, size_t n, piece *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = rg[i].start, last = rg[i].end - 1;
+        while (a <= last) {
+            uint64_t seg_last = a | 0xffffffffull;
+            if (seg_last > last)
+                seg_last = last;
+            out[k++] = (piece){ (uint32_t)(a >> 32), (uint32_t)a, (uint32_t)seg_last };
+            if (seg_last == last)
+                break;
+            a = seg_last + 1;
+        }
+    }
+    return k;
+}
+
+/* Load [prefix][trapping program][pass program]: the prefix sends calls
+ * whose instruction pointer lies in a range to the trapping program and
+ * every other call to the pass program (refusals only). Jumps in both
+ * programs are relative and stay inside them, so placing them one after
+ * the other keeps them intact. */
+static int load_ranged(const struct sock_filter *a, size_t na, const struct sock_filter *b,
+                       size_t nb, const sbx_trap_range *rg, size_t nrg)
+{
+    piece pc[MAX_PIECES];
+    size_t np = split_ranges(rg, nrg, pc);
+    size_t npre = np * PIECE_INSNS + 1;
+    size_t total = npre + na + nb;
+    if (total > BPF_MAXINSNS)
+        return -E2BIG;
+    struct sock_filter *f = calloc(total, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    size_t i = 0;
+    for (size_t k = 0; k < np; k++) {
+        f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, IP_HI);
+        f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, pc[k].hi, 0, 3);
+        f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, IP_LO);
+        f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, pc[k].lo, 0, 1);
+        /* In the piece: jump to the trapping program (just past the prefix). */
+        f[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, pc[k].last, 0,
+                                            (uint8_t)(npre - (i + 1)));
+        i++;
+    }
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA | BPF_K, (uint32_t)na);
+    memcpy(f + i, a, na * sizeof *a);
+    memcpy(f + i + na, b, nb * sizeof *b);
+    struct sock_fprog prog = { .len = (unsigned short)total, .filter = f };
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+    int e = errno;
+    free(f);
+    if (r < 0)
+        return -e;
+    return r > 0 ? -EBUSY : 0; /* > 0: a thread that could not be synchronised */
+}
+
+static void free_insns(struct sock_filter **p)
+{
+    free(*p);
+}
+
+static int load_filter(const sbx_trap_options *opt)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    __attribute__((cleanup(release_ctx))) scmp_filter_ctx trapping = NULL;
+    int r = new_ctx(&trapping);
+    if (r == 0)
+        r = build_trapping(trapping, opt->allow_native);
     if (r < 0)
         return r;
-    for (int nr = 0; nr < SBX_TRAP_MAX_NR; nr++) {
-        const trap_entry *e = &registry[nr];
-        if (e->refuse_errno)
-            r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint32_t)e->refuse_errno), nr, 0);
-        else if (e->fn && allow_native)
-            r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, nr, 1,
-                                 SCMP_A5_64(SCMP_CMP_NE, SBX_TRAP_MAGIC));
-        else if (e->fn)
-            r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, nr, 0);
-        else
-            continue;
-        if (r < 0)
-            return r;
+    if (!opt->n_ranges) {
+        r = seccomp_attr_set(trapping, SCMP_FLTATR_CTL_TSYNC, 1);
+        return r < 0 ? r : seccomp_load(trapping);
     }
-    return seccomp_load(ctx);
+    __attribute__((cleanup(release_ctx))) scmp_filter_ctx pass = NULL;
+    if ((r = new_ctx(&pass)) < 0 || (r = add_refusals(pass)) < 0)
+        return r;
+    __attribute__((cleanup(free_insns))) struct sock_filter *a = NULL;
+    __attribute__((cleanup(free_insns))) struct sock_filter *b = NULL;
+    size_t na = 0, nb = 0;
+    if ((r = sbx_bpf_export(trapping, NULL, 0, &a, &na)) < 0 ||
+        (r = sbx_bpf_export(pass, NULL, 0, &b, &nb)) < 0)
+        return r;
+    return load_ranged(a, na, b, nb, opt->ranges, opt->n_ranges);
+}
+
+/* The ranges must be sane and must not hold our own syscall instruction
+ * (sbx_trap_forward relies on it being outside them). */
+static int check_ranges(const sbx_trap_options *opt)
+{
+    if (opt->n_ranges > SBX_TRAP_MAX_RANGES || (opt->n_ranges && !opt->ranges))
+        return -EINVAL;
+    uintptr_t self = (uintptr_t)&sbx_trap_syscall6;
+    for (size_t i = 0; i < opt->n_ranges; i++) {
+        const sbx_trap_range *r = &opt->ranges[i];
+        if (r->end <= r->start)
+            return -EINVAL;
+        if (self + 64 > r->start && self < r->end)
+            return -EINVAL;
+    }
+    return 0;
 }
 
 int sbx_trap_install(const sbx_trap_options *opt)
@@ -272,7 +449,13 @@ int sbx_trap_install(const sbx_trap_options *opt)
     sbx_trap_options def = { 0 };
     if (!opt)
         opt = &def;
+    int cr = check_ranges(opt);
+    if (cr < 0) {
+        atomic_flag_clear(&once);
+        return cr;
+    }
     g_ipc = opt->ipc;
+    g_forward = opt->n_ranges > 0;
     g_native = opt->allow_native;
     if (g_ipc) {
         const void *p = NULL;
@@ -303,7 +486,7 @@ int sbx_trap_install(const sbx_trap_options *opt)
     sigemptyset(&unblock);
     sigaddset(&unblock, SIGSYS);
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
-    int r = load_filter(opt->allow_native);
+    int r = load_filter(opt);
     if (r < 0) {
         sigaction(SIGSYS, &old, NULL);
         atomic_flag_clear(&once);

@@ -49,6 +49,7 @@ typedef struct sbx_trap_call {
     const void *policy;      /* read-only local policy copy (may be NULL): fail-fast only */
     size_t policy_size;
     bool native_allowed;     /* Landlock confines the target: sbx_trap_native works */
+    bool forward_allowed;    /* ranged mode: sbx_trap_forward hands the call down */
     unsigned depth;          /* 1 for a trap from program code, 2+ when nested */
 } sbx_trap_call;
 
@@ -66,9 +67,25 @@ int sbx_trap_register(int nr, sbx_trap_handler fn, void *ctx);
  * no bypass by magic). Same errors as sbx_trap_register. */
 int sbx_trap_refuse(int nr, int err);
 
+/* A code range [start, end), e.g. libc's executable segment. */
+typedef struct sbx_trap_range {
+    uintptr_t start, end;
+} sbx_trap_range;
+#define SBX_TRAP_MAX_RANGES 4
+
 typedef struct sbx_trap_options {
     sbx_ipc_client *ipc;  /* borrowed; must outlive the process (may be NULL) */
     bool allow_native;    /* true ONLY when Landlock confines the target to its view */
+    /* Ranged mode (the preload shim over the broker's notify filter): only
+     * calls whose syscall instruction lies in one of these ranges trap;
+     * calls from anywhere else pass this filter (refusals still apply) and
+     * meet the filters installed beneath it. After an execve the new
+     * image's code lies elsewhere (ASLR), so an inherited filter stays
+     * inert instead of killing a program that has no handler yet. The
+     * ranges must not contain this engine's own code. n_ranges 0: every
+     * call traps, wherever it comes from. */
+    const sbx_trap_range *ranges; /* read during install only */
+    size_t n_ranges;              /* <= SBX_TRAP_MAX_RANGES */
 } sbx_trap_options;
 
 /* Install the SIGSYS handler, then load the filter on every thread of the
@@ -76,14 +93,28 @@ typedef struct sbx_trap_options {
  * new action fails with EINVAL (in the filter), and a SIGSYS the program
  * blocks kills it on its next trapped call (the kernel forces a blocked
  * trap signal to its default action): interception never silently turns
- * off. Returns 0, SBX_ERROR_ALREADY_INIT, or a negative errno / libseccomp
- * code (the handler is then restored). Call once, not from a handler. */
+ * off. Returns 0, SBX_ERROR_ALREADY_INIT, -EINVAL for bad ranges, or a
+ * negative errno / libseccomp code (the handler is then restored). Call
+ * once, not from a handler. */
 int sbx_trap_install(const sbx_trap_options *opt);
 bool sbx_trap_installed(void);
 
 /* Re-issue call natively (A5 = magic). Returns the kernel's result or
  * -errno; -EPERM when native re-issue is disabled. Async-signal-safe. */
 long sbx_trap_native(const sbx_trap_call *call);
+
+/* The executable segments of the loaded object (libc, a library, the
+ * program) that holds code address `addr`, for sbx_trap_options.ranges.
+ * Returns how many were written to out[0..SBX_TRAP_MAX_RANGES), 0 when
+ * no loaded object holds addr. Not async-signal-safe (dl_iterate_phdr). */
+size_t sbx_trap_code_ranges(uintptr_t addr, sbx_trap_range out[SBX_TRAP_MAX_RANGES]);
+
+/* Hand call to the filters beneath this one (ranged mode only: the call
+ * is re-issued unchanged from outside the ranges, so this filter passes it
+ * and the broker's notify filter decides). -ENOSYS when not ranged
+ * (call->forward_allowed false).
+ * Async-signal-safe. */
+long sbx_trap_forward(const sbx_trap_call *call);
 
 /* A raw 6-argument syscall instruction (returns -errno, never touches
  * errno). Async-signal-safe. */

@@ -1,0 +1,39 @@
+/* sbx — libseccomp programs exported to memory (see bpf_export.h). */
+#include "base/bpf_export.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+
+int sbx_bpf_export(scmp_filter_ctx ctx, const struct sock_filter *prefix, size_t n_prefix,
+                   struct sock_filter **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    SBX_AUTOCLOSE int mfd = memfd_create("sbx-bpf", MFD_CLOEXEC);
+    if (mfd < 0)
+        return sbx_neg_errno();
+    int r = seccomp_export_bpf(ctx, mfd);
+    if (r < 0)
+        return r;
+    off_t size = lseek(mfd, 0, SEEK_END);
+    if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0)
+        return -EINVAL;
+    size_t n = (size_t)size / sizeof(struct sock_filter);
+    if (n + n_prefix > BPF_MAXINSNS)
+        return -E2BIG;
+    SBX_AUTOFREE struct sock_filter *insns = malloc((n + n_prefix) * sizeof *insns);
+    if (!insns)
+        return -ENOMEM;
+    if (n_prefix)
+        memcpy(insns, prefix, n_prefix * sizeof *prefix);
+    if (pread(mfd, insns + n_prefix, (size_t)size, 0) != size)
+        return -EIO;
+    *len = n + n_prefix;
+    *out = sbx_steal_ptr(&insns);
+    return 0;
+}

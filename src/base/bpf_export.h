@@ -1,0 +1,22 @@
+/* sbx internal — libseccomp filters as raw BPF in memory.
+ *
+ * Filters are compiled in a parent (which may allocate) and loaded later
+ * where allocation is not allowed (a child between fork and exec, a
+ * constructor that must not leave state behind), so every filter is
+ * exported once to an instruction array. libseccomp 2.5 only exports to an
+ * fd; this goes through a memfd. */
+#ifndef SBX_BASE_BPF_EXPORT_H
+#define SBX_BASE_BPF_EXPORT_H
+
+#include <linux/filter.h>
+#include <stddef.h>
+#include <seccomp.h>
+
+/* Export ctx's program with `prefix` (n_prefix instructions, may be 0)
+ * placed before it. On success *out is a malloc'd array the caller frees
+ * and *len its instruction count (<= BPF_MAXINSNS). 0 or a negative errno
+ * / libseccomp code. Not async-signal-safe. */
+int sbx_bpf_export(scmp_filter_ctx ctx, const struct sock_filter *prefix, size_t n_prefix,
+                   struct sock_filter **out, size_t *len);
+
+#endif

@@ -1,0 +1,112 @@
+/* A trap-backend target for tests/runtime/test_trap_backend.c.
+ *   trap_threads_probe cwd REL N
+ *       two threads with their own cwd ("/" and "/usr", unshare(CLONE_FS))
+ *       open the relative path REL alternately N times each; prints
+ *       "root=<ok count> usr=<errno of the last failure or 0>" — REL must
+ *       resolve against the calling thread's cwd every time.
+ *   trap_threads_probe deadtid ABS
+ *       a thread opens ABS through the shim (the broker remembers it) and
+ *       exits; then a cross call claiming that dead thread's tid must be
+ *       refused (ESRCH), not served from the memory of the dead thread.
+ * Exit 0 when every check passed; other codes name the failed step. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <sbx/ipc.h>
+
+#include "subsys/files/files_ipc.h"
+
+static const char *g_rel;
+static int g_n;
+static pthread_barrier_t g_bar;
+
+typedef struct res {
+    int ok, last_err;
+} res;
+
+static void *opener(void *arg)
+{
+    const char *cwd = arg;
+    res *r = calloc(1, sizeof *r);
+    if (unshare(CLONE_FS) < 0 || chdir(cwd) < 0)
+        exit(20);
+    for (int i = 0; i < g_n; i++) {
+        pthread_barrier_wait(&g_bar); /* alternate: both threads call in each round */
+        int fd = open(g_rel, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            r->ok++;
+            close(fd);
+        } else {
+            r->last_err = errno;
+        }
+    }
+    return r;
+}
+
+static pid_t g_dead_tid;
+static const char *g_abs;
+
+static void *short_lived(void *arg)
+{
+    (void)arg;
+    g_dead_tid = (pid_t)syscall(SYS_gettid);
+    int fd = open(g_abs, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        exit(30);
+    close(fd);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "cwd")) {
+        g_rel = argv[2];
+        g_n = atoi(argv[3]);
+        pthread_barrier_init(&g_bar, NULL, 2);
+        pthread_t a, b;
+        static char root[] = "/", usr[] = "/usr";
+        pthread_create(&a, NULL, opener, root);
+        pthread_create(&b, NULL, opener, usr);
+        res *ra, *rb;
+        pthread_join(a, (void **)&ra);
+        pthread_join(b, (void **)&rb);
+        printf("root=%d usr_ok=%d usr_err=%d\n", ra->ok, rb->ok, rb->last_err);
+        return ra->ok == g_n && rb->ok == 0 && rb->last_err != 0 ? 0 : 1;
+    }
+    if (argc == 3 && !strcmp(argv[1], "deadtid")) {
+        g_abs = argv[2];
+        pthread_t t;
+        pthread_create(&t, NULL, short_lived, NULL);
+        pthread_join(t, NULL);
+        /* the kernel has released the thread once join returns */
+        usleep(10000);
+        sbx_ipc_client *c = NULL;
+        if (sbx_ipc_client_from_env(&c) < 0)
+            return 40;
+        sbx_arg args[6] = { sbx_arg_u32((uint32_t)SYS_openat), sbx_arg_u32((uint32_t)g_dead_tid),
+                            sbx_arg_handle((uint64_t)(int64_t)AT_FDCWD),
+                            sbx_arg_stringn(g_abs, strlen(g_abs)), sbx_arg_u32(O_RDONLY),
+                            sbx_arg_u32(0) };
+        sbx_ipc_reply rep;
+        int r = sbx_ipc_client_call(c, SBX_FILES_IPC_TAG_OPEN, args, 6, 0, &rep);
+        printf("call=%d res=%llu status=%d fd=%d\n", r, (unsigned long long)rep.ext[0], rep.status,
+               rep.fd);
+        if (r < 0)
+            return 41;
+        if (rep.fd >= 0 || rep.ext[0] != SBX_FILES_IPC_RES_ERROR || rep.status != ESRCH)
+            return 42;
+        /* and our own, live tid is served */
+        args[1] = sbx_arg_u32((uint32_t)syscall(SYS_gettid));
+        r = sbx_ipc_client_call(c, SBX_FILES_IPC_TAG_OPEN, args, 6, 0, &rep);
+        printf("live: call=%d res=%llu fd=%d\n", r, (unsigned long long)rep.ext[0], rep.fd);
+        return r == 0 && rep.ext[0] == SBX_FILES_IPC_RES_FD && rep.fd >= 0 ? 0 : 43;
+    }
+    return 100;
+}
