@@ -386,6 +386,22 @@ Test(files_ipc, attr_stat_readlink_values_come_back_in_the_buffer)
     cr_expect_eq(buf[4], 'X');
     rep = call8(SYS_readlinkat, t, FDCWD, link, 0, 0, 0, buf, sizeof buf);
     cr_expect_eq(rep.ext[1], 10);
+    /* The largest call fits a channel: a path of PATH_MAX - 1 bytes (slashes
+     * collapse) and a PATH_MAX buffer. */
+    static char longp[SBX_FILES_PATH_MAX], longq[SBX_FILES_PATH_MAX], lbuf[SBX_FILES_PATH_MAX];
+    size_t ll = strlen(link);
+    memset(longp, '/', sizeof longp);
+    memcpy(longp + sizeof longp - 1 - ll, link, ll + 1);
+    cr_assert_eq(strlen(longp), SBX_FILES_PATH_MAX - 1);
+    rep = call8(SYS_readlink, t, FDCWD, longp, 0, 0, 0, lbuf, sizeof lbuf);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect_eq(rep.ext[1], 10);
+    memcpy(longq, longp, sizeof longq);
+    longq[sizeof longq - 2] = 'm'; /* .../B/m, two near-PATH_MAX paths in one request */
+    rep = call_rename(SYS_rename, t, FDCWD, longp, FDCWD, longq, 0);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    rep = call_rename(SYS_rename, t, FDCWD, longq, FDCWD, longp, 0);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
     /* statx mask and lstat */
     struct statx sx;
     rep = call8(SYS_statx, t, FDCWD, link, AT_SYMLINK_NOFOLLOW, STATX_TYPE, 0, &sx, sizeof sx);
