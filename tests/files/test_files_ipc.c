@@ -19,6 +19,7 @@
 
 #include "sbx_test.h"
 #include "subsys/files/files_ipc.h"
+#include "subsys/files/files_syscalls.h"
 
 static char *g_root;
 static char g_b[512], g_c[512], g_n[512];
@@ -127,10 +128,11 @@ static sbx_ipc_reply call6(uint32_t tag, long nr, pid_t tid, int dirfd, const ch
     return rep;
 }
 
-static void expect_error(sbx_ipc_reply rep, int err)
+#define expect_error(rep, err, ...) expect_error_at(rep, err, __LINE__)
+static void expect_error_at(sbx_ipc_reply rep, int err, int line)
 {
-    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_ERROR);
-    cr_expect_eq(rep.status, err, "status %d, wanted %d", rep.status, err);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_ERROR, "line %d", line);
+    cr_expect_eq(rep.status, err, "line %d: status %d, wanted %d", line, rep.status, err);
     cr_expect_eq(rep.fd, -1);
 }
 
@@ -273,7 +275,8 @@ Test(files_ipc, hostile_arguments_are_refused)
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, -1, t, AT_FDCWD, P(g_b, "f"), 0, 0), ENOSYS);
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, SYS_mkdir, t, AT_FDCWD, P(g_b, "x"), 0, 0755),
                  EINVAL);
-    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_rename, t, AT_FDCWD, P(g_b, "f"), 0, 0), ENOSYS);
+    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_rename, t, AT_FDCWD, P(g_b, "f"), 0, 0), EINVAL);
+    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_chdir, t, AT_FDCWD, P(g_b, "."), 0, 0), ENOSYS);
     expect_error(call6(SBX_FILES_IPC_TAG_OPEN, SYS_open, t, AT_FDCWD, P(g_b, "f"), O_RDONLY,
                        0x10000),
                  EINVAL);
@@ -323,4 +326,193 @@ Test(files_ipc, a_descendant_process_is_found_with_its_own_cwd)
     cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_FD);
     if (rep.fd >= 0)
         close(rep.fd);
+}
+
+/* ---- TAG_ATTR and TAG_RENAME ---- */
+
+static sbx_ipc_reply call8(long nr, pid_t tid, uint64_t dirfd, const char *path, uint32_t flags,
+                           uint32_t mode, uint64_t value, void *buf, size_t size)
+{
+    sbx_arg a[8] = { sbx_arg_u32((uint32_t)nr), sbx_arg_u32((uint32_t)tid),
+                     sbx_arg_handle(dirfd), sbx_arg_string(path),
+                     sbx_arg_u32(flags), sbx_arg_u32(mode), sbx_arg_u64(value),
+                     sbx_arg_inout(buf, size) };
+    sbx_ipc_reply rep;
+    cr_assert_eq(sbx_ipc_client_call(g_cli, SBX_FILES_IPC_TAG_ATTR, a, 8, 0, &rep), 0);
+    return rep;
+}
+
+static sbx_ipc_reply call_rename(long nr, pid_t tid, uint64_t d1, const char *p1, uint64_t d2,
+                                 const char *p2, uint32_t flags)
+{
+    sbx_arg a[7] = { sbx_arg_u32((uint32_t)nr), sbx_arg_u32((uint32_t)tid), sbx_arg_handle(d1),
+                     sbx_arg_string(p1), sbx_arg_handle(d2), sbx_arg_string(p2),
+                     sbx_arg_u32(flags) };
+    sbx_ipc_reply rep;
+    cr_assert_eq(sbx_ipc_client_call(g_cli, SBX_FILES_IPC_TAG_RENAME, a, 7, 0, &rep), 0);
+    return rep;
+}
+
+#define FDCWD ((uint64_t)(int64_t)AT_FDCWD)
+
+Test(files_ipc, attr_stat_readlink_values_come_back_in_the_buffer)
+{
+    pid_t t = my_tid();
+    struct stat want, st;
+    cr_assert_eq(stat(P(g_b, "f"), &want), 0);
+    memset(&st, 0, sizeof st);
+    sbx_ipc_reply rep = call8(SYS_stat, t, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st);
+    cr_assert_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect_eq(st.st_ino, want.st_ino);
+    cr_expect_eq(st.st_size, 5);
+    cr_expect_str_eq(g_audit_sc, "stat");
+    /* Denied: the buffer comes back untouched (only a success writes it). */
+    memset(&st, 0x5a, sizeof st);
+    expect_error(call8(SYS_newfstatat, t, FDCWD, P(g_c, "f"), 0, 0, 0, &st, sizeof st), EACCES);
+    expect_error(call8(SYS_newfstatat, t, FDCWD, P(g_c, "nope"), 0, 0, 0, &st, sizeof st), EACCES);
+    unsigned char *bytes = (unsigned char *)&st;
+    for (size_t i = 0; i < sizeof st; i++)
+        cr_assert_eq(bytes[i], 0x5a);
+    expect_error(call8(SYS_newfstatat, t, FDCWD, P(g_b, "nope"), 0, 0, 0, &st, sizeof st), ENOENT);
+    char link[700];
+    snprintf(link, sizeof link, "%s/l", g_b);
+    cr_assert_eq(symlink("0123456789", link), 0);
+    char buf[64];
+    memset(buf, 'X', sizeof buf);
+    rep = call8(SYS_readlink, t, FDCWD, link, 0, 0, 0, buf, 4);
+    cr_assert_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect_eq(rep.ext[1], 4, "truncated to the buffer");
+    cr_expect_eq(memcmp(buf, "0123", 4), 0);
+    cr_expect_eq(buf[4], 'X');
+    rep = call8(SYS_readlinkat, t, FDCWD, link, 0, 0, 0, buf, sizeof buf);
+    cr_expect_eq(rep.ext[1], 10);
+    /* The largest call fits a channel: a path of PATH_MAX - 1 bytes (slashes
+     * collapse) and a PATH_MAX buffer. */
+    static char longp[SBX_FILES_PATH_MAX], longq[SBX_FILES_PATH_MAX], lbuf[SBX_FILES_PATH_MAX];
+    size_t ll = strlen(link);
+    memset(longp, '/', sizeof longp);
+    memcpy(longp + sizeof longp - 1 - ll, link, ll + 1);
+    cr_assert_eq(strlen(longp), SBX_FILES_PATH_MAX - 1);
+    rep = call8(SYS_readlink, t, FDCWD, longp, 0, 0, 0, lbuf, sizeof lbuf);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect_eq(rep.ext[1], 10);
+    memcpy(longq, longp, sizeof longq);
+    longq[sizeof longq - 2] = 'm'; /* .../B/m, two near-PATH_MAX paths in one request */
+    rep = call_rename(SYS_rename, t, FDCWD, longp, FDCWD, longq, 0);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    rep = call_rename(SYS_rename, t, FDCWD, longq, FDCWD, longp, 0);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    /* statx mask and lstat */
+    struct statx sx;
+    rep = call8(SYS_statx, t, FDCWD, link, AT_SYMLINK_NOFOLLOW, STATX_TYPE, 0, &sx, sizeof sx);
+    cr_assert_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect(S_ISLNK(sx.stx_mode));
+    rep = call8(SYS_lstat, t, FDCWD, link, 0, 0, 0, &st, sizeof st);
+    cr_expect(S_ISLNK(st.st_mode));
+}
+
+Test(files_ipc, attr_hostile_arguments_are_refused)
+{
+    pid_t t = my_tid();
+    static char big[SBX_FILES_PATH_MAX + 64];
+    struct stat st;
+    struct statx sx;
+    /* Buffer sizes other than what the call writes. */
+    expect_error(call8(SYS_stat, t, FDCWD, P(g_b, "f"), 0, 0, 0, big, sizeof st + 8), EINVAL);
+    expect_error(call8(SYS_stat, t, FDCWD, P(g_b, "f"), 0, 0, 0, big, sizeof st - 8), EINVAL);
+    expect_error(call8(SYS_statx, t, FDCWD, P(g_b, "f"), 0, 0, 0, big, sizeof st), EINVAL);
+    expect_error(call8(SYS_readlink, t, FDCWD, P(g_b, "f"), 0, 0, 0, big, 0), EINVAL);
+    expect_error(call8(SYS_readlink, t, FDCWD, P(g_b, "f"), 0, 0, 0, big, SBX_FILES_PATH_MAX + 8),
+                 EINVAL);
+    expect_error(call8(SYS_truncate, t, FDCWD, P(g_b, "f"), 0, 0, 1, big, 8), EINVAL);
+    expect_error(call8(SYS_utimensat, t, FDCWD, P(g_b, "f"), 0, 0, 0, big, 8), EINVAL);
+    /* Flag words: unknown bits, stat/lstat take none, statx reserved mask bits. */
+    expect_error(call8(SYS_newfstatat, t, FDCWD, P(g_b, "f"), 0x80000, 0, 0, &st, sizeof st),
+                 EINVAL);
+    expect_error(call8(SYS_stat, t, FDCWD, P(g_b, "f"), AT_SYMLINK_NOFOLLOW, 0, 0, &st, sizeof st),
+                 EINVAL);
+    expect_error(call8(SYS_statx, t, FDCWD, P(g_b, "f"), 0, STATX__RESERVED, 0, &sx, sizeof sx),
+                 EINVAL);
+    expect_error(call8(SYS_truncate, t, FDCWD, P(g_b, "f"), 0, 0, (uint64_t)-1, NULL, 0), EINVAL);
+    /* Forged nr for the tag: another tag's call, an unserved or unknown one. */
+    expect_error(call8(SYS_open, t, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st), EINVAL);
+    expect_error(call8(SYS_rename, t, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st), EINVAL);
+    expect_error(call8(SYS_chdir, t, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st), ENOSYS);
+    expect_error(call8(SYS_link, t, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st), ENOSYS);
+    expect_error(call8(0x7fffffff, t, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st), ENOSYS);
+    expect_error(call_rename(SYS_stat, t, FDCWD, P(g_b, "f"), FDCWD, P(g_b, "g"), 0), EINVAL);
+    /* Bad dirfd handles: not open, negative, high bits (the kernel reads an int). */
+    expect_error(call8(SYS_newfstatat, t, 999, "f", 0, 0, 0, &st, sizeof st), EBADF);
+    expect_error(call8(SYS_newfstatat, t, (uint64_t)-1, "f", 0, 0, 0, &st, sizeof st), EBADF);
+    expect_error(call8(SYS_newfstatat, t, 0xdead00000000003eull, "f", 0, 0, 0, &st, sizeof st),
+                 EBADF);
+    expect_error(call8(SYS_newfstatat, t, 999, "", AT_EMPTY_PATH, 0, 0, &st, sizeof st), EBADF);
+    expect_error(call_rename(SYS_renameat, t, 999, "f", FDCWD, P(g_b, "g"), 0), EBADF);
+    /* A dirfd that is not a directory. */
+    int f = open(P(g_b, "f"), O_RDONLY | O_CLOEXEC);
+    expect_error(call8(SYS_newfstatat, t, (uint64_t)f, "x", 0, 0, 0, &st, sizeof st), ENOTDIR);
+    /* ...but "" + AT_EMPTY_PATH stats the fd itself. */
+    sbx_ipc_reply rep = call8(SYS_newfstatat, t, (uint64_t)f, "", AT_EMPTY_PATH, 0, 0, &st,
+                              sizeof st);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect_eq(st.st_size, 5);
+    close(f);
+    /* stat/readlink take no dirfd: a forged one is ignored (the cwd). */
+    cr_assert_eq(chdir(g_b), 0);
+    rep = call8(SYS_stat, t, 999, "f", 0, 0, 0, &st, sizeof st);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    /* A forged tid. */
+    expect_error(call8(SYS_stat, 1, FDCWD, P(g_b, "f"), 0, 0, 0, &st, sizeof st), ESRCH);
+    /* Empty paths without AT_EMPTY_PATH; futimens/fchmod of an fd are never brokered. */
+    expect_error(call8(SYS_stat, t, FDCWD, "", 0, 0, 0, &st, sizeof st), ENOENT);
+    expect_error(call8(SYS_utimensat, t, FDCWD, "", AT_EMPTY_PATH, 0, 0, NULL, 0), EPERM);
+    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SBX_FILES_SYS_FCHMODAT2, t, AT_FDCWD, "",
+                       AT_EMPTY_PATH, 0600),
+                 EPERM);
+    expect_error(call6(SBX_FILES_IPC_TAG_PATH, SYS_chmod, t, AT_FDCWD, P(g_b, "f"),
+                       AT_SYMLINK_NOFOLLOW, 0600),
+                 EINVAL);
+    /* Under Landlock an fd stat is the kernel's. */
+    g_tgt.landlock = true;
+    rep = call8(SYS_newfstatat, t, FDCWD, "", AT_EMPTY_PATH, 0, 0, &st, sizeof st);
+    cr_expect_eq(rep.ext[0], SBX_FILES_IPC_RES_NATIVE);
+}
+
+Test(files_ipc, rename_checks_both_paths)
+{
+    pid_t t = my_tid();
+    int fd = open(P(g_b, "a"), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    close(fd);
+    struct stat st;
+    sbx_ipc_reply rep = call_rename(SYS_rename, t, FDCWD, P(g_b, "a"), FDCWD, P(g_b, "b"), 0);
+    cr_assert_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    cr_expect_eq(stat(P(g_b, "b"), &st), 0);
+    cr_expect_str_eq(g_audit_sc, "rename");
+    int before = g_audits;
+    expect_error(call_rename(SYS_rename, t, FDCWD, P(g_b, "b"), FDCWD, P(g_c, "b"), 0), EACCES);
+    expect_error(call_rename(SYS_rename, t, FDCWD, P(g_c, "f"), FDCWD, P(g_b, "c"), 0), EACCES);
+    cr_expect_eq(g_audits, before + 2, "denials are audited");
+    cr_expect_eq(stat(P(g_b, "b"), &st), 0, "nothing moved");
+    cr_expect_neq(stat(P(g_c, "b"), &st), 0);
+    cr_expect_neq(stat(P(g_b, "c"), &st), 0);
+    /* Between the native view and a brokered tree: EXDEV, nothing moves. */
+    expect_error(call_rename(SYS_rename, t, FDCWD, P(g_b, "b"), FDCWD, P(g_n, "b"), 0), EXDEV);
+    /* renameat: each path against its own dirfd; rename takes none. */
+    int b = open(g_b, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int c = open(g_c, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    rep = call_rename(SYS_renameat, t, (uint64_t)b, "b", (uint64_t)b, "c", 0);
+    cr_assert_eq(rep.ext[0], SBX_FILES_IPC_RES_VALUE, "status %d", rep.status);
+    expect_error(call_rename(SYS_renameat, t, (uint64_t)b, "c", (uint64_t)c, "c", 0), EACCES);
+    cr_assert_eq(chdir(g_b), 0);
+    expect_error(call_rename(SYS_rename, t, (uint64_t)c, "zz", (uint64_t)c, "d", 0), ENOENT,
+                 "resolved against the cwd (B), not the forged dirfds (C)");
+    /* Flags: only renameat2 has them. */
+    expect_error(call_rename(SYS_renameat, t, (uint64_t)b, "c", (uint64_t)b, "d", 1), EINVAL);
+    expect_error(call_rename(SYS_renameat2, t, (uint64_t)b, "c", (uint64_t)b, "f",
+                             RENAME_NOREPLACE),
+                 EEXIST);
+    expect_error(call_rename(SYS_renameat2, t, (uint64_t)b, "c", (uint64_t)b, "", 0), ENOENT);
+    cr_expect_eq(stat(P(g_b, "c"), &st), 0);
+    close(b);
+    close(c);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -426,4 +427,99 @@ Test(files_path, dead_task_fails_cleanly)
     close(c.task.proc_fd);
     sbx_test_rmtree(d);
     free(d);
+}
+
+/* ---- /proc/<tid>/status ---- */
+
+#define STATUS_HEAD "Name:\tcat\nUmask:\t0027\nState:\tR (running)\nTgid:\t4242\nNgid:\t0\n" \
+                    "Pid:\t4243\nPPid:\t1\nTracerPid:\t0\n"
+#define STATUS_IDS "Uid:\t1000\t1001\t1002\t1003\nGid:\t2000\t2001\t2002\t2003\n"
+
+static int parse(const char *text, sbx_files_proc_status *st)
+{
+    return sbx_files_proc_status_parse(text, strlen(text), st);
+}
+
+Test(files_path, proc_status_parses_what_the_broker_needs)
+{
+    sbx_files_proc_status st;
+    const char *text = STATUS_HEAD STATUS_IDS "FDSize:\t64\nGroups:\t10 20 30 \n"
+                       "NStgid:\t4242\t7\t1\nNSpid:\t4243\t8\t2\nNSpgid:\t1\n";
+    cr_assert_eq(parse(text, &st), 0);
+    cr_expect_eq(st.tgid, 4242);
+    cr_expect_eq(st.nspid_count, 3);
+    cr_expect_eq(st.nspid[0], 4243);
+    cr_expect_eq(st.nspid[2], 2);
+    cr_expect_eq(st.ns_tid, 2, "the innermost NSpid");
+    cr_expect_eq(st.creds.fsuid, 1003, "the fourth Uid field");
+    cr_expect_eq(st.creds.fsgid, 2003);
+    cr_expect_eq(st.creds.umask, 0027);
+    cr_expect_eq(st.creds.ngroups, 3);
+    cr_expect_eq(st.creds.groups[2], 30);
+    /* No Umask line (old kernels): 022; an empty Groups line: none. */
+    cr_assert_eq(parse("Tgid:\t5\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nNSpid:\t5\n", &st), 0);
+    cr_expect_eq(st.creds.umask, 022);
+    cr_expect_eq(st.creds.ngroups, 0);
+    cr_expect_eq(st.ns_tid, 5);
+    /* The buffer need not be NUL-terminated: a cut after NSpid's digits. */
+    char cut[] = "Tgid:\t5\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nNSpid:\t5\t61XXXX";
+    cr_assert_eq(sbx_files_proc_status_parse(cut, strlen(cut) - 4, &st), 0);
+    cr_expect_eq(st.ns_tid, 61);
+}
+
+Test(files_path, proc_status_refuses_malformed_text)
+{
+    sbx_files_proc_status st;
+    /* Each required line missing. */
+    cr_expect_eq(parse(STATUS_IDS "NSpid:\t1\n", &st), -ESRCH, "no Tgid");
+    cr_expect_eq(parse("Tgid:\t1\n" STATUS_IDS, &st), -ESRCH, "no NSpid");
+    cr_expect_eq(parse("Tgid:\t1\nGid:\t1\t1\t1\t1\nNSpid:\t1\n", &st), -ESRCH, "no Uid");
+    cr_expect_eq(parse("Tgid:\t1\nUid:\t1\t1\t1\t1\nNSpid:\t1\n", &st), -ESRCH, "no Gid");
+    cr_expect_eq(parse("", &st), -ESRCH);
+    /* Short, junk, signed, overflowing or duplicated fields. */
+    cr_expect_eq(parse("Tgid:\t1\nUid:\t1\t1\t1\nGid:\t1\t1\t1\t1\nNSpid:\t1\n", &st), -ESRCH,
+                 "3 Uid fields");
+    cr_expect_eq(parse("Tgid:\t1\nUid:\t1\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\nNSpid:\t1\n", &st),
+                 -ESRCH, "5 Uid fields");
+    cr_expect_eq(parse("Tgid:\t1x\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH, "junk");
+    cr_expect_eq(parse("Tgid:\t-1\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH, "signed");
+    cr_expect_eq(parse("Tgid:\t0\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH, "pid 0");
+    cr_expect_eq(parse("Tgid:\t4294967296\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH, "overflow");
+    cr_expect_eq(parse("Tgid:\t3000000000\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH, "> INT_MAX");
+    cr_expect_eq(parse("Tgid:\t1\n" STATUS_IDS "NSpid:\t\n", &st), -ESRCH, "empty NSpid");
+    cr_expect_eq(parse("Tgid:\t1\n" STATUS_IDS "NSpid:\t1\nNSpid:\t2\n", &st), -ESRCH,
+                 "NSpid twice: which tid would count?");
+    cr_expect_eq(parse("Tgid:\t1\nUmask:\t0999\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH,
+                 "not octal");
+    cr_expect_eq(parse("Tgid:\t1\nUmask:\t01777\n" STATUS_IDS "NSpid:\t1\n", &st), -ESRCH,
+                 "umask past 0777");
+    /* A key must start its line (a process name cannot fake one). */
+    cr_expect_eq(parse("Name:\tUid:\t0\t0\t0\t0\nTgid:\t1\nGid:\t1\t1\t1\t1\nNSpid:\t1\n", &st),
+                 -ESRCH);
+    /* Too many groups: refused, never silently dropped. */
+    char big[2048] = "Tgid:\t1\n" STATUS_IDS "Groups:\t";
+    for (int i = 0; i <= SBX_FILES_MAX_GROUPS; i++) {
+        char g[16];
+        snprintf(g, sizeof g, "%d ", i);
+        strcat(big, g);
+    }
+    strcat(big, "\nNSpid:\t1\n");
+    cr_expect_eq(parse(big, &st), -E2BIG);
+}
+
+Test(files_path, proc_status_reads_a_real_task)
+{
+    int fd = open("/proc/thread-self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    sbx_files_proc_status st;
+    cr_assert_eq(sbx_files_proc_status_read(fd, &st), 0);
+    cr_expect_eq(st.tgid, getpid());
+    cr_expect_eq(st.nspid[0], (pid_t)syscall(SYS_gettid));
+    cr_expect_eq(st.creds.fsuid, geteuid());
+    cr_expect_eq(st.creds.fsgid, getegid());
+    mode_t um = umask(0);
+    umask(um);
+    cr_expect_eq(st.creds.umask, um);
+    close(fd);
+    cr_expect_lt(sbx_files_proc_status_read(-1, &st), 0);
 }

@@ -12,6 +12,7 @@
 #include <sbx/error.h>
 
 #include "sbx_test.h"
+#include "subsys/files/files_ipc.h"
 #include "subsys/files/files_syscalls.h"
 #include "target/interception/notify.h"
 
@@ -95,6 +96,53 @@ Test(files_syscalls, docs_table_matches_code)
     for (size_t i = 0; i < sbx_files_syscall_count; i++)
         cr_expect_eq(seen[i], 1, "%s appears %u times in docs/files.md", sbx_files_syscalls[i].name,
                      seen[i]);
+}
+
+/* The trap backend column: the IPC tag named for each brokered call is
+ * the one the broker serves it with, and "not served" means no tag. */
+Test(files_syscalls, docs_trap_column_matches_code)
+{
+    FILE *f = open_doc();
+    char line[1024];
+    unsigned rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[64];
+        if (sscanf(line, "| `%63[a-z0-9_]` | brokered |", name) != 1 ||
+            !strstr(line, "| brokered |"))
+            continue;
+        const sbx_files_syscall *s = NULL;
+        for (size_t i = 0; i < sbx_files_syscall_count; i++)
+            if (strcmp(sbx_files_syscalls[i].name, name) == 0)
+                s = &sbx_files_syscalls[i];
+        cr_assert_not_null(s, "%s", name);
+        /* The last column. */
+        char *end = strrchr(line, '|');
+        cr_assert_not_null(end);
+        *end = '\0';
+        char *col = strrchr(line, '|');
+        cr_assert_not_null(col);
+        static const struct { const char *word; uint32_t tag; } tags[] = {
+            { "IPC `OPEN`", SBX_FILES_IPC_TAG_OPEN }, { "IPC `PATH`", SBX_FILES_IPC_TAG_PATH },
+            { "IPC `ATTR`", SBX_FILES_IPC_TAG_ATTR }, { "IPC `RENAME`", SBX_FILES_IPC_TAG_RENAME },
+        };
+        uint32_t want = 0;
+        for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++)
+            if (strstr(col, tags[i].word))
+                want = tags[i].tag;
+        if (!want)
+            cr_expect_not_null(strstr(col, "not served"), "%s: no trap column", name);
+        cr_expect_eq(sbx_files_ipc_tag_for(s->nr), want, "%s: docs say tag %#x", name, want);
+        rows++;
+    }
+    fclose(f);
+    unsigned brokered = 0;
+    for (size_t i = 0; i < sbx_files_syscall_count; i++) {
+        brokered += sbx_files_syscalls[i].kind == SBX_FILES_SC_BROKERED;
+        if (sbx_files_syscalls[i].kind != SBX_FILES_SC_BROKERED)
+            cr_expect_eq(sbx_files_ipc_tag_for(sbx_files_syscalls[i].nr), 0, "%s",
+                         sbx_files_syscalls[i].name);
+    }
+    cr_expect_eq(rows, brokered);
 }
 
 Test(files_syscalls, table_is_sane)

@@ -29,10 +29,11 @@
 #include "subsys/files/files_interception.h"
 #include "subsys/files/files_ipc.h"
 #include "subsys/files/files_policy.h"
+#include "subsys/files/files_syscalls.h"
 #include "target/trap/trap.h"
 
 static char *g_root;
-static char g_b[512], g_c[512], g_d[512];
+static char g_b[512], g_c[512], g_d[512], g_r[512];
 
 typedef struct shared {
     atomic_int decides;
@@ -44,7 +45,14 @@ static int decide(void *ctx, const sbx_files_query *q, sbx_files_decision *out)
 {
     (void)ctx;
     atomic_fetch_add(&g_sh->decides, 1);
-    out->action = sbx_files_path_is_under(q->path, g_b) ? SBX_FILES_BROKER : SBX_FILES_REFUSE;
+    if (sbx_files_path_is_under(q->path, g_b))
+        out->action = SBX_FILES_BROKER; /* as ALLOW_ANY */
+    else if (sbx_files_path_is_under(q->path, g_r))
+        out->action = (q->need & (SBX_FILES_NEED_WRITE | SBX_FILES_NEED_CREATE))
+                          ? SBX_FILES_REFUSE
+                          : SBX_FILES_BROKER; /* as QUERY/READONLY: no ALLOW_ANY */
+    else
+        out->action = SBX_FILES_REFUSE;
     return 0;
 }
 
@@ -116,12 +124,25 @@ static void setup(void)
     snprintf(g_b, sizeof g_b, "%s/B", g_root);
     snprintf(g_c, sizeof g_c, "%s/C", g_root);
     snprintf(g_d, sizeof g_d, "%s/D", g_root);
+    snprintf(g_r, sizeof g_r, "%s/R", g_root);
+    cr_assert_eq(mkdir(g_r, 0755), 0);
+    mkfile(g_r, "f", "read-only");
     cr_assert_eq(mkdir(g_b, 0755), 0);
     cr_assert_eq(mkdir(g_c, 0755), 0);
     cr_assert_eq(mkdir(g_d, 0755), 0);
     mkfile(g_b, "f", "hello");
     mkfile(g_c, "f", "secret");
     mkfile(g_d, "f", "secret");
+    char p[700];
+    snprintf(p, sizeof p, "%s/link", g_b);
+    cr_assert_eq(symlink(g_b, p) == 0 ? 0 : -1, 0); /* B/link -> B (absolute) */
+    snprintf(p, sizeof p, "%s/flink", g_b);
+    char t[700];
+    snprintf(t, sizeof t, "%s/f", g_b);
+    cr_assert_eq(symlink(t, p), 0); /* B/flink -> B/f */
+    snprintf(p, sizeof p, "%s/toc", g_b);
+    snprintf(t, sizeof t, "%s/f", g_c);
+    cr_assert_eq(symlink(t, p), 0); /* B/toc -> C/f: a link out of the brokered tree */
     g_sh = mmap(NULL, sizeof *g_sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(g_sh, MAP_FAILED);
 }
@@ -279,4 +300,253 @@ Test(files_trap, relative_paths_use_the_calling_threads_cwd)
     cr_expect_eq(ct.result, -1, "the thread's own cwd (C) counts, not the process's (B)");
     cr_expect_eq(ct.err, EACCES);
     expect_content(open("f", O_RDONLY), "hello");
+}
+
+/* ---- the calls served since the ATTR and RENAME tags ---- */
+
+static void expect_err(long r, int err, const char *what)
+{
+    int e = errno;
+    cr_expect_eq(r, -1, "%s: %ld", what, r);
+    cr_expect_eq(e, err, "%s: errno %d, wanted %d", what, e, err);
+}
+
+Test(files_trap, stat_family_allowed_denied_missing)
+{
+    struct stat want;
+    cr_assert_eq(stat(P(g_b, "f"), &want), 0);
+    engage();
+    int before = atomic_load(&g_sh->decides);
+    struct stat st;
+    memset(&st, 0xa5, sizeof st);
+    cr_expect_eq(syscall(SYS_stat, P(g_b, "f"), &st), 0, "errno %d", errno);
+    cr_expect_eq(st.st_ino, want.st_ino);
+    cr_expect_eq(st.st_size, 5);
+    cr_expect(S_ISREG(st.st_mode));
+    cr_expect_eq(atomic_load(&g_sh->decides), before + 1, "decided by the broker");
+    /* stat of a link follows it (rechecked); lstat reports the link. */
+    memset(&st, 0, sizeof st);
+    cr_expect_eq(syscall(SYS_stat, P(g_b, "flink"), &st), 0, "errno %d", errno);
+    cr_expect_eq(st.st_ino, want.st_ino);
+    memset(&st, 0, sizeof st);
+    cr_expect_eq(syscall(SYS_lstat, P(g_b, "flink"), &st), 0, "errno %d", errno);
+    cr_expect(S_ISLNK(st.st_mode));
+    cr_expect_neq(st.st_ino, want.st_ino);
+    /* libc's stat/lstat are newfstatat. */
+    cr_expect_eq(stat(P(g_b, "flink"), &st), 0, "errno %d", errno);
+    cr_expect(S_ISREG(st.st_mode));
+    cr_expect_eq(lstat(P(g_b, "flink"), &st), 0, "errno %d", errno);
+    cr_expect(S_ISLNK(st.st_mode));
+    /* A link out of the tree: lstat fine, stat refused (its target is C). */
+    cr_expect_eq(lstat(P(g_b, "toc"), &st), 0, "errno %d", errno);
+    expect_err(stat(P(g_b, "toc"), &st), EACCES, "stat through a link to C");
+    /* Denied: EACCES whether or not the object exists; allowed missing: ENOENT. */
+    expect_err(stat(P(g_c, "f"), &st), EACCES, "stat C/f");
+    expect_err(stat(P(g_c, "nope"), &st), EACCES, "stat C/nope");
+    expect_err(syscall(SYS_lstat, P(g_c, "nope"), &st), EACCES, "lstat C/nope");
+    expect_err(stat(P(g_b, "nope"), &st), ENOENT, "stat B/nope");
+    expect_err(fstatat(AT_FDCWD, P(g_b, "f"), &st, 0x80000), EINVAL, "unknown AT flag");
+    /* statx */
+    struct statx sx;
+    memset(&sx, 0xa5, sizeof sx);
+    cr_expect_eq(statx(AT_FDCWD, P(g_b, "f"), 0, STATX_BASIC_STATS, &sx), 0, "errno %d", errno);
+    cr_expect_eq(sx.stx_ino, want.st_ino);
+    cr_expect_eq(sx.stx_size, 5);
+    cr_expect_eq(statx(AT_FDCWD, P(g_b, "flink"), AT_SYMLINK_NOFOLLOW, STATX_TYPE, &sx), 0);
+    cr_expect(S_ISLNK(sx.stx_mode));
+    expect_err(statx(AT_FDCWD, P(g_c, "f"), 0, STATX_BASIC_STATS, &sx), EACCES, "statx C/f");
+    expect_err(statx(AT_FDCWD, P(g_c, "nope"), 0, STATX_BASIC_STATS, &sx), EACCES, "statx C/nope");
+    expect_err(statx(AT_FDCWD, P(g_b, "nope"), 0, STATX_BASIC_STATS, &sx), ENOENT, "statx B/nope");
+    /* The explicit local deny fails fast for the stat family too. */
+    before = atomic_load(&g_sh->decides);
+    expect_err(stat(P(g_d, "f"), &st), EACCES, "stat D/f");
+    cr_expect_eq(atomic_load(&g_sh->decides), before, "D failed fast, no IPC");
+}
+
+Test(files_trap, stat_of_an_fd_and_empty_paths)
+{
+    int c = open(g_c, O_PATH | O_DIRECTORY | O_CLOEXEC); /* before the trap: held by the target */
+    cr_assert_geq(c, 0);
+    engage();
+    int fd = open(P(g_b, "f"), O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "errno %d", errno);
+    struct stat st, want;
+    cr_assert_eq(fstat(fd, &want), 0, "errno %d", errno); /* glibc: newfstatat(fd, "", EMPTY) */
+    cr_expect_eq(want.st_size, 5);
+    cr_expect_eq(fstatat(fd, "", &st, AT_EMPTY_PATH), 0, "errno %d", errno);
+    cr_expect_eq(st.st_ino, want.st_ino);
+    struct statx sx;
+    cr_expect_eq(statx(fd, "", AT_EMPTY_PATH, STATX_INO, &sx), 0, "errno %d", errno);
+    cr_expect_eq(sx.stx_ino, want.st_ino, "the broker stats the thread's own fd");
+    /* An fd the target holds needs no rule, even of a refused directory. */
+    cr_expect_eq(fstatat(c, "", &st, AT_EMPTY_PATH), 0, "errno %d", errno);
+    cr_expect(S_ISDIR(st.st_mode));
+    cr_expect_eq(statx(c, "", AT_EMPTY_PATH, STATX_TYPE, &sx), 0, "errno %d", errno);
+    cr_expect(S_ISDIR(sx.stx_mode));
+    cr_expect_eq(statx(AT_FDCWD, "", AT_EMPTY_PATH, STATX_TYPE, &sx), 0, "the cwd; errno %d", errno);
+    expect_err(fstatat(c, "f", &st, 0), EACCES, "but a path below it is decided");
+    close(c);
+    expect_err(fstatat(fd, "", &st, 0), ENOENT, "empty path without AT_EMPTY_PATH");
+    expect_err(statx(9999, "", AT_EMPTY_PATH, STATX_INO, &sx), EBADF, "statx of no fd");
+    expect_err(fstatat(9999, "", &st, AT_EMPTY_PATH), EBADF, "fstatat of no fd");
+    close(fd);
+}
+
+Test(files_trap, readlink_truncates_like_the_kernel)
+{
+    engage();
+    char want[700];
+    snprintf(want, sizeof want, "%s/f", g_b);
+    size_t wl = strlen(want);
+    char buf[800];
+    memset(buf, 'X', sizeof buf);
+    cr_expect_eq(readlink(P(g_b, "flink"), buf, sizeof buf), (ssize_t)wl, "errno %d", errno);
+    cr_expect_eq(memcmp(buf, want, wl), 0);
+    cr_expect_eq(buf[wl], 'X', "no NUL added");
+    /* A short buffer: exactly that many bytes, the count is the size. */
+    memset(buf, 'X', sizeof buf);
+    cr_expect_eq(syscall(SYS_readlink, P(g_b, "flink"), buf, 4), 4, "errno %d", errno);
+    cr_expect_eq(memcmp(buf, want, 4), 0);
+    cr_expect_eq(buf[4], 'X', "nothing written past the buffer");
+    memset(buf, 'X', sizeof buf);
+    int b = open(g_b, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(b, 0);
+    cr_expect_eq(syscall(SYS_readlinkat, b, "flink", buf, 1), 1, "errno %d", errno);
+    cr_expect_eq(buf[0], want[0]);
+    cr_expect_eq(buf[1], 'X');
+    expect_err(syscall(SYS_readlink, P(g_b, "flink"), buf, 0), EINVAL, "size 0");
+    expect_err(syscall(SYS_readlink, P(g_b, "f"), buf, sizeof buf), EINVAL, "not a link");
+    expect_err(readlink(P(g_b, "nope"), buf, sizeof buf), ENOENT, "allowed missing");
+    char cl[700];
+    snprintf(cl, sizeof cl, "%s/l", g_c);
+    expect_err(readlink(cl, buf, sizeof buf), EACCES, "denied missing");
+    expect_err(readlinkat(b, "../C/f", buf, sizeof buf), EACCES, "denied existing");
+    close(b);
+}
+
+static bool exists(const char *p)
+{
+    struct stat st;
+    return fstatat(AT_FDCWD, p, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Test(files_trap, rename_needs_both_sides)
+{
+    mkfile(g_b, "a", "A");
+    engage();
+    cr_expect_eq(syscall(SYS_rename, P(g_b, "a"), P(g_b, "b")), 0, "errno %d", errno);
+    expect_content(open(P(g_b, "b"), O_RDONLY), "A");
+    /* One side only readable (no ALLOW_ANY): refused, nothing moves. */
+    expect_err(syscall(SYS_rename, P(g_b, "b"), P(g_r, "b")), EACCES, "into R");
+    expect_err(syscall(SYS_rename, P(g_r, "f"), P(g_b, "g")), EACCES, "out of R");
+    expect_err(syscall(SYS_rename, P(g_c, "f"), P(g_b, "g")), EACCES, "out of C");
+    expect_err(syscall(SYS_rename, P(g_c, "nope"), P(g_b, "g")), EACCES, "out of C, missing");
+    expect_err(syscall(SYS_rename, P(g_b, "nope"), P(g_b, "g")), ENOENT, "allowed, missing");
+    cr_expect(exists(P(g_b, "b")));
+    cr_expect(exists(P(g_r, "f")));
+    cr_expect(!exists(P(g_r, "b")));
+    cr_expect(!exists(P(g_b, "g")));
+    /* renameat: each path against its own dirfd. */
+    int b = open(g_b, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int r = open(g_r, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(b, 0);
+    cr_assert_geq(r, 0);
+    cr_expect_eq(syscall(SYS_renameat, b, "b", b, "c"), 0, "errno %d", errno);
+    expect_err(syscall(SYS_renameat, b, "c", r, "c"), EACCES, "renameat into R");
+    cr_expect(exists(P(g_b, "c")));
+    /* renameat2 flags reach the kernel; WHITEOUT is refused. */
+    expect_err(syscall(SYS_renameat2, b, "c", b, "f", RENAME_NOREPLACE), EEXIST, "noreplace");
+    expect_err(syscall(SYS_renameat2, b, "c", b, "d", RENAME_WHITEOUT), EINVAL, "whiteout");
+    cr_expect_eq(renameat2(b, "c", b, "f", RENAME_EXCHANGE), 0, "errno %d", errno);
+    expect_content(open(P(g_b, "f"), O_RDONLY), "A");
+    expect_content(open(P(g_b, "c"), O_RDONLY), "hello");
+    /* Relative: the calling thread's cwd. */
+    cr_assert_eq(fchdir(b), 0);
+    cr_expect_eq(rename("c", "e"), 0, "errno %d", errno);
+    expect_err(rename("e", "../R/e"), EACCES, "relative into R");
+    cr_expect(exists(P(g_b, "e")));
+    /* The local deny fails fast on either side. */
+    int before = atomic_load(&g_sh->decides);
+    expect_err(rename(P(g_b, "e"), P(g_d, "e")), EACCES, "into D");
+    cr_expect_eq(atomic_load(&g_sh->decides), before, "no IPC");
+    close(b);
+    close(r);
+}
+
+Test(files_trap, truncate_chmod_utimensat)
+{
+    engage();
+    cr_expect_eq(syscall(SYS_truncate, P(g_b, "f"), 2L), 0, "errno %d", errno);
+    expect_content(open(P(g_b, "f"), O_RDONLY), "he");
+    expect_err(syscall(SYS_truncate, P(g_r, "f"), 1L), EACCES, "truncate R/f");
+    expect_err(syscall(SYS_truncate, P(g_c, "nope"), 1L), EACCES, "truncate C/nope");
+    expect_err(syscall(SYS_truncate, P(g_b, "f"), -1L), EINVAL, "negative length");
+    expect_err(syscall(SYS_truncate, P(g_b, "nope"), 1L), ENOENT, "allowed missing");
+    struct stat st;
+    cr_expect_eq(syscall(SYS_chmod, P(g_b, "f"), 0600), 0, "errno %d", errno);
+    cr_expect_eq(stat(P(g_b, "f"), &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0600);
+    cr_expect_eq(fchmodat(AT_FDCWD, P(g_b, "f"), 0640, 0), 0, "errno %d", errno);
+    cr_expect_eq(stat(P(g_b, "f"), &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0640);
+    expect_err(syscall(SYS_chmod, P(g_b, "f"), 04755), EPERM, "setuid refused");
+    expect_err(syscall(SYS_chmod, P(g_r, "f"), 0600), EACCES, "chmod R/f");
+    expect_err(syscall(SYS_chmod, P(g_c, "nope"), 0600), EACCES, "chmod C/nope");
+    expect_err(syscall(SBX_FILES_SYS_FCHMODAT2, AT_FDCWD, P(g_b, "flink"), 0600,
+                       AT_SYMLINK_NOFOLLOW),
+               EOPNOTSUPP, "fchmodat2 nofollow on a link");
+    struct timespec ts[2] = { { .tv_sec = 1000000, .tv_nsec = 0 }, { .tv_sec = 2000000 } };
+    cr_expect_eq(utimensat(AT_FDCWD, P(g_b, "f"), ts, 0), 0, "errno %d", errno);
+    cr_expect_eq(stat(P(g_b, "f"), &st), 0);
+    cr_expect_eq(st.st_mtim.tv_sec, 2000000);
+    cr_expect_eq(st.st_atim.tv_sec, 1000000);
+    cr_expect_eq(utimensat(AT_FDCWD, P(g_b, "f"), NULL, 0), 0, "NULL times: now; errno %d", errno);
+    cr_expect_eq(stat(P(g_b, "f"), &st), 0);
+    cr_expect_gt(st.st_mtim.tv_sec, 2000000);
+    expect_err(utimensat(AT_FDCWD, P(g_r, "f"), ts, 0), EACCES, "utimensat R/f");
+    expect_err(utimensat(AT_FDCWD, P(g_c, "nope"), ts, 0), EACCES, "utimensat C/nope");
+    expect_err(utimensat(AT_FDCWD, P(g_b, "nope"), ts, 0), ENOENT, "allowed missing");
+}
+
+typedef struct stat_thread {
+    int dirfd;
+    long result;
+    int err;
+} stat_thread;
+
+static void *stat_in(void *arg)
+{
+    stat_thread *t = arg;
+    struct stat st;
+    if (unshare(CLONE_FS) != 0 || fchdir(t->dirfd) != 0) {
+        t->result = -2;
+        return NULL;
+    }
+    t->result = stat("f", &st);
+    t->err = errno;
+    return NULL;
+}
+
+Test(files_trap, relative_stat_readlink_use_the_calling_threads_cwd)
+{
+    int b = open(g_b, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int c = open(g_c, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(b, 0);
+    cr_assert_geq(c, 0);
+    engage();
+    cr_assert_eq(fchdir(b), 0);
+    struct stat st;
+    cr_expect_eq(stat("f", &st), 0, "errno %d", errno);
+    cr_expect_eq(st.st_size, 5);
+    char buf[16];
+    cr_expect_eq(readlink("flink", buf, 3), 3, "errno %d", errno);
+    expect_err(stat("../C/f", &st), EACCES, "lexical escape");
+    expect_err(fstatat(c, "f", &st, 0), EACCES, "dirfd C");
+    stat_thread t = { .dirfd = c };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, stat_in, &t), 0);
+    pthread_join(th, NULL);
+    cr_expect_eq(t.result, -1, "the thread's own cwd (C) counts");
+    cr_expect_eq(t.err, EACCES);
+    cr_expect_eq(stat("f", &st), 0);
 }

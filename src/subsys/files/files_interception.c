@@ -22,6 +22,9 @@
 
 static atomic_uint_fast64_t n_brokered, n_prechecked, n_native;
 
+/* What the handler hands back to the caller besides the value. */
+enum { OUT_NONE = 0, OUT_STAT, OUT_STATX, OUT_LINK };
+
 typedef struct decoded {
     uint32_t tag;
     int dirfd;
@@ -29,28 +32,41 @@ typedef struct decoded {
     uint32_t flags;
     uint32_t mode;
     sbx_files_op op; /* for the pre-check */
+    int pre_flags;   /* the pre-check's open flags / access mode; -1: flags */
+    /* TAG_ATTR */
+    uint64_t value;
+    int out_kind;    /* OUT_*: the caller's buffer `out` of out_size bytes */
+    void *out;
+    size_t out_size;
+    const struct timespec *times; /* utimensat's, read in place; NULL: now */
+    bool empty_ok;   /* AT_EMPTY_PATH: "" names the dirfd itself */
+    /* TAG_RENAME */
+    int dirfd2;
+    const char *path2;
 } decoded;
 
 /* The local pre-check: true when the (read-only, possibly forged) policy
  * copy has an explicit deny rule for this absolute path, whatever the
  * object's type. Relative paths go to the broker (only it knows the cwd). */
-static bool locally_denied(const sbx_trap_call *call, const decoded *d, size_t len)
+static bool locally_denied(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
+                           const char *path, size_t len)
 {
-    if (!call->policy || d->path[0] != '/')
+    if (!call->policy || path[0] != '/')
         return false;
     static _Thread_local char canon[SBX_FILES_PATH_MAX];
-    int n = sbx_files_path_canon(d->path, len, canon, sizeof canon);
+    int n = sbx_files_path_canon(path, len, canon, sizeof canon);
     if (n <= 0)
         return false;
     if (n > 1 && canon[n - 1] == '/')
         canon[n - 1] = '\0';
     sbx_files_request req;
     memset(&req, 0, sizeof req);
-    req.op = d->op;
+    int flags = d->pre_flags >= 0 ? d->pre_flags : (int)d->flags;
+    req.op = op;
     req.path = canon;
-    req.open_flags = (int)d->flags;
+    req.open_flags = flags;
     req.mode = d->mode;
-    req.access_mode = (int)d->flags;
+    req.access_mode = flags;
     for (int dir = 0; dir < 2; dir++) {
         req.is_dir = dir != 0;
         sbx_files_verdict v;
@@ -66,8 +82,9 @@ static bool locally_denied(const sbx_trap_call *call, const decoded *d, size_t l
 static long decode(const sbx_trap_call *call, decoded *d)
 {
     const uint64_t *a = call->args;
-    d->dirfd = AT_FDCWD;
-    d->flags = d->mode = 0;
+    memset(d, 0, sizeof *d);
+    d->dirfd = d->dirfd2 = AT_FDCWD;
+    d->pre_flags = -1;
     d->tag = SBX_FILES_IPC_TAG_PATH;
     switch (call->nr) {
     case SYS_open:
@@ -104,8 +121,9 @@ static long decode(const sbx_trap_call *call, decoded *d)
         d->path = (const char *)(uintptr_t)a[0], d->flags = (uint32_t)a[1];
         return 0;
     case SYS_faccessat2:
-        if ((int)a[3] & ~AT_EACCESS)
-            return -ENOSYS; /* AT_SYMLINK_NOFOLLOW / AT_EMPTY_PATH: not served yet */
+        if ((int)a[3] & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        d->mode = (uint32_t)a[3] & (AT_EACCESS | AT_SYMLINK_NOFOLLOW); /* travels in mode */
         /* fall through */
     case SYS_faccessat:
         d->op = SBX_FILES_OP_ACCESS;
@@ -131,6 +149,91 @@ static long decode(const sbx_trap_call *call, decoded *d)
         d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1], d->flags = (uint32_t)a[2];
         d->op = (d->flags & AT_REMOVEDIR) ? SBX_FILES_OP_RMDIR : SBX_FILES_OP_UNLINK;
         return 0;
+    case SYS_stat:
+    case SYS_lstat:
+        d->tag = SBX_FILES_IPC_TAG_ATTR, d->op = SBX_FILES_OP_STAT;
+        d->path = (const char *)(uintptr_t)a[0];
+        d->out_kind = OUT_STAT, d->out = (void *)(uintptr_t)a[1];
+        d->out_size = sizeof(struct stat);
+        return 0;
+    case SYS_newfstatat:
+        if ((int)a[3] & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT))
+            return -EINVAL;
+        d->tag = SBX_FILES_IPC_TAG_ATTR, d->op = SBX_FILES_OP_STAT;
+        d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1], d->flags = (uint32_t)a[3];
+        d->out_kind = OUT_STAT, d->out = (void *)(uintptr_t)a[2];
+        d->out_size = sizeof(struct stat);
+        d->empty_ok = (d->flags & AT_EMPTY_PATH) != 0;
+        return 0;
+    case SYS_statx:
+        d->tag = SBX_FILES_IPC_TAG_ATTR, d->op = SBX_FILES_OP_STAT;
+        d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1];
+        d->flags = (uint32_t)a[2], d->mode = (uint32_t)a[3];
+        d->out_kind = OUT_STATX, d->out = (void *)(uintptr_t)a[4];
+        d->out_size = sizeof(struct statx);
+        d->empty_ok = (d->flags & AT_EMPTY_PATH) != 0;
+        if (!d->path && d->empty_ok)
+            d->path = ""; /* statx(fd, NULL, AT_EMPTY_PATH): the fd itself (Linux 6.11) */
+        return 0;
+    case SYS_readlink:
+    case SYS_readlinkat: {
+        bool plain = call->nr == SYS_readlink;
+        int size = (int)(plain ? a[2] : a[3]);
+        if (size <= 0)
+            return -EINVAL;
+        d->tag = SBX_FILES_IPC_TAG_ATTR, d->op = SBX_FILES_OP_READLINK;
+        if (!plain)
+            d->dirfd = (int)a[0];
+        d->path = (const char *)(uintptr_t)(plain ? a[0] : a[1]);
+        d->out_kind = OUT_LINK, d->out = (void *)(uintptr_t)(plain ? a[1] : a[2]);
+        /* No link is longer than PATH_MAX - 1: a bigger buffer is never filled. */
+        d->out_size = (size_t)size < SBX_FILES_PATH_MAX ? (size_t)size : SBX_FILES_PATH_MAX;
+        return 0;
+    }
+    case SYS_truncate:
+        if ((int64_t)a[1] < 0)
+            return -EINVAL;
+        d->tag = SBX_FILES_IPC_TAG_ATTR, d->op = SBX_FILES_OP_OPEN;
+        d->pre_flags = O_WRONLY | O_TRUNC;
+        d->path = (const char *)(uintptr_t)a[0], d->value = a[1];
+        return 0;
+    case SYS_utimensat:
+        if (!a[1])
+            return -ENOSYS; /* utimensat(fd, NULL, ...) is futimens: fd-only, not brokered */
+        if ((int)a[3] & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        d->tag = SBX_FILES_IPC_TAG_ATTR, d->op = SBX_FILES_OP_OPEN;
+        d->pre_flags = O_WRONLY;
+        d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1], d->flags = (uint32_t)a[3];
+        d->times = (const struct timespec *)(uintptr_t)a[2];
+        d->empty_ok = (d->flags & AT_EMPTY_PATH) != 0;
+        return 0;
+    case SYS_chmod:
+        d->op = SBX_FILES_OP_OPEN, d->pre_flags = O_WRONLY;
+        d->path = (const char *)(uintptr_t)a[0], d->mode = (uint32_t)a[1];
+        return 0;
+    case SYS_fchmodat:
+    case SBX_FILES_SYS_FCHMODAT2:
+        d->op = SBX_FILES_OP_OPEN, d->pre_flags = O_WRONLY;
+        d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1], d->mode = (uint32_t)a[2];
+        if (call->nr == SBX_FILES_SYS_FCHMODAT2) {
+            d->flags = (uint32_t)a[3];
+            d->empty_ok = (d->flags & AT_EMPTY_PATH) != 0;
+        }
+        return 0;
+    case SYS_rename:
+        d->tag = SBX_FILES_IPC_TAG_RENAME, d->op = SBX_FILES_OP_RENAME_SRC;
+        d->path = (const char *)(uintptr_t)a[0], d->path2 = (const char *)(uintptr_t)a[1];
+        return 0;
+    case SYS_renameat:
+    case SYS_renameat2:
+        d->tag = SBX_FILES_IPC_TAG_RENAME, d->op = SBX_FILES_OP_RENAME_SRC;
+        d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1];
+        d->dirfd2 = (int)a[2], d->path2 = (const char *)(uintptr_t)a[3];
+        if (call->nr == SYS_renameat2)
+            d->flags = (uint32_t)a[4];
+        return 0;
+    case SYS_chdir: /* only the kernel can change the cwd: not served by trap */
     default:
         return -ENOSYS;
     }
@@ -141,6 +244,8 @@ static long native(const sbx_trap_call *call)
     atomic_fetch_add_explicit(&n_native, 1, memory_order_relaxed);
     return sbx_trap_native(call);
 }
+
+static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, size_t len2);
 
 static long h_brokered(const sbx_trap_call *call, void *ctx)
 {
@@ -159,34 +264,120 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
     if (!d.path)
         return -EFAULT;
     size_t len = strnlen(d.path, SBX_FILES_PATH_MAX);
-    if (len == 0)
+    if (len == 0 && !d.empty_ok)
         return -ENOENT;
     if (len >= SBX_FILES_PATH_MAX)
         return -ENAMETOOLONG;
-    if (locally_denied(call, &d, len)) {
+    size_t len2 = 0;
+    if (d.tag == SBX_FILES_IPC_TAG_RENAME) {
+        if (!d.path2)
+            return -EFAULT;
+        len2 = strnlen(d.path2, SBX_FILES_PATH_MAX);
+        if (len2 == 0)
+            return -ENOENT;
+        if (len2 >= SBX_FILES_PATH_MAX)
+            return -ENAMETOOLONG;
+    }
+    if (locally_denied(call, &d, d.op, d.path, len) ||
+        (d.path2 && locally_denied(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2))) {
         atomic_fetch_add_explicit(&n_prechecked, 1, memory_order_relaxed);
         return -EACCES;
     }
+    if (len == 0 && d.out_kind == OUT_STAT && d.dirfd >= 0) {
+        /* newfstatat(fd, "", AT_EMPTY_PATH) is fstat(fd) (glibc's fstat):
+         * fd-only, not intercepted, no policy applies. */
+        return sbx_trap_syscall6(SYS_fstat, (uint64_t)d.dirfd, (uint64_t)(uintptr_t)d.out, 0, 0,
+                                 0, 0);
+    }
     if (!call->ipc)
         return -EIO;
+    return brokered(call, &d, len, len2);
+}
+
+/* The answer buffer of a TAG_ATTR call: the target's own buffer is written
+ * only from here, after a successful reply, and only as many bytes as the
+ * kernel would write. On the stack: a nested trapped call (from a fault
+ * handler) gets its own. */
+typedef union attr_buf {
+    struct stat st;
+    struct statx stx;
+    struct timespec times[2];
+    char link[SBX_FILES_PATH_MAX];
+} attr_buf;
+
+static long deliver(const decoded *d, const attr_buf *buf, long v)
+{
+    size_t n;
+    switch (d->out_kind) {
+    case OUT_STAT:
+        n = sizeof buf->st;
+        break;
+    case OUT_STATX:
+        n = sizeof buf->stx;
+        break;
+    case OUT_LINK:
+        if ((size_t)v > d->out_size)
+            return -EIO; /* more than we asked for: a broken broker */
+        n = (size_t)v;
+        break;
+    default:
+        return v;
+    }
+    if (!d->out)
+        return -EFAULT;
+    memcpy(d->out, buf, n); /* a bad pointer faults as it would inside libc */
+    return v;
+}
+
+/* One cross call for a decoded call, and its answer as a syscall result. */
+static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, size_t len2)
+{
     atomic_fetch_add_explicit(&n_brokered, 1, memory_order_relaxed);
     long tid = sbx_trap_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    sbx_arg args[6] = { sbx_arg_u32((uint32_t)call->nr), sbx_arg_u32((uint32_t)tid),
-                        sbx_arg_handle((uint64_t)(int64_t)d.dirfd), sbx_arg_stringn(d.path, len),
-                        sbx_arg_u32(d.flags), sbx_arg_u32(d.mode) };
-    unsigned cf = (d.tag == SBX_FILES_IPC_TAG_OPEN && (d.flags & O_CLOEXEC)) ? SBX_IPC_CALL_CLOEXEC
-                                                                             : 0;
+    sbx_arg args[8] = { sbx_arg_u32((uint32_t)call->nr), sbx_arg_u32((uint32_t)tid),
+                        sbx_arg_handle((uint64_t)(int64_t)d->dirfd),
+                        sbx_arg_stringn(d->path, len), sbx_arg_u32(d->flags),
+                        sbx_arg_u32(d->mode) };
+    unsigned nargs = 6, cf = 0;
+    attr_buf buf;
+    switch (d->tag) {
+    case SBX_FILES_IPC_TAG_OPEN:
+        if (d->flags & O_CLOEXEC)
+            cf = SBX_IPC_CALL_CLOEXEC;
+        break;
+    case SBX_FILES_IPC_TAG_ATTR: {
+        size_t size = d->out_size;
+        if (d->times) {
+            memcpy(buf.times, d->times, sizeof buf.times); /* read in place, like the path */
+            size = sizeof buf.times;
+        } else if (size) {
+            memset(&buf, 0, size);
+        }
+        args[6] = sbx_arg_u64(d->value);
+        args[7] = sbx_arg_inout(&buf, size);
+        nargs = 8;
+        break;
+    }
+    case SBX_FILES_IPC_TAG_RENAME:
+        args[4] = sbx_arg_handle((uint64_t)(int64_t)d->dirfd2);
+        args[5] = sbx_arg_stringn(d->path2, len2);
+        args[6] = sbx_arg_u32(d->flags);
+        nargs = 7;
+        break;
+    default:
+        break;
+    }
     sbx_ipc_reply rep;
-    int c = sbx_ipc_client_call(call->ipc, d.tag, args, 6, cf, &rep);
+    int c = sbx_ipc_client_call(call->ipc, d->tag, args, nargs, cf, &rep);
     if (c < 0)
         return sbx_trap_result_from(c);
-    if (rep.ext[0] == SBX_FILES_IPC_RES_FD && rep.fd >= 0)
+    if (rep.ext[0] == SBX_FILES_IPC_RES_FD && rep.fd >= 0 && d->tag == SBX_FILES_IPC_TAG_OPEN)
         return rep.fd;
     if (rep.fd >= 0)
         (void)sbx_trap_syscall6(SYS_close, (uint64_t)rep.fd, 0, 0, 0, 0, 0);
     switch (rep.ext[0]) {
     case SBX_FILES_IPC_RES_VALUE:
-        return rep.ext[1] <= INT32_MAX ? (long)rep.ext[1] : -EIO;
+        return rep.ext[1] <= INT32_MAX ? deliver(d, &buf, (long)rep.ext[1]) : -EIO;
     case SBX_FILES_IPC_RES_NATIVE:
         return call->native_allowed ? native(call) : -EIO;
     case SBX_FILES_IPC_RES_ERROR:

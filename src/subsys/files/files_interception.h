@@ -13,12 +13,15 @@
  * answer is the broker's fd, value or -errno; a NATIVE answer (only given
  * when Landlock confines the target) is re-issued with sbx_trap_native.
  *
- * Served over IPC: open, openat, creat, openat2 (without resolve flags),
- * access, faccessat, faccessat2 (flags 0 / AT_EACCESS), mkdir, mkdirat,
- * unlink, unlinkat, rmdir. The other BROKERED entries (stat family,
- * readlink, rename, chdir, truncate, chmod, utimensat) are re-issued
- * natively when native re-issue is allowed and fail with ENOSYS otherwise
- * (not yet served: docs/trap.md).
+ * Served over IPC: every BROKERED entry (open family, access family,
+ * stat family, readlink, rename family, mkdir, unlink, rmdir, truncate,
+ * chmod family, utimensat with a path) except chdir, openat2 with resolve
+ * flags and utimensat with a NULL path (futimens), which are forwarded to
+ * the notify base in ranged mode, else re-issued natively when allowed,
+ * else fail with ENOSYS.
+ * Buffers the kernel would fill (struct stat, struct statx, readlink's
+ * bytes) are written only from a successful reply, exactly as many bytes
+ * as the kernel writes (docs/trap.md).
  *
  * Everything the handlers do is async-signal-safe (they run in SIGSYS). */
 #ifndef SBX_SUBSYS_FILES_INTERCEPTION_H

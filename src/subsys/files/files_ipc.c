@@ -15,64 +15,8 @@
 #include "base/cleanup.h"
 #include "subsys/files/files_syscalls.h"
 
-/* What /proc/<pid>/task/<t>/status says about one thread. */
-typedef struct thread_status {
-    pid_t ns_tid; /* the innermost NSpid: the tid the thread itself sees */
-    sbx_files_creds creds;
-} thread_status;
-
-static int parse_status(int task_fd, thread_status *ts)
-{
-    SBX_AUTOCLOSE int fd = openat(task_fd, "status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sbx_neg_errno();
-    char buf[8192];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    if (n <= 0)
-        return -ESRCH;
-    buf[n] = '\0';
-    memset(ts, 0, sizeof *ts);
-    ts->creds.umask = 022;
-    bool have_ns = false, have_uid = false, have_gid = false;
-    for (char *line = buf; line && *line;) {
-        char *next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        unsigned a, b, c, d;
-        if (strncmp(line, "NSpid:", 6) == 0) {
-            char *p = line + 6, *end;
-            for (;;) {
-                unsigned long v = strtoul(p, &end, 10);
-                if (end == p)
-                    break;
-                ts->ns_tid = (pid_t)v;
-                have_ns = true;
-                p = end;
-            }
-        } else if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c, &d) == 4) {
-            ts->creds.fsuid = d;
-            have_uid = true;
-        } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &c, &d) == 4) {
-            ts->creds.fsgid = d;
-            have_gid = true;
-        } else if (sscanf(line, "Umask: %o", &a) == 1) {
-            ts->creds.umask = (mode_t)(a & 0777);
-        } else if (strncmp(line, "Groups:", 7) == 0) {
-            char *p = line + 7, *end;
-            for (;;) {
-                unsigned long g = strtoul(p, &end, 10);
-                if (end == p)
-                    break;
-                if (ts->creds.ngroups == SBX_FILES_MAX_GROUPS)
-                    return -E2BIG; /* cannot represent: refuse rather than drop groups */
-                ts->creds.groups[ts->creds.ngroups++] = (gid_t)g;
-                p = end;
-            }
-        }
-        line = next;
-    }
-    return have_ns && have_uid && have_gid ? 0 : -ESRCH;
-}
+/* What /proc/<pid>/task/<t>/status says about one thread (files_path.h). */
+typedef sbx_files_proc_status thread_status;
 
 /* Look among the threads of process `pid` for the one that calls itself
  * `tid`; append pid's children (from each thread's "children") to
@@ -98,7 +42,7 @@ static int scan_process(pid_t pid, pid_t tid, sbx_files_task *task, thread_statu
         int tfd = openat(dirfd(d), e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (tfd < 0)
             continue;
-        if (parse_status(tfd, ts) == 0 && ts->ns_tid == tid) {
+        if (sbx_files_proc_status_read(tfd, ts) == 0 && ts->ns_tid == tid) {
             task->proc_fd = tfd;
             task->pid = pid;
             task->tid = (pid_t)strtol(e->d_name, NULL, 10);
@@ -225,59 +169,162 @@ static int as_dirfd(uint64_t v)
     return fd == AT_FDCWD ? SBX_FILES_AT_FDCWD : fd;
 }
 
-/* Rebuild the call from the typed arguments. Returns 0 or -errno. */
-static int build_call(uint32_t tag, const sbx_files_syscall *sc, uint32_t flags, uint32_t mode,
-                      sbx_files_call *c, int *dirfd, bool *at_cwd)
+#ifndef AT_STATX_SYNC_TYPE
+#define AT_STATX_SYNC_TYPE 0x6000
+#endif
+#define TIMES_SIZE (2 * sizeof(struct timespec))
+
+uint32_t sbx_files_ipc_tag_for(int nr)
 {
-    c->op = sc->op;
-    c->syscall = sc->name;
-    c->follow = true;
-    *at_cwd = false;
-    switch (sc->nr) {
+    switch (nr) {
+    case SYS_open:
+    case SYS_openat:
+    case SYS_openat2:
+    case SYS_creat:
+        return SBX_FILES_IPC_TAG_OPEN;
+    case SYS_access:
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_mkdir:
+    case SYS_mkdirat:
+    case SYS_unlink:
+    case SYS_unlinkat:
+    case SYS_rmdir:
+    case SYS_chmod:
+    case SYS_fchmodat:
+    case SBX_FILES_SYS_FCHMODAT2:
+        return SBX_FILES_IPC_TAG_PATH;
+    case SYS_stat:
+    case SYS_lstat:
+    case SYS_newfstatat:
+    case SYS_statx:
+    case SYS_readlink:
+    case SYS_readlinkat:
+    case SYS_truncate:
+    case SYS_utimensat:
+        return SBX_FILES_IPC_TAG_ATTR;
+    case SYS_rename:
+    case SYS_renameat:
+    case SYS_renameat2:
+        return SBX_FILES_IPC_TAG_RENAME;
+    default:
+        return 0;
+    }
+}
+
+/* Calls without a dirfd argument: whatever the target sent, the cwd. */
+static bool at_cwd_only(int nr)
+{
+    switch (nr) {
     case SYS_open:
     case SYS_creat:
     case SYS_access:
     case SYS_mkdir:
     case SYS_unlink:
     case SYS_rmdir:
-        *at_cwd = true; /* no dirfd argument: whatever the target sent, the cwd */
-        break;
+    case SYS_chmod:
+    case SYS_stat:
+    case SYS_lstat:
+    case SYS_readlink:
+    case SYS_truncate:
+    case SYS_rename:
+        return true;
     default:
-        break;
+        return false;
     }
-    if (*at_cwd)
-        *dirfd = SBX_FILES_AT_FDCWD;
-    if (tag == SBX_FILES_IPC_TAG_OPEN) {
-        if (sc->op != SBX_FILES_CALL_OPEN)
-            return -EINVAL;
-        c->flags = sc->nr == SYS_creat ? (O_CREAT | O_WRONLY | O_TRUNC) : (int)flags;
-        if (mode & ~07777u)
-            return -EINVAL;
-        c->mode = (mode_t)mode;
-        return 0;
+}
+
+/* The common head of every tag: a target context, and nr (args[0]) a
+ * BROKERED table entry that this tag serves. NULL with the status set
+ * otherwise: ENOSYS for what no tag serves, EINVAL for a tag that does not
+ * serve this call. */
+static const sbx_files_syscall *entry_for(sbx_ipc_info *info, const sbx_arg *args,
+                                          const sbx_files_ipc_target **t)
+{
+    sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_ERROR);
+    *t = sbx_ipc_info_target_ctx(info);
+    if (!*t || !(*t)->files || (*t)->pid <= 0) {
+        sbx_ipc_info_set_status(info, ENOSYS);
+        return NULL;
     }
-    switch (sc->op) {
-    case SBX_FILES_CALL_ACCESS:
-        if (flags & ~(uint32_t)(R_OK | W_OK | X_OK))
-            return -EINVAL;
-        c->flags = (int)flags;
-        return 0;
-    case SBX_FILES_CALL_MKDIR:
-        c->mode = (mode_t)(mode & 07777u);
-        return 0;
-    case SBX_FILES_CALL_UNLINK:
-        if (sc->nr == SYS_unlinkat) {
-            if (flags & ~(uint32_t)AT_REMOVEDIR)
-                return -EINVAL;
-            if (flags & AT_REMOVEDIR)
-                c->op = SBX_FILES_CALL_RMDIR;
-        }
-        return 0;
-    case SBX_FILES_CALL_RMDIR:
-        return 0;
-    default:
-        return -ENOSYS; /* not served over IPC yet: stat, readlink, rename, ... */
+    uint32_t nr = args[0].v.u32;
+    const sbx_files_syscall *sc = nr > INT32_MAX ? NULL : sbx_files_syscall_find((int)nr);
+    uint32_t tag = sc && sc->kind == SBX_FILES_SC_BROKERED ? sbx_files_ipc_tag_for(sc->nr) : 0;
+    if (!tag) {
+        sbx_ipc_info_set_status(info, ENOSYS);
+        return NULL;
     }
+    if (tag != sbx_ipc_info_tag(info)) {
+        sbx_ipc_info_set_status(info, EINVAL);
+        return NULL;
+    }
+    return sc;
+}
+
+/* The calling thread as the broker found it, and its root for native
+ * calls performed by the broker (no Landlock). Owns both fds. */
+typedef struct caller {
+    sbx_files_task task;
+    thread_status st;
+    int root_fd;
+} caller;
+
+static void caller_done(caller *c)
+{
+    sbx_close_keep_errno(c->task.proc_fd);
+    sbx_close_keep_errno(c->root_fd);
+}
+
+/* `fresh`: the call creates something and needs the umask of the moment
+ * (the memo is bypassed). */
+static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fresh, caller *c)
+{
+    pid_t tid = (pid_t)ns_tid;
+    bool memo = t->memo && !fresh && tid > 0;
+    if (!memo || !memo_find(t->memo, tid, &c->task, &c->st)) {
+        int r = find_thread(t->pid, tid, &c->task, &c->st);
+        if (r < 0)
+            return r;
+        if (t->memo)
+            memo_put(t->memo, tid, &c->task, &c->st);
+    }
+    if (!t->landlock) {
+        /* Native calls are then performed inside the target's own view. */
+        char root[64];
+        snprintf(root, sizeof root, "/proc/%d/root", (int)c->task.pid);
+        c->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    return 0;
+}
+
+/* Resolve a path argument (a private NUL-free copy) against the caller's
+ * cwd / dirfd into out (SBX_FILES_PATH_MAX bytes). */
+static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
+{
+    if (a->v.str.len == 0)
+        return -ENOENT;
+    int r = sbx_files_resolve(&c->task, dirfd, a->v.str.ptr, a->v.str.len, out, SBX_FILES_PATH_MAX);
+    return r < 0 ? r : 0;
+}
+
+/* Fill in who calls and run the one dispatcher. */
+static sbx_files_result *run(const sbx_files_ipc_target *t, const caller *c, sbx_files_call *call)
+{
+    call->pid = c->task.pid; /* the calling thread's process: t->pid or a descendant */
+    call->target_root_fd = c->root_fd;
+    call->landlock = t->landlock;
+    call->creds = t->target_creds ? &c->st.creds : NULL;
+    call->umask = c->st.creds.umask;
+    static _Thread_local sbx_files_result res; /* large: off the stack */
+    sbx_files_dispatch(t->files, call, &res);
+    return &res;
+}
+
+static int fail(sbx_ipc_info *info, int neg)
+{
+    sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_ERROR);
+    sbx_ipc_info_set_status(info, -neg);
+    return 0;
 }
 
 static void answer(sbx_ipc_info *info, sbx_files_result *res)
@@ -306,95 +353,323 @@ static void answer(sbx_ipc_info *info, sbx_files_result *res)
     }
 }
 
-/* Both tags. The target controls every argument: nr must be a BROKERED
- * table entry that this tag serves; tid only selects one of the target's
- * own threads (found under /proc/<pid>/task, pid being the broker's
- * record, never the target's word); the path is a private NUL-free copy
- * made by the IPC layer and is resolved here against that thread's
- * cwd/dirfd and canonicalised (files_path) before the policy sees it;
- * flag words with unknown bits are EINVAL. The decision comes from the
- * dispatcher's decide function on the broker's private policy copy: what
- * the target pre-checked does not matter. An error answer travels in the
- * status (outcome stays 0) so the target can tell it from a broken IPC. */
+/* ---- TAG_OPEN and TAG_PATH ---- */
+
+/* Rebuild an OPEN / PATH call from flags and mode. Returns 0 or -errno. */
+static int build_path_call(uint32_t tag, const sbx_files_syscall *sc, uint32_t flags,
+                           uint32_t mode, sbx_files_call *c)
+{
+    c->op = sc->op;
+    c->syscall = sc->name;
+    c->follow = true;
+    if (tag == SBX_FILES_IPC_TAG_OPEN) {
+        c->flags = sc->nr == SYS_creat ? (O_CREAT | O_WRONLY | O_TRUNC) : (int)flags;
+        if (mode & ~07777u)
+            return -EINVAL;
+        c->mode = (mode_t)mode;
+        return 0;
+    }
+    switch (sc->op) {
+    case SBX_FILES_CALL_ACCESS:
+        if (flags & ~(uint32_t)(R_OK | W_OK | X_OK))
+            return -EINVAL;
+        c->flags = (int)flags;
+        /* faccessat2's AT flags travel in mode; the others have none. */
+        if (sc->nr != SYS_faccessat2 ? mode != 0
+                                     : (mode & ~(uint32_t)(AT_EACCESS | AT_SYMLINK_NOFOLLOW)))
+            return -EINVAL;
+        c->follow = !(mode & AT_SYMLINK_NOFOLLOW);
+        return 0;
+    case SBX_FILES_CALL_MKDIR:
+        c->mode = (mode_t)(mode & 07777u);
+        return 0;
+    case SBX_FILES_CALL_UNLINK:
+        if (sc->nr == SYS_unlinkat) {
+            if (flags & ~(uint32_t)AT_REMOVEDIR)
+                return -EINVAL;
+            if (flags & AT_REMOVEDIR)
+                c->op = SBX_FILES_CALL_RMDIR;
+        }
+        return 0;
+    case SBX_FILES_CALL_RMDIR:
+        return 0;
+    case SBX_FILES_CALL_CHMOD:
+        /* Only fchmodat2 has flags; "" with AT_EMPTY_PATH is fchmod of an
+         * fd, which is native (fchmod(2)) and never brokered. */
+        if (sc->nr != SBX_FILES_SYS_FCHMODAT2 ? flags != 0
+                                              : (flags & ~(uint32_t)(AT_SYMLINK_NOFOLLOW |
+                                                                     AT_EMPTY_PATH)))
+            return -EINVAL;
+        c->follow = !(flags & AT_SYMLINK_NOFOLLOW);
+        c->mode = (mode_t)mode; /* files_ops refuses anything past 0777 */
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* TAG_OPEN and TAG_PATH: (u32 nr, u32 tid, handle dirfd, string path,
+ * u32 flags, u32 mode). The target controls every argument: nr must be a
+ * BROKERED table entry that this tag serves; tid only selects one of the
+ * target's own threads (found under /proc/<pid>/task, pid being the
+ * broker's record, never the target's word); the path is a private
+ * NUL-free copy made by the IPC layer and is resolved here against that
+ * thread's cwd/dirfd and canonicalised (files_path) before the policy
+ * sees it; flag words with unknown bits are EINVAL. The decision comes
+ * from the dispatcher's decide function on the broker's private policy
+ * copy: what the target pre-checked does not matter. An error answer
+ * travels in the status (outcome stays 0) so the target can tell it from
+ * a broken IPC. */
 static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
 {
-    const sbx_files_ipc_target *t = sbx_ipc_info_target_ctx(info);
-    sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_ERROR);
-    if (!t || !t->files || t->pid <= 0) {
-        sbx_ipc_info_set_status(info, ENOSYS);
+    const sbx_files_ipc_target *t;
+    const sbx_files_syscall *sc = entry_for(info, args, &t);
+    if (!sc)
         return 0;
-    }
-    uint32_t tag = sbx_ipc_info_tag(info);
-    const sbx_files_syscall *sc = sbx_files_syscall_find((int)args[0].v.u32);
-    if (!sc || sc->kind != SBX_FILES_SC_BROKERED || args[0].v.u32 > INT32_MAX) {
-        sbx_ipc_info_set_status(info, ENOSYS);
-        return 0;
-    }
     sbx_files_call call;
     memset(&call, 0, sizeof call);
-    int dirfd = as_dirfd(args[2].v.handle);
-    bool at_cwd;
-    int r = build_call(tag, sc, args[4].v.u32, args[5].v.u32, &call, &dirfd, &at_cwd);
-    if (r < 0) {
-        sbx_ipc_info_set_status(info, -r);
-        return 0;
+    int dirfd = at_cwd_only(sc->nr) ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
+    int r = build_path_call(sbx_ipc_info_tag(info), sc, args[4].v.u32, args[5].v.u32, &call);
+    if (r < 0)
+        return fail(info, r);
+    SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
+    if ((r = caller_find(t, args[1].v.u32, creates(&call), &c)) < 0)
+        return fail(info, r);
+    if (call.op == SBX_FILES_CALL_CHMOD && args[3].v.str.len == 0 &&
+        (args[4].v.u32 & AT_EMPTY_PATH))
+        return fail(info, -EPERM); /* fchmod of an fd is native (fchmod(2)), never brokered */
+    static _Thread_local char path[SBX_FILES_PATH_MAX];
+    if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
+        return fail(info, r);
+    call.path = path;
+    answer(info, run(t, &c, &call));
+    return 0;
+}
+
+/* ---- TAG_ATTR ---- */
+
+/* stat / statx of an fd the calling thread holds (or of its cwd) for
+ * AT_EMPTY_PATH with "". The target controls the fd number only.
+ * Checked: the fd exists in the calling thread's table (through its /proc
+ * task fd, the broker's own). Safe: no path is resolved, so no policy
+ * applies: the target already holds the object, and only its metadata is
+ * returned (as the notify backend does). */
+static int fd_stat(const caller *c, int dirfd, const sbx_files_call *call, void *out)
+{
+    char link[32];
+    if (dirfd == SBX_FILES_AT_FDCWD)
+        snprintf(link, sizeof link, "cwd");
+    else if (dirfd < 0)
+        return -EBADF;
+    else
+        snprintf(link, sizeof link, "fd/%d", dirfd);
+    SBX_AUTOCLOSE int fd = openat(c->task.proc_fd, link, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -EBADF : sbx_neg_errno();
+    if (call->op == SBX_FILES_CALL_STATX) {
+        if (statx(fd, "", AT_EMPTY_PATH | call->flags, call->mask, out) < 0)
+            return sbx_neg_errno();
+    } else if (fstat(fd, out) < 0) {
+        return sbx_neg_errno();
     }
-    sbx_files_task task = { .proc_fd = -1 };
-    thread_status ts;
-    pid_t tid = (pid_t)args[1].v.u32;
-    bool memo = t->memo && !creates(&call) && tid > 0;
-    if (!memo || !memo_find(t->memo, tid, &task, &ts)) {
-        if ((r = find_thread(t->pid, tid, &task, &ts)) < 0) {
-            sbx_ipc_info_set_status(info, -r);
+    return 0;
+}
+
+/* Rebuild an ATTR call; *out_size is the exact in/out buffer size the
+ * call needs (the buffer must be that size; readlink: 1..PATH_MAX), and
+ * *empty_ok whether "" names the dirfd itself. Returns 0 or -errno. */
+static int build_attr_call(const sbx_files_syscall *sc, uint32_t flags, uint32_t mode,
+                           uint64_t value, size_t bufsize, sbx_files_call *c, bool *empty_ok)
+{
+    c->op = sc->op;
+    c->syscall = sc->name;
+    c->follow = true;
+    *empty_ok = false;
+    int at = (int)flags;
+    switch (sc->nr) {
+    case SYS_stat:
+    case SYS_lstat:
+        if (flags || mode || value || bufsize != sizeof(struct stat))
+            return -EINVAL;
+        c->follow = sc->nr == SYS_stat;
+        return 0;
+    case SYS_newfstatat:
+        if ((at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT)) || mode || value ||
+            bufsize != sizeof(struct stat))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        *empty_ok = (at & AT_EMPTY_PATH) != 0;
+        return 0;
+    case SYS_statx:
+        if ((at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) ||
+            (at & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE || (mode & STATX__RESERVED) ||
+            value || bufsize != sizeof(struct statx))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        c->flags = at & AT_STATX_SYNC_TYPE;
+        c->mask = mode;
+        *empty_ok = (at & AT_EMPTY_PATH) != 0;
+        return 0;
+    case SYS_readlink:
+    case SYS_readlinkat:
+        if (flags || mode || value || bufsize == 0 || bufsize > SBX_FILES_PATH_MAX)
+            return -EINVAL;
+        return 0;
+    case SYS_truncate:
+        if (flags || mode || value > INT64_MAX || bufsize)
+            return -EINVAL;
+        c->length = (long long)value;
+        return 0;
+    case SYS_utimensat:
+        if ((at & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) || mode || value ||
+            (bufsize && bufsize != TIMES_SIZE))
+            return -EINVAL;
+        c->follow = !(at & AT_SYMLINK_NOFOLLOW);
+        c->times_now = bufsize == 0; /* times NULL: now */
+        *empty_ok = (at & AT_EMPTY_PATH) != 0;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* TAG_ATTR: (u32 nr, u32 tid, handle dirfd, string path, u32 flags,
+ * u32 mode, u64 value, inout buf) for the stat family, readlink, truncate
+ * and utimensat. The target controls every argument. Checked as the other
+ * tags (nr served by this tag, tid among the target's threads, the path
+ * resolved and canonicalised here), plus: flags are the call's AT_* word
+ * with no unknown bit, mode is statx's mask (reserved bits refused),
+ * value is truncate's length (negative refused), and the buffer has
+ * exactly the size the call needs (struct stat, struct statx, two
+ * timespecs for utimensat; readlink 1..PATH_MAX): anything else is EINVAL
+ * before any lookup. The buffer is the broker's private copy; a result is
+ * written into it only after the dispatcher performed an allowed call
+ * (stat: the whole struct; readlink: min(link length, size) bytes and
+ * that count as the value, no NUL, as the kernel truncates), and the IPC
+ * layer copies it back only on success. Safe: the same decision and
+ * operation as the notify backend on a canonical path; the only other
+ * thing returned is metadata of an fd the target already holds. */
+static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
+{
+    const sbx_files_ipc_target *t;
+    const sbx_files_syscall *sc = entry_for(info, args, &t);
+    if (!sc)
+        return 0;
+    sbx_files_call call;
+    memset(&call, 0, sizeof call);
+    int dirfd = at_cwd_only(sc->nr) ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
+    void *buf = args[7].v.buf.ptr;
+    size_t size = args[7].v.buf.size;
+    bool empty_ok;
+    int r = build_attr_call(sc, args[4].v.u32, args[5].v.u32, args[6].v.u64, size, &call,
+                            &empty_ok);
+    if (r < 0)
+        return fail(info, r);
+    if (call.op == SBX_FILES_CALL_UTIMENS && !call.times_now)
+        memcpy(call.times, buf, TIMES_SIZE);
+    SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
+    if ((r = caller_find(t, args[1].v.u32, false, &c)) < 0)
+        return fail(info, r);
+    if (args[3].v.str.len == 0 && empty_ok) {
+        if (call.op == SBX_FILES_CALL_UTIMENS)
+            return fail(info, -EPERM); /* futimens of an fd is native, never brokered */
+        if (t->landlock) {
+            sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_NATIVE);
             return 0;
         }
-        if (t->memo)
-            memo_put(t->memo, tid, &task, &ts);
-    }
-    SBX_AUTOCLOSE int task_fd = task.proc_fd;
-    SBX_AUTOCLOSE int root_fd = -1;
-    if (!t->landlock) {
-        /* Native calls are then performed inside the target's own view. */
-        char root[64];
-        snprintf(root, sizeof root, "/proc/%d/root", (int)task.pid);
-        root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if ((r = fd_stat(&c, dirfd, &call, buf)) < 0)
+            return fail(info, r);
+        sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_VALUE);
+        sbx_ipc_info_set_ext(info, 1, 0);
+        return 0;
     }
     static _Thread_local char path[SBX_FILES_PATH_MAX];
-    size_t len = args[3].v.str.len;
-    if (len == 0) {
-        sbx_ipc_info_set_status(info, ENOENT);
-        return 0;
-    }
-    r = sbx_files_resolve(&task, dirfd, args[3].v.str.ptr, len, path, sizeof path);
-    if (r < 0) {
-        sbx_ipc_info_set_status(info, -r);
-        return 0;
-    }
+    if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
+        return fail(info, r);
     call.path = path;
-    call.pid = task.pid; /* the calling thread's process: t->pid or a descendant */
-    call.target_root_fd = root_fd;
-    call.landlock = t->landlock;
-    call.creds = t->target_creds ? &ts.creds : NULL;
-    call.umask = ts.creds.umask;
-    static _Thread_local sbx_files_result res;
-    sbx_files_dispatch(t->files, &call, &res);
-    answer(info, &res);
+    sbx_files_result *res = run(t, &c, &call);
+    if (res->kind == SBX_FILES_RES_VALUE && res->value >= 0) {
+        if (res->has_stat) {
+            memcpy(buf, &res->st, sizeof res->st);
+        } else if (res->has_statx) {
+            memcpy(buf, &res->stx, sizeof res->stx);
+        } else if (call.op == SBX_FILES_CALL_READLINK) {
+            size_t n = res->link_len < size ? res->link_len : size;
+            memcpy(buf, res->link, n);
+            res->value = (long)n;
+        }
+    }
+    answer(info, res);
+    return 0;
+}
+
+/* ---- TAG_RENAME ---- */
+
+/* TAG_RENAME: (u32 nr, u32 tid, handle olddirfd, string oldpath,
+ * handle newdirfd, string newpath, u32 flags). The target controls both
+ * paths, both dirfds and the flags. Checked: nr is rename, renameat or
+ * renameat2 (flags must be 0 for the first two; renameat2's are checked by
+ * files_ops: RENAME_WHITEOUT and unknown bits are EINVAL), both paths are
+ * non-empty and each is resolved against ITS dirfd (or the calling
+ * thread's cwd) and canonicalised; the dispatcher then decides on both
+ * (each needs a write grant, and both must get the same kind of answer)
+ * before anything moves. Safe: a refusal on either side moves nothing,
+ * and the rename acts on two pinned parent fds, so a racing rename can
+ * only make it fail. */
+static int files_ipc_rename_handler(sbx_ipc_info *info, const sbx_arg *args)
+{
+    const sbx_files_ipc_target *t;
+    const sbx_files_syscall *sc = entry_for(info, args, &t);
+    if (!sc)
+        return 0;
+    uint32_t flags = args[6].v.u32;
+    if (sc->nr != SYS_renameat2 && flags)
+        return fail(info, -EINVAL);
+    bool cwd = at_cwd_only(sc->nr);
+    int dirfd1 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
+    int dirfd2 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[4].v.handle);
+    SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
+    int r = caller_find(t, args[1].v.u32, false, &c);
+    if (r < 0)
+        return fail(info, r);
+    static _Thread_local char path[2][SBX_FILES_PATH_MAX];
+    if ((r = resolve_arg(&c, dirfd1, &args[3], path[0])) < 0 ||
+        (r = resolve_arg(&c, dirfd2, &args[5], path[1])) < 0)
+        return fail(info, r);
+    sbx_files_call call;
+    memset(&call, 0, sizeof call);
+    call.op = SBX_FILES_CALL_RENAME;
+    call.syscall = sc->name;
+    call.path = path[0];
+    call.path2 = path[1];
+    call.flags = (int)flags;
+    call.follow = true;
+    answer(info, run(t, &c, &call));
     return 0;
 }
 
 int sbx_files_ipc_register(sbx_ipc_dispatcher *d)
 {
-    static const uint32_t tags[] = { SBX_FILES_IPC_TAG_OPEN, SBX_FILES_IPC_TAG_PATH };
-    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
-        sbx_ipc_service svc = {
-            .tag = tags[i],
-            .subsystem = "files",
-            .nparams = 6,
-            .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_U32,
-                        SBX_ARG_U32 },
-            .handler = files_ipc_handler,
-        };
-        int r = sbx_ipc_dispatcher_register(d, &svc);
+    static const sbx_ipc_service svcs[] = {
+        { .tag = SBX_FILES_IPC_TAG_OPEN, .subsystem = "files", .nparams = 6,
+          .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_U32,
+                      SBX_ARG_U32 },
+          .handler = files_ipc_handler },
+        { .tag = SBX_FILES_IPC_TAG_PATH, .subsystem = "files", .nparams = 6,
+          .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_U32,
+                      SBX_ARG_U32 },
+          .handler = files_ipc_handler },
+        { .tag = SBX_FILES_IPC_TAG_ATTR, .subsystem = "files", .nparams = 8,
+          .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_U32,
+                      SBX_ARG_U32, SBX_ARG_U64, SBX_ARG_INOUT },
+          .handler = files_ipc_attr_handler },
+        { .tag = SBX_FILES_IPC_TAG_RENAME, .subsystem = "files", .nparams = 7,
+          .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_HANDLE,
+                      SBX_ARG_STRING, SBX_ARG_U32 },
+          .handler = files_ipc_rename_handler },
+    };
+    for (size_t i = 0; i < sizeof svcs / sizeof svcs[0]; i++) {
+        int r = sbx_ipc_dispatcher_register(d, &svcs[i]);
         if (r < 0)
             return r;
     }

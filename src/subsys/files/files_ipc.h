@@ -9,14 +9,23 @@
  * The target's own pre-check is never trusted: every call is decided again
  * from the broker's private policy copy.
  *
- * Wire: every tag has the signature
- *   (u32 nr, u32 tid, handle dirfd, string path, u32 flags, u32 mode)
- * nr: the syscall (a BROKERED entry of sbx_files_syscalls whose op the tag
- * serves); tid: the calling thread's id as the target sees it (gettid());
- * dirfd: the target's dirfd (AT_FDCWD = -100 sign-extended); flags/mode:
- * the call's open flags / access mode / AT_REMOVEDIR, and mode.
+ * Wire (every tag starts with u32 nr, u32 tid, handle dirfd, string path):
+ *   OPEN, PATH  (nr, tid, dirfd, path, u32 flags, u32 mode)
+ *   ATTR        (nr, tid, dirfd, path, u32 flags, u32 mode, u64 value, inout buf)
+ *   RENAME      (nr, tid, olddirfd, oldpath, handle newdirfd, string newpath, u32 flags)
+ * nr: the syscall (a BROKERED entry of sbx_files_syscalls that the tag
+ * serves; another tag's call is EINVAL, an unserved one ENOSYS); tid: the
+ * calling thread's id as the target sees it (gettid()); dirfd: the
+ * target's dirfd (AT_FDCWD = -100 sign-extended; ignored for calls that
+ * have none). PATH: flags = open flags / access mode / AT_REMOVEDIR /
+ * fchmodat2's AT flags, mode = mode (faccessat2: its AT flags). ATTR:
+ * flags = the AT_* word, mode = statx's mask, value = truncate's length,
+ * buf = the result (struct stat, struct statx, readlink's bytes: the size
+ * the target can take, 1..PATH_MAX) or utimensat's two timespecs (size 0:
+ * NULL, now). "" with AT_EMPTY_PATH stats the fd itself.
  * Reply: outcome 0; ext[0] = SBX_FILES_IPC_RES_*; status = errno when the
- * answer is an error; a returned fd for RES_FD. */
+ * answer is an error; ext[1] the value (readlink: bytes written to buf);
+ * a returned fd for RES_FD. */
 #ifndef SBX_SUBSYS_FILES_IPC_H
 #define SBX_SUBSYS_FILES_IPC_H
 
@@ -30,7 +39,9 @@
 
 /* In the sbx-reserved range (below SBX_IPC_TAG_USER), clear of the builtins. */
 #define SBX_FILES_IPC_TAG_OPEN 0x0100u /* open, openat, creat, openat2 (no resolve flags) -> fd */
-#define SBX_FILES_IPC_TAG_PATH 0x0101u /* access*, mkdir*, unlink*, rmdir -> value */
+#define SBX_FILES_IPC_TAG_PATH 0x0101u /* access*, mkdir*, unlink*, rmdir, chmod* -> value */
+#define SBX_FILES_IPC_TAG_ATTR 0x0102u /* stat family, readlink*, truncate, utimensat -> value + buf */
+#define SBX_FILES_IPC_TAG_RENAME 0x0103u /* rename, renameat, renameat2 -> value */
 
 /* ext[0] of a reply. */
 #define SBX_FILES_IPC_RES_ERROR 0u  /* status holds the errno */
@@ -73,6 +84,10 @@ typedef struct sbx_files_ipc_target {
     bool target_creds; /* act with the target's fsuid/fsgid/groups */
     sbx_files_ipc_memo *memo; /* borrowed, may be NULL (every call scans) */
 } sbx_files_ipc_target;
+
+/* The tag that serves syscall nr, or 0 (not served by the trap backend:
+ * chdir, and every entry that is not BROKERED). Pure. */
+uint32_t sbx_files_ipc_tag_for(int nr);
 
 /* Register the files services in `d` (before any server uses it).
  * 0 or a negative code (sbx_ipc_dispatcher_register's). */

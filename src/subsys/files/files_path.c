@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -260,4 +261,152 @@ int sbx_files_resolve(const sbx_files_task *task, int dirfd, const char *path, s
     if (r < 0)
         return r;
     return sbx_files_path_rewrite_proc_self(out, cap, task->pid, task->tid);
+}
+
+/* ---- /proc/<tid>/status ---- */
+
+/* Skip blanks; parse one unsigned number in `base` (8 or 10) that ends at
+ * a blank or the end of the line. Returns the position after it, or NULL
+ * (no digits, overflow past 32 bits, junk). */
+static const char *status_num(const char *p, const char *end, unsigned base, uint32_t *v)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    uint64_t n = 0;
+    const char *start = p;
+    for (; p < end && *p >= '0' && *p < (char)('0' + base); p++) {
+        n = n * base + (uint64_t)(*p - '0');
+        if (n > UINT32_MAX)
+            return NULL;
+    }
+    if (p == start || (p < end && *p != ' ' && *p != '\t'))
+        return NULL;
+    *v = (uint32_t)n;
+    return p;
+}
+
+static bool status_blank_to_end(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (*p != ' ' && *p != '\t')
+            return false;
+    return true;
+}
+
+/* A list of numbers up to the end of the line into v[0..cap); *n gets the
+ * count. -ESRCH for junk, -E2BIG for more than cap. */
+static int status_list(const char *p, const char *end, uint32_t *v, size_t cap, size_t *n)
+{
+    *n = 0;
+    while (!status_blank_to_end(p, end)) {
+        uint32_t x;
+        if (!(p = status_num(p, end, 10, &x)))
+            return -ESRCH;
+        if (*n == cap)
+            return -E2BIG;
+        v[(*n)++] = x;
+    }
+    return 0;
+}
+
+enum { ST_TGID = 1, ST_NSPID = 2, ST_UID = 4, ST_GID = 8, ST_UMASK = 16, ST_GROUPS = 32 };
+#define ST_REQUIRED (ST_TGID | ST_NSPID | ST_UID | ST_GID)
+#define ST_ALL (ST_REQUIRED | ST_UMASK | ST_GROUPS)
+
+static bool status_key(const char *line, const char *end, const char *key, const char **rest)
+{
+    size_t k = strlen(key);
+    if ((size_t)(end - line) < k || memcmp(line, key, k) != 0)
+        return false;
+    *rest = line + k;
+    return true;
+}
+
+int sbx_files_proc_status_parse(const char *buf, size_t len, sbx_files_proc_status *out)
+{
+    memset(out, 0, sizeof *out);
+    out->creds.umask = 022;
+    unsigned seen = 0;
+    const char *p = buf, *bend = buf + len;
+    while (p < bend && (seen & ST_ALL) != ST_ALL) {
+        const char *eol = memchr(p, '\n', (size_t)(bend - p));
+        const char *end = eol ? eol : bend;
+        const char *r;
+        unsigned bit = 0;
+        uint32_t v[SBX_FILES_NSPID_MAX > SBX_FILES_MAX_GROUPS ? SBX_FILES_NSPID_MAX
+                                                              : SBX_FILES_MAX_GROUPS];
+        size_t n = 0;
+        int e = 0;
+        if (status_key(p, end, "Tgid:", &r)) {
+            bit = ST_TGID;
+            if (status_list(r, end, v, 1, &n) < 0 || n != 1 || v[0] == 0 || v[0] > INT32_MAX)
+                return -ESRCH;
+            out->tgid = (pid_t)v[0];
+        } else if (status_key(p, end, "NSpid:", &r)) {
+            bit = ST_NSPID;
+            if (status_list(r, end, v, SBX_FILES_NSPID_MAX, &n) < 0 || n == 0)
+                return -ESRCH;
+            for (size_t i = 0; i < n; i++) {
+                if (v[i] == 0 || v[i] > INT32_MAX)
+                    return -ESRCH;
+                out->nspid[i] = (pid_t)v[i];
+            }
+            out->nspid_count = n;
+            out->ns_tid = out->nspid[n - 1];
+        } else if (status_key(p, end, "Uid:", &r) || status_key(p, end, "Gid:", &r)) {
+            bit = p[0] == 'U' ? ST_UID : ST_GID;
+            if (status_list(r, end, v, 4, &n) < 0 || n != 4)
+                return -ESRCH; /* real, effective, saved, fs */
+            if (bit == ST_UID)
+                out->creds.fsuid = (uid_t)v[3];
+            else
+                out->creds.fsgid = (gid_t)v[3];
+        } else if (status_key(p, end, "Umask:", &r)) {
+            bit = ST_UMASK;
+            if (!(r = status_num(r, end, 8, &v[0])) || !status_blank_to_end(r, end) ||
+                v[0] > 0777)
+                return -ESRCH;
+            out->creds.umask = (mode_t)v[0];
+        } else if (status_key(p, end, "Groups:", &r)) {
+            bit = ST_GROUPS;
+            if ((e = status_list(r, end, v, SBX_FILES_MAX_GROUPS, &n)) < 0)
+                return e; /* -E2BIG: cannot represent, refuse rather than drop groups */
+            for (size_t i = 0; i < n; i++)
+                out->creds.groups[i] = (gid_t)v[i];
+            out->creds.ngroups = n;
+        }
+        if (seen & bit)
+            return -ESRCH; /* the kernel writes each line once */
+        seen |= bit;
+        p = eol ? eol + 1 : bend;
+    }
+    return (seen & ST_REQUIRED) == ST_REQUIRED ? 0 : -ESRCH;
+}
+
+int sbx_files_proc_status_read(int proc_fd, sbx_files_proc_status *out)
+{
+    SBX_AUTOCLOSE int fd = openat(proc_fd, "status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sbx_neg_errno();
+    /* The lines we need come first (Name .. NSpid, well under 1 KiB even
+     * with 64 groups); one read of the first 4 KiB is enough. A line cut
+     * at the end of the buffer is dropped, not misread. */
+    char buf[4096];
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof buf);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -ESRCH;
+    size_t len = (size_t)n;
+    if (len == sizeof buf) {
+        const char *nl = NULL;
+        for (size_t i = len; i > 0; i--)
+            if (buf[i - 1] == '\n') {
+                nl = buf + i;
+                break;
+            }
+        len = nl ? (size_t)(nl - buf) : 0;
+    }
+    return sbx_files_proc_status_parse(buf, len, out);
 }

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "subsys/files/files_ops.h"
+
 #define SBX_FILES_PATH_MAX 4096 /* bytes including the NUL, like PATH_MAX */
 
 /* Canonicalise the absolute path in[0..len). Writes a NUL-terminated result
@@ -84,5 +86,32 @@ int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, si
  * before). Errors as sbx_files_task_dir_path and sbx_files_path_canon. */
 int sbx_files_resolve(const sbx_files_task *task, int dirfd, const char *path, size_t len, char *out,
                       size_t cap);
+
+/* ---- /proc/<tid>/status ---- */
+
+#define SBX_FILES_NSPID_MAX 33 /* pid namespaces nest at most 32 deep, plus the root */
+
+/* What the broker needs from a thread's status file. */
+typedef struct sbx_files_proc_status {
+    pid_t tgid;          /* "Tgid:" as the reader's pid namespace sees it */
+    size_t nspid_count;  /* "NSpid:": outermost (the reader's view) first */
+    pid_t nspid[SBX_FILES_NSPID_MAX];
+    pid_t ns_tid;        /* nspid[nspid_count - 1]: the tid the thread itself sees */
+    sbx_files_creds creds; /* fsuid, fsgid (4th Uid/Gid field), groups, umask
+                              (022 when the kernel has no "Umask:" line) */
+} sbx_files_proc_status;
+
+/* Parse the text of a status file, buf[0..len) (need not be
+ * NUL-terminated; never written). Tgid, NSpid, Uid and Gid lines are
+ * required, each once, with well-formed decimal fields; Groups and Umask
+ * are optional. Returns 0, -ESRCH (malformed or incomplete: treated as a
+ * task that went away) or -E2BIG (more groups than SBX_FILES_MAX_GROUPS:
+ * refused rather than dropped). Pure, no allocation, async-signal-safe. */
+int sbx_files_proc_status_parse(const char *buf, size_t len, sbx_files_proc_status *out);
+
+/* Read "status" under proc_fd (an O_PATH fd of /proc/<tid> or
+ * /proc/<pid>/task/<tid>) with one read into a stack buffer and parse it.
+ * Errors as the parse, or -errno of the open. Thread-safe. */
+int sbx_files_proc_status_read(int proc_fd, sbx_files_proc_status *out);
 
 #endif

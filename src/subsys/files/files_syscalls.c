@@ -39,7 +39,7 @@ const sbx_files_syscall sbx_files_syscalls[] = {
     B(SYS_truncate, "truncate", SBX_FILES_CALL_TRUNCATE, W),
     B(SYS_chmod, "chmod", SBX_FILES_CALL_CHMOD, W),
     B(SYS_fchmodat, "fchmodat", SBX_FILES_CALL_CHMOD, W),
-    B(452, "fchmodat2", SBX_FILES_CALL_CHMOD, W),
+    B(SBX_FILES_SYS_FCHMODAT2, "fchmodat2", SBX_FILES_CALL_CHMOD, W),
     { SYS_utimensat, "utimensat", SBX_FILES_SC_BROKERED, SBX_FILES_CALL_UTIMENS, 0, 1, W },
     /* The long tail: refused until a rule can sensibly grant it. */
     X(SYS_link, "link", EPERM, -1),

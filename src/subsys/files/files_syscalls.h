@@ -10,6 +10,9 @@
 
 #include "subsys/files/files_dispatcher.h"
 
+/* Newer than some libc headers' SYS_ names. */
+#define SBX_FILES_SYS_FCHMODAT2 452
+
 typedef enum sbx_files_sc_kind {
     SBX_FILES_SC_BROKERED = 1, /* decoded and decided per call (native, brokered or denied) */
     SBX_FILES_SC_REFUSED = 2,  /* always fails with refuse_errno */

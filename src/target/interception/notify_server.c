@@ -139,59 +139,8 @@ static int write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len)
 
 /* ---- target state from /proc/<tid> ---- */
 
-typedef struct task_info {
-    pid_t tgid;
-    sbx_files_creds creds;
-} task_info;
-
-/* Parse /proc/<tid>/status (read through the task's own proc fd). */
-static int read_status(int proc_fd, task_info *ti)
-{
-    SBX_AUTOCLOSE int fd = openat(proc_fd, "status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sbx_neg_errno();
-    char buf[8192];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    if (n <= 0)
-        return -ESRCH;
-    buf[n] = '\0';
-    memset(ti, 0, sizeof *ti);
-    ti->creds.umask = 022;
-    bool have_tgid = false, have_uid = false, have_gid = false;
-    for (char *line = buf; line && *line;) {
-        char *next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        unsigned a, b, c, d;
-        if (sscanf(line, "Tgid: %u", &a) == 1) {
-            ti->tgid = (pid_t)a;
-            have_tgid = true;
-        } else if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c, &d) == 4) {
-            ti->creds.fsuid = d;
-            have_uid = true;
-        } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &c, &d) == 4) {
-            ti->creds.fsgid = d;
-            have_gid = true;
-        } else if (sscanf(line, "Umask: %o", &a) == 1) {
-            ti->creds.umask = (mode_t)(a & 0777);
-        } else if (strncmp(line, "Groups:", 7) == 0) {
-            char *p = line + 7;
-            for (;;) {
-                char *end;
-                unsigned long g = strtoul(p, &end, 10);
-                if (end == p)
-                    break;
-                if (ti->creds.ngroups == SBX_FILES_MAX_GROUPS)
-                    return -E2BIG; /* cannot represent: refuse rather than drop groups */
-                ti->creds.groups[ti->creds.ngroups++] = (gid_t)g;
-                p = end;
-            }
-        }
-        line = next;
-    }
-    return have_tgid && have_uid && have_gid ? 0 : -ESRCH;
-}
-
+/* /proc/<tid>/status, read through the task's own proc fd (files_path.h). */
+typedef sbx_files_proc_status task_info;
 
 static void slot_clear(task_slot *t)
 {
@@ -242,7 +191,7 @@ static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
             return NULL;
         }
         task_info ti;
-        if (read_status(t->proc_fd, &ti) < 0) {
+        if (sbx_files_proc_status_read(t->proc_fd, &ti) < 0) {
             slot_clear(t);
             return NULL;
         }
@@ -610,7 +559,7 @@ static int handle(notify_state *s)
     bool creates = d.call.op == SBX_FILES_CALL_MKDIR ||
                    (d.call.op == SBX_FILES_CALL_OPEN && (d.call.flags & O_CREAT));
     if (r == 0 && (s->cfg->target_creds || creates))
-        r = read_status(proc_fd, &ti);
+        r = sbx_files_proc_status_read(proc_fd, &ti);
     /* Everything about the target has been read: is it still the caller? */
     if (!still_valid(s))
         return 0;
