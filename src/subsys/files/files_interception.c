@@ -77,6 +77,69 @@ static bool locally_denied(const sbx_trap_call *call, const decoded *d, sbx_file
     return true;
 }
 
+/* The caller's memory, probed before the handler touches it: the kernel
+ * answers EFAULT for a bad pointer, and so must we (a fault here would
+ * kill the program). Readable: every page is mapped (mincore; a PROT_NONE
+ * mapping still faults — documented). Writable: the kernel itself writes
+ * 4 bytes into every page of the range (getresuid's results; the range is
+ * about to be overwritten anyway). */
+#define PROBE_PAGE 4096u
+
+static bool user_readable(const void *p, size_t n)
+{
+    if (!n)
+        return true;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(PROBE_PAGE - 1), end = (uintptr_t)p + n;
+    if (end < (uintptr_t)p)
+        return false;
+    unsigned char vec[8];
+    while (a < end) {
+        size_t len = end - a > 8 * PROBE_PAGE ? 8 * PROBE_PAGE : end - a;
+        if (sbx_trap_syscall6(SYS_mincore, a, len, (uint64_t)(uintptr_t)vec, 0, 0, 0) < 0)
+            return false;
+        a += (len + PROBE_PAGE - 1) & ~(size_t)(PROBE_PAGE - 1);
+    }
+    return true;
+}
+
+static bool user_writable(void *p, size_t n)
+{
+    if (n < 4)
+        return user_readable(p, n);
+    uintptr_t a = (uintptr_t)p, end = a + n;
+    if (end < a)
+        return false;
+    for (;;) {
+        uintptr_t at = a + 4 <= end ? a : end - 4;
+        if (sbx_trap_syscall6(SYS_getresuid, at, at, at, 0, 0, 0) < 0)
+            return false;
+        uintptr_t next = (a & ~(uintptr_t)(PROBE_PAGE - 1)) + PROBE_PAGE;
+        if (next >= end)
+            return true;
+        a = next;
+    }
+}
+
+/* strnlen over the caller's memory, a page at a time: -EFAULT for an
+ * unmapped page, -ENAMETOOLONG without a NUL within max. */
+static long user_strnlen(const char *s, size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        uintptr_t at = (uintptr_t)s + n;
+        size_t room = PROBE_PAGE - (at & (PROBE_PAGE - 1));
+        if (room > max - n)
+            room = max - n;
+        if (!user_readable(s + n, 1))
+            return -EFAULT;
+        const char *z = memchr(s + n, '\0', room);
+        if (z)
+            return (long)(z - s);
+        n += room;
+    }
+    return -ENAMETOOLONG;
+}
+
 /* Registers as the kernel reads them; the target's own memory holds the
  * path (read in place: a bad pointer faults as it would inside libc). */
 static long decode(const sbx_trap_call *call, decoded *d)
@@ -102,14 +165,23 @@ static long decode(const sbx_trap_call *call, decoded *d)
         d->flags = O_CREAT | O_WRONLY | O_TRUNC, d->mode = (uint32_t)a[1];
         return 0;
     case SYS_openat2: {
+        /* The kernel's struct checks (copy_struct_from_user and
+         * build_open_how), in its order. */
         if (a[3] < sizeof(struct open_how))
             return -EINVAL;
+        if (a[3] > PROBE_PAGE)
+            return -E2BIG;
         const struct open_how *how = (const struct open_how *)(uintptr_t)a[2];
-        if (!how)
+        if (!how || !user_readable(how, (size_t)a[3]))
             return -EFAULT;
+        for (size_t i = sizeof *how; i < a[3]; i++)
+            if (((const unsigned char *)how)[i])
+                return -E2BIG; /* an extension we do not know */
         if (how->resolve)
             return -ENOSYS; /* not served through the trap backend yet */
         if ((how->flags >> 31) || (how->mode & ~07777ull))
+            return -EINVAL;
+        if (how->mode && !(how->flags & (O_CREAT | __O_TMPFILE)))
             return -EINVAL;
         d->tag = SBX_FILES_IPC_TAG_OPEN, d->op = SBX_FILES_OP_OPEN;
         d->dirfd = (int)a[0], d->path = (const char *)(uintptr_t)a[1];
@@ -263,21 +335,24 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
         return r;
     if (!d.path)
         return -EFAULT;
-    size_t len = strnlen(d.path, SBX_FILES_PATH_MAX);
+    long sl = user_strnlen(d.path, SBX_FILES_PATH_MAX);
+    if (sl < 0)
+        return sl;
+    size_t len = (size_t)sl;
     if (len == 0 && !d.empty_ok)
         return -ENOENT;
-    if (len >= SBX_FILES_PATH_MAX)
-        return -ENAMETOOLONG;
     size_t len2 = 0;
     if (d.tag == SBX_FILES_IPC_TAG_RENAME) {
         if (!d.path2)
             return -EFAULT;
-        len2 = strnlen(d.path2, SBX_FILES_PATH_MAX);
+        if ((sl = user_strnlen(d.path2, SBX_FILES_PATH_MAX)) < 0)
+            return sl;
+        len2 = (size_t)sl;
         if (len2 == 0)
             return -ENOENT;
-        if (len2 >= SBX_FILES_PATH_MAX)
-            return -ENAMETOOLONG;
     }
+    if (d.times && !user_readable(d.times, 2 * sizeof *d.times))
+        return -EFAULT;
     if (locally_denied(call, &d, d.op, d.path, len) ||
         (d.path2 && locally_denied(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2))) {
         atomic_fetch_add_explicit(&n_prechecked, 1, memory_order_relaxed);
@@ -323,9 +398,9 @@ static long deliver(const decoded *d, const attr_buf *buf, long v)
     default:
         return v;
     }
-    if (!d->out)
+    if (!d->out || !user_writable(d->out, n))
         return -EFAULT;
-    memcpy(d->out, buf, n); /* a bad pointer faults as it would inside libc */
+    memcpy(d->out, buf, n);
     return v;
 }
 
