@@ -440,3 +440,38 @@ Test(cli_args, help_lists_every_option)
         free(text);
     }
 }
+
+/* The man page names every option of run, learn and check ("\-\-name"). */
+Test(cli_args, man_page_lists_every_option)
+{
+    const char *root = getenv("SBX_SOURCE_ROOT");
+    cr_assert_not_null(root, "SBX_SOURCE_ROOT is not set (run through meson test)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/docs/sbx.1", root);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    static char man[1 << 17];
+    size_t n = fread(man, 1, sizeof man - 1, f);
+    fclose(f);
+    man[n] = '\0';
+    const sbx_cli_command cmds[] = { SBX_CMD_RUN, SBX_CMD_LEARN, SBX_CMD_CHECK };
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        char sh;
+        for (size_t i = 0; sbx_cli_option(cmds[c], i, &sh); i++) {
+            const char *o = sbx_cli_option(cmds[c], i, &sh);
+            char word[128];
+            size_t k = (size_t)snprintf(word, sizeof word, "\\-\\-");
+            for (const char *s = o; *s && k + 3 < sizeof word; s++) {
+                if (*s == '-')
+                    word[k++] = '\\';
+                word[k++] = *s;
+            }
+            word[k] = '\0';
+            cr_expect(has_option_word(man, word), "docs/sbx.1 does not name --%s", o);
+            if (sh) {
+                snprintf(word, sizeof word, "\\-%c", sh);
+                cr_expect(has_option_word(man, word), "docs/sbx.1 does not name -%c", sh);
+            }
+        }
+    }
+}

@@ -391,3 +391,26 @@ Test(learn, bad_values_exit_125)
         }
     }
 }
+
+/* --cwd scratch: the file written there is learned as ${SCRATCH}/f, and
+ * the re-run in a new scratch directory may write it again. */
+Test(learn, cwd_scratch_round_trip)
+{
+    char policy[4096];
+    snprintf(policy, sizeof policy, "%s", path_in("out/scratch.policy"));
+    const char *prog = "echo x > f; cat f";
+    result *r = SBX("learn", "-q", "--cwd", "scratch", "-o", policy, "--", "sh", "-c", prog);
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "x\n");
+    char *text = read_all(policy);
+    cr_assert_not_null(text);
+    cr_expect(strstr(text, "files allow-query ${SCRATCH}\nfiles allow-readonly ${SCRATCH}/**\n"),
+              "%s", text);
+    cr_expect(strstr(text, "files allow-any ${SCRATCH}/f\n"), "%s", text);
+    cr_expect(strstr(text, "options too: --cwd scratch\n"), "%s", text);
+    r = SBX("run", "--policy", policy, "--cwd", "scratch", "--", "sh", "-c", prog);
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "x\n");
+    r = SBX("run", "--policy", policy, "--cwd", "scratch", "--", "sh", "-c", "echo y > g");
+    cr_expect_neq(r->code, 0, "a file it did not write is refused");
+}
