@@ -1,11 +1,14 @@
 /* The sbx argument parser (tools/sbx/cli_args.c), linked directly: every
  * option, every bad-input case, the one-line error with a hint. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sbx/policy.h>
 
 #include "cli_args.h"
+#include "commands.h"
 #include "exit_codes.h"
 
 #define MAXARGS 64
@@ -218,9 +221,71 @@ Test(cli_args, top_level_bad_input)
     BAD("too many arguments", "help", "run", "check");
     BAD("unexpected argument", "--version", "x");
     BAD("missing '--' before", "learn", "ls");
-    BAD("unknown option", "learn", "--memory", "1G", "--", "ls");
-    BAD("needs a file", "learn", "-o");
+    BAD("needs a value: FILE", "learn", "-o");
     BAD("given twice", "learn", "-o", "a", "-o", "b", "--", "ls");
+}
+
+Test(cli_args, learn_run_options)
+{
+    parsed p;
+    PARSE(&p, "learn", "-o", "out.policy", "--memory", "512M", "--processes=8", "--cpu", "2m",
+          "--files", "64", "--net", "loopback", "--cwd", "scratch", "--env", "LANG", "--env=A=b",
+          "--log", "a.jsonl", "-q", "-v", "--tty", "--keep-scratch", "--", "make", "-j2");
+    cr_assert_eq(p.r, 0, "%s", p.err);
+    sbx_cli *c = &p.cli;
+    cr_expect_eq(c->command, SBX_CMD_LEARN);
+    cr_expect_str_eq(c->learn_output, "out.policy");
+    cr_expect_eq(c->n_sources, 0, "learn takes no policy source");
+    cr_expect_eq(c->memory, 512ull << 20);
+    cr_expect_eq(c->processes, 8);
+    cr_expect_eq(c->cpu_seconds, 120);
+    cr_expect_eq(c->files, 64);
+    cr_expect_eq(c->net, SBX_NET_LOOPBACK);
+    cr_expect_eq(c->backend, -1);
+    cr_expect_str_eq(c->cwd, "scratch");
+    cr_assert_eq(c->n_env, 2);
+    cr_expect_str_eq(c->env[0], "LANG");
+    cr_expect_str_eq(c->env[1], "A=b");
+    cr_expect_str_eq(c->log_path, "a.jsonl");
+    cr_expect(c->quiet && c->verbose && c->tty && c->keep_scratch);
+    cr_assert_eq(c->program_argc, 2);
+    cr_expect_str_eq(c->program_argv[1], "-j2");
+    sbx_cli_free(c);
+    PARSE(&p, "learn", "--output=o.policy", "--", "true");
+    cr_assert_eq(p.r, 0, "%s", p.err);
+    cr_expect_str_eq(p.cli.learn_output, "o.policy");
+    cr_expect_eq(p.cli.memory, SBX_CLI_UNSET);
+    cr_expect_eq(p.cli.n_env, 0);
+    sbx_cli_free(&p.cli);
+}
+
+Test(cli_args, learn_bad_input)
+{
+    BAD("learn: --memory: bad size suffix", "learn", "--memory", "5X", "--", "ls");
+    BAD("learn: --memory: zero", "learn", "--memory=0", "--", "ls");
+    BAD("learn: --processes", "learn", "--processes", "many", "--", "ls");
+    BAD("learn: --processes", "learn", "--processes", "0", "--", "ls");
+    BAD("learn: --cpu: bad duration suffix", "learn", "--cpu", "5d", "--", "ls");
+    BAD("learn: --files", "learn", "--files", "-3", "--", "ls");
+    BAD("learn: --net: unknown mode 'wifi'", "learn", "--net", "wifi", "--", "ls");
+    BAD("learn: --env: bad variable name '1X'", "learn", "--env", "1X=2", "--", "ls");
+    BAD("learn: --cwd needs a directory", "learn", "--cwd", "", "--", "ls");
+    BAD("learn: --log needs a file name", "learn", "--log=", "--", "ls");
+    BAD("learn: --output needs a file name", "learn", "-o", "", "--", "ls");
+    BAD("learn: option '--memory' given twice", "learn", "--memory", "1G", "--memory", "2G",
+        "--", "ls");
+    BAD("learn: option '--quiet' takes no value", "learn", "--quiet=1", "--", "ls");
+    BAD("learn: option '--cpu' needs a value", "learn", "--cpu");
+    /* learn always runs under the 'learn' profile; --backend is run's alone */
+    BAD("learn: unknown option '--policy'", "learn", "--policy", "a.policy", "--", "ls");
+    BAD("learn: unknown option '--allow-read'", "learn", "--allow-read", "/x", "--", "ls");
+    BAD("learn: unknown option '--backend'", "learn", "--backend", "trap", "--", "ls");
+    BAD("learn: missing program after '--'", "learn", "--memory", "1G", "--");
+    BAD("learn: empty program name", "learn", "--", "");
+    BAD("learn: missing '--' and the program", "learn", "-q");
+    /* -o is learn's alone */
+    BAD("run: unknown option '-o'", "run", "-o", "x", "--", "ls");
+    BAD("check: unknown option '--output'", "check", "--output", "x", "read", "/x");
 }
 
 Test(cli_args, check)
@@ -298,4 +363,115 @@ Test(cli_args, error_buffer_is_bounded)
     cr_expect_eq(sbx_cli_parse(2, argv, &p.cli, NULL, 0), SBX_EXIT_FAILURE);
     sbx_cli_free(&p.cli);
     sbx_cli_free(NULL);
+}
+
+/* The help of `cmd` as `sbx help CMD` prints it. */
+__attribute__((noinline)) static char *help_text(const char *cmd)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    sbx_print_help(f, cmd);
+    cr_assert_eq(fclose(f), 0);
+    return buf;
+}
+
+/* "--name" in text as a whole word (not a prefix of a longer option). */
+static bool has_option_word(const char *text, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *s = strstr(text, word); s; s = strstr(s + 1, word)) {
+        char after = s[wl];
+        bool before_ok = s == text || (s[-1] != '-' && !(s[-1] >= 'a' && s[-1] <= 'z'));
+        if (before_ok && !((after >= 'a' && after <= 'z') || after == '-'))
+            return true;
+    }
+    return false;
+}
+
+/* Every option the parser accepts for run, learn and check is in that
+ * command's help (with its short form), and every --option the help names
+ * is accepted. */
+Test(cli_args, help_lists_every_option)
+{
+    static const struct {
+        const char *name;
+        sbx_cli_command cmd;
+    } cmds[] = { { "run", SBX_CMD_RUN }, { "learn", SBX_CMD_LEARN }, { "check", SBX_CMD_CHECK } };
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        char *text = help_text(cmds[c].name);
+        size_t n = 0;
+        char sh;
+        for (const char *o; (o = sbx_cli_option(cmds[c].cmd, n, &sh)); n++) {
+            char word[64];
+            snprintf(word, sizeof word, "--%s", o);
+            cr_expect(has_option_word(text, word), "'sbx help %s' does not list %s", cmds[c].name,
+                      word);
+            if (sh) {
+                snprintf(word, sizeof word, "-%c, --%s", sh, o);
+                cr_expect(strstr(text, word), "'sbx help %s' does not list '%s'", cmds[c].name,
+                          word);
+            }
+        }
+        cr_expect_gt(n, 5, "%s has options", cmds[c].name);
+        /* The other way: each --word in the help is an option of the command. */
+        for (const char *s = strstr(text, "--"); s; s = strstr(s + 2, "--")) {
+            const char *w = s + 2;
+            size_t wl = 0;
+            while ((w[wl] >= 'a' && w[wl] <= 'z') || w[wl] == '-')
+                wl++;
+            if (wl == 0)
+                continue; /* "-- PROGRAM" */
+            bool known = false;
+            bool wildcard = w[wl] == '*'; /* "--allow-*" */
+            for (size_t k = 0; !known; k++) {
+                const char *o = sbx_cli_option(cmds[c].cmd, k, NULL);
+                if (!o)
+                    break;
+                known = wildcard ? !strncmp(o, w, wl) : strlen(o) == wl && !strncmp(o, w, wl);
+            }
+            /* the help may name another command's option in prose ('sbx run --policy') */
+            bool prose = s >= text + 8 && !strncmp(s - 8, "sbx run ", 8);
+            cr_expect(known || prose, "'sbx help %s' names --%.*s, which it does not accept",
+                      cmds[c].name, (int)wl, w);
+            s = w + wl - 2;
+        }
+        free(text);
+    }
+}
+
+/* The man page names every option of run, learn and check ("\-\-name"). */
+Test(cli_args, man_page_lists_every_option)
+{
+    const char *root = getenv("SBX_SOURCE_ROOT");
+    cr_assert_not_null(root, "SBX_SOURCE_ROOT is not set (run through meson test)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/docs/sbx.1", root);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    static char man[1 << 17];
+    size_t n = fread(man, 1, sizeof man - 1, f);
+    fclose(f);
+    man[n] = '\0';
+    const sbx_cli_command cmds[] = { SBX_CMD_RUN, SBX_CMD_LEARN, SBX_CMD_CHECK };
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        char sh;
+        for (size_t i = 0; sbx_cli_option(cmds[c], i, &sh); i++) {
+            const char *o = sbx_cli_option(cmds[c], i, &sh);
+            char word[128];
+            size_t k = (size_t)snprintf(word, sizeof word, "\\-\\-");
+            for (const char *s = o; *s && k + 3 < sizeof word; s++) {
+                if (*s == '-')
+                    word[k++] = '\\';
+                word[k++] = *s;
+            }
+            word[k] = '\0';
+            cr_expect(has_option_word(man, word), "docs/sbx.1 does not name --%s", o);
+            if (sh) {
+                snprintf(word, sizeof word, "\\-%c", sh);
+                cr_expect(has_option_word(man, word), "docs/sbx.1 does not name -%c", sh);
+            }
+        }
+    }
 }

@@ -28,6 +28,12 @@ expect "commands" "$(complete_words sbx '')" check
 expect "commands" "$(complete_words sbx '')" policy
 expect "commands" "$(complete_words sbx '')" learn
 expect "learn options" "$(complete_words sbx learn '')" --output
+expect "learn options" "$(complete_words sbx learn '')" --memory
+expect "learn options" "$(complete_words sbx learn '')" --env
+expect "learn options" "$(complete_words sbx learn -o x '')" --log
+case " $(complete_words sbx learn '') " in
+    *" --policy "*|*" --backend "*) echo "completion: learn offers run-only options"; fail=1 ;;
+esac
 expect "policy subcommands" "$(complete_words sbx policy '')" compile
 expect "profiles" "$(complete_words sbx policy show '')" strict
 expect "check operations" "$(complete_words sbx check --profile default '')" rename

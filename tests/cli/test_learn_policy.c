@@ -9,7 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sbx/policy.h>
+#include <sbx/policyfile.h>
+
+#include "cli_policy.h"
 #include "learn_policy.h"
+#include "policy/policy_object.h"
 
 static char *gen(sbx_learn *l, const sbx_learn_options *o)
 {
@@ -234,5 +239,93 @@ Test(learn_policy, bounded)
     char *t = gen(l, &o);
     cr_assert(strstr(t, "# 1 access(es) beyond the learning bound"), "%s", t);
     free(t);
+    sbx_learn_free(l);
+}
+
+/* The limits and --tty given to learn (sbx_cli_policy_settings, the same
+ * cli fields sbx_cli_build_policy applies to a run) come out of the
+ * learned policy, once compiled, exactly as the run had them. */
+Test(learn_policy, settings_round_trip)
+{
+    sbx_cli cli = { .memory = 512ull << 20, .processes = 8, .cpu_seconds = 90,
+                    .files = SBX_CLI_UNSET, .net = -1, .backend = -1, .tty = true,
+                    .command = SBX_CMD_RUN };
+    char settings[512];
+    cr_assert_gt(sbx_cli_policy_settings(&cli, settings, sizeof settings), 0);
+    cr_expect_str_eq(settings, "limit memory 512M\nlimit processes 8\nlimit cpu 90s\n"
+                               "mitigation allow-tty\n");
+    char tiny[8];
+    cr_expect_eq(sbx_cli_policy_settings(&cli, tiny, sizeof tiny), -ENAMETOOLONG);
+
+    sbx_learn *l = mk();
+    sbx_learn_add(l, "open", "/srv/a", NULL, O_RDONLY, false, 0);
+    sbx_learn_options o = { .settings = settings, .net = "loopback" };
+    char *text = gen(l, &o);
+    cr_expect(strstr(text, "\nnet loopback\n"), "%s", text);
+    cr_expect_null(strstr(text, "net none"), "%s", text);
+
+    sbx_cli_vars v;
+    sbx_cli_vars_init(&v, "/tmp/scratch");
+    sbx_policy *learned = sbx_policy_new(), *run = NULL;
+    sbx_policyfile_error err;
+    cr_assert_eq(sbx_policy_load_string(learned, text, strlen(text), "learned", &v.vars, &err), 0,
+                 "%s\n%s", err.formatted, text);
+    sbx_cli_source src = { .kind = SBX_SRC_PROFILE, .value = "learn" };
+    cli.sources = &src;
+    cli.n_sources = 1;
+    cr_assert_eq(sbx_cli_build_policy(&cli, &v.vars, true, &run), 0);
+    for (int k = 0; k < SBX_LIMIT_COUNT_; k++)
+        cr_expect_eq(learned->limits[k], run->limits[k], "limit %d", k);
+    cr_expect_eq(learned->limits[SBX_LIMIT_PROCESSES], 8);
+    cr_expect(learned->mitigations & SBX_MITIGATION_ALLOW_TTY);
+    cr_expect_eq(learned->net, SBX_NET_LOOPBACK);
+    sbx_policy_unref(learned);
+    sbx_policy_unref(run);
+
+    /* nothing given: no settings, net none */
+    sbx_cli none = { .memory = SBX_CLI_UNSET, .processes = SBX_CLI_UNSET,
+                     .cpu_seconds = SBX_CLI_UNSET, .files = SBX_CLI_UNSET };
+    cr_expect_eq(sbx_cli_policy_settings(&none, settings, sizeof settings), 0);
+    cr_expect_str_eq(settings, "");
+    free(text);
+    sbx_learn_free(l);
+}
+
+/* --cwd: the target's working directory gets the read rules, written
+ * with ${SCRATCH}/${CWD} when under them; never for /. */
+Test(learn_policy, workdir_rules)
+{
+    sbx_learn *l = mk();
+    sbx_learn_add(l, "open", "/srv/a", NULL, O_RDONLY, false, 0);
+    sbx_learn_options o = { .scratch = "/tmp/sbx-scratch.1", .cwd = "/home/u",
+                            .workdir = "/tmp/sbx-scratch.1", .rerun = "--cwd scratch --env A" };
+    char *text = gen(l, &o);
+    cr_expect(strstr(text, "files allow-query ${SCRATCH}\nfiles allow-readonly ${SCRATCH}/**\n"),
+              "%s", text);
+    cr_expect_null(strstr(text, "files allow-readonly ${CWD}"), "%s", text);
+    cr_expect(strstr(text, "# Run it with these 'sbx run' options too: --cwd scratch --env A\n"),
+              "%s", text);
+    free(text);
+    o = (sbx_learn_options){ .cwd = "/home/u", .workdir = "/srv/my data" };
+    text = gen(l, &o);
+    cr_expect(strstr(text, "files allow-query \"/srv/my data\"\n"
+                           "files allow-readonly \"/srv/my data/**\"\n"), "%s", text);
+    cr_expect_null(strstr(text, "Run it with"), "%s", text);
+    free(text);
+    o = (sbx_learn_options){ .cwd = "/home/u", .workdir = "/home/u/sub" };
+    text = gen(l, &o);
+    cr_expect(strstr(text, "files allow-readonly ${CWD}/sub/**\n"), "%s", text);
+    cr_expect_null(strstr(text, "files allow-readonly ${CWD}/**\n"), "%s", text);
+    free(text);
+    o = (sbx_learn_options){ .cwd = "/home/u", .workdir = "/" };
+    text = gen(l, &o);
+    cr_expect_null(strstr(text, "working directory (native"), "%s", text);
+    free(text);
+    o = (sbx_learn_options){ .workdir = "/srv/bad\nname" };
+    text = gen(l, &o);
+    cr_expect(strstr(text, "# The working directory could not be written as a pattern."), "%s",
+              text);
+    cr_expect_null(strstr(text, "bad\nname"), "%s", text);
+    free(text);
     sbx_learn_free(l);
 }

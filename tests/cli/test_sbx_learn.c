@@ -227,3 +227,190 @@ Test(learn, spawn_failure_writes_no_policy)
     cr_expect_eq(r->code, 127, "stderr: %s", r->err);
     cr_expect_neq(access(policy, F_OK), 0);
 }
+
+/* --env passes the variable to the learned run (the environment is clean
+ * otherwise, as for run), the header says the re-run needs it, and the
+ * program runs again under the policy with it. */
+Test(learn, env_passes_and_reruns)
+{
+    char policy[4096];
+    snprintf(policy, sizeof policy, "%s", path_in("out/env.policy"));
+    cr_assert_eq(setenv("SBX_LEARN_LEAK", "leaked", 1), 0);
+    cr_assert_eq(setenv("SBX_LEARN_PASSED", "from-sbx", 1), 0);
+    const char *show = "echo \"v=$SBX_LEARN_V p=$SBX_LEARN_PASSED l=$SBX_LEARN_LEAK\"";
+    result *r = SBX("learn", "-q", "--env", "SBX_LEARN_V=hello", "--env", "SBX_LEARN_PASSED",
+                    "-o", policy, "--", "sh", "-c", show);
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "v=hello p=from-sbx l=\n", "only --env variables pass");
+    char *text = read_all(policy);
+    cr_assert_not_null(text);
+    cr_expect(strstr(text, "# Run it with these 'sbx run' options too: --env SBX_LEARN_V=VALUE "
+                           "--env SBX_LEARN_PASSED\n"), "%s", text);
+    cr_expect_null(strstr(text, "hello"), "a value given to learn is not copied: %s", text);
+    r = SBX("run", "--policy", policy, "--env", "SBX_LEARN_V=hello", "--env", "SBX_LEARN_PASSED",
+            "--", "sh", "-c", show);
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "v=hello p=from-sbx l=\n");
+}
+
+/* Count the lines of `text` holding every one of the needles. */
+static int count_lines(const char *text, const char *a, const char *b)
+{
+    int n = 0;
+    for (const char *l = text; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) : strlen(l);
+        char line[8192];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        if (strstr(line, a) && (!b || strstr(line, b)))
+            n++;
+        l += len + (nl ? 1 : 0);
+    }
+    return n;
+}
+
+/* --log writes run's audit log: one JSON object per line, started first,
+ * exited last, one decision per brokered call (cat opens each file once). */
+Test(learn, log_writes_one_object_per_decision)
+{
+    char policy[4096], log[4096], a[4096], b[4096];
+    snprintf(policy, sizeof policy, "%s", path_in("out/log.policy"));
+    snprintf(log, sizeof log, "%s", path_in("out/learn.jsonl"));
+    snprintf(a, sizeof a, "%s", path_in("tree/top.txt"));
+    snprintf(b, sizeof b, "%s", path_in("tree/sub/f3.txt"));
+    result *r = SBX("learn", "-q", "--log", log, "-o", policy, "--", "cat", a, b);
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "top\nfile 3\n");
+    char *text = read_all(log);
+    cr_assert_not_null(text);
+    cr_assert_gt(strlen(text), 0);
+    cr_expect_eq(text[strlen(text) - 1], '\n');
+    int lines = count_lines(text, "", NULL);
+    cr_expect_eq(count_lines(text, "{\"time\":\"", NULL), lines, "every line an object: %s", text);
+    cr_expect(strncmp(text, "{\"time\":", 8) == 0 && strstr(text, "\"event\":\"started\"") &&
+              strstr(text, "\"event\":\"started\"") < strchr(text, '\n'), "started first: %s",
+              text);
+    const char *last = text + strlen(text) - 1;
+    while (last > text && last[-1] != '\n')
+        last--;
+    cr_expect(strstr(last, "\"event\":\"exited\"") && strstr(last, "\"code\":0"),
+              "exited last: %s", last);
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "\"path\":\"%s\"", a);
+    snprintf(pb, sizeof pb, "\"path\":\"%s\"", b);
+    cr_expect_eq(count_lines(text, pa, "\"type\":\"decision\""), 1, "%s", text);
+    cr_expect_eq(count_lines(text, pb, "\"type\":\"decision\""), 1, "%s", text);
+    cr_expect_eq(count_lines(text, pa, "\"decision\":\"brokered\""), 1, "%s", text);
+    cr_expect_eq(count_lines(text, "\"type\":\"event\"", NULL), 2, "%s", text);
+    /* The log's decisions are the ones the policy was learned from. */
+    char *pol = read_all(policy);
+    cr_assert_not_null(pol);
+    char want[4200];
+    snprintf(want, sizeof want, "# covers: read x1\nfiles allow-readonly %s\n", a);
+    cr_expect(strstr(pol, want), "%s", pol);
+}
+
+/* A limit given to learn is written into the policy and enforced when it
+ * runs again: six background children do not fit in 3 processes, and do
+ * without it. */
+Test(learn, limit_written_and_enforced)
+{
+    char limited[4096], plain[4096];
+    snprintf(limited, sizeof limited, "%s", path_in("out/limited.policy"));
+    snprintf(plain, sizeof plain, "%s", path_in("out/plain.policy"));
+    result *r = SBX("learn", "-q", "--processes", "3", "--memory=512M", "-o", limited, "--", "sh",
+                    "-c", "true");
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    char *text = read_all(limited);
+    cr_assert_not_null(text);
+    cr_expect(strstr(text, "\nlimit memory 512M\nlimit processes 3\n"), "%s", text);
+    r = SBX("learn", "-q", "-o", plain, "--", "sh", "-c", "true");
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_null(strstr(read_all(plain), "\nlimit "), "no limit given, none written");
+
+    const char *bomb = "for i in 1 2 3 4 5 6; do sleep 0.1 & done; wait; echo done";
+    r = SBX("run", "--policy", plain, "--", "sh", "-c", bomb);
+    cr_expect_eq(r->code, 0, "without the limit it runs: %s", r->err);
+    cr_expect_str_eq(r->out, "done\n");
+    r = SBX("run", "--policy", limited, "--", "sh", "-c", bomb);
+    cr_expect_neq(r->code, 0, "the learned limit holds: %s", r->out);
+    cr_expect_str_eq(r->out, "", "%s", r->err);
+}
+
+/* --cwd DIR: the program starts there, the policy grants reading it (it
+ * was a native view, so unaudited), and the re-run with the same --cwd
+ * works. */
+Test(learn, cwd_dir_round_trip)
+{
+    char policy[4096], tree[4096];
+    snprintf(policy, sizeof policy, "%s", path_in("out/cwd.policy"));
+    snprintf(tree, sizeof tree, "%s", path_in("tree"));
+    result *r = SBX("learn", "-q", "--cwd", "../tree", "-o", policy, "--", "sh", "-c",
+                    "pwd; cat top.txt sub/f1.txt");
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    char want[8400];
+    snprintf(want, sizeof want, "%s\ntop\nfile 1\n", tree);
+    cr_expect_str_eq(r->out, want);
+    char *text = read_all(policy);
+    cr_assert_not_null(text);
+    snprintf(want, sizeof want, "files allow-query %s\nfiles allow-readonly %s/**\n", tree, tree);
+    cr_expect(strstr(text, want), "%s", text);
+    snprintf(want, sizeof want, "options too: --cwd %s\n", tree);
+    cr_expect(strstr(text, want), "%s", text);
+    r = SBX("run", "--policy", policy, "--cwd", "../tree", "--", "sh", "-c", "cat top.txt sub/f1.txt");
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "top\nfile 1\n");
+}
+
+/* Bad values: one line naming the option, exit 125, nothing run, no policy. */
+Test(learn, bad_values_exit_125)
+{
+    char policy[4096];
+    snprintf(policy, sizeof policy, "%s", path_in("out/bad.policy"));
+    static const struct {
+        const char *opt, *value, *needle;
+    } bad[] = {
+        { "--memory", "5X", "sbx: learn: --memory: " },
+        { "--processes", "0", "sbx: learn: --processes: " },
+        { "--cpu", "soon", "sbx: learn: --cpu: " },
+        { "--files", "-1", "sbx: learn: --files: " },
+        { "--env", "1BAD", "sbx: learn: --env: " },
+        { "--net", "wifi", "sbx: learn: --net: " },
+        { "--cwd", "/nonexistent/dir", "--cwd" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        result *r = SBX("learn", "-o", policy, bad[i].opt, bad[i].value, "--", "sh", "-c",
+                        "echo ran");
+        cr_expect_eq(r->code, 125, "%s %s: %d %s", bad[i].opt, bad[i].value, r->code, r->err);
+        cr_expect(strstr(r->err, bad[i].needle), "%s: %s", bad[i].opt, r->err);
+        cr_expect_str_eq(r->out, "", "%s: nothing ran", bad[i].opt);
+        cr_expect_neq(access(policy, F_OK), 0, "%s: no policy written", bad[i].opt);
+        if (strcmp(bad[i].opt, "--cwd") != 0) {
+            const char *nl = strchr(r->err, '\n');
+            cr_expect(nl && nl[1] == '\0', "%s: one line: %s", bad[i].opt, r->err);
+        }
+    }
+}
+
+/* --cwd scratch: the file written there is learned as ${SCRATCH}/f, and
+ * the re-run in a new scratch directory may write it again. */
+Test(learn, cwd_scratch_round_trip)
+{
+    char policy[4096];
+    snprintf(policy, sizeof policy, "%s", path_in("out/scratch.policy"));
+    const char *prog = "echo x > f; cat f";
+    result *r = SBX("learn", "-q", "--cwd", "scratch", "-o", policy, "--", "sh", "-c", prog);
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "x\n");
+    char *text = read_all(policy);
+    cr_assert_not_null(text);
+    cr_expect(strstr(text, "files allow-query ${SCRATCH}\nfiles allow-readonly ${SCRATCH}/**\n"),
+              "%s", text);
+    cr_expect(strstr(text, "files allow-any ${SCRATCH}/f\n"), "%s", text);
+    cr_expect(strstr(text, "options too: --cwd scratch\n"), "%s", text);
+    r = SBX("run", "--policy", policy, "--cwd", "scratch", "--", "sh", "-c", prog);
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "x\n");
+    r = SBX("run", "--policy", policy, "--cwd", "scratch", "--", "sh", "-c", "echo y > g");
+    cr_expect_neq(r->code, 0, "a file it did not write is refused");
+}

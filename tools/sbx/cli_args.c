@@ -56,12 +56,17 @@ typedef enum opt_id {
     OPT_VERBOSE,
     OPT_TTY,
     OPT_KEEP_SCRATCH,
+    OPT_OUTPUT,
     OPT_HELP,
     OPT_COUNT_
 } opt_id;
 
 #define FOR_RUN (1u << 0)
 #define FOR_CHECK (1u << 1)
+#define FOR_LEARN (1u << 2)
+/* What run and learn share: everything but the policy sources (learn
+ * always runs under the 'learn' profile) and --backend. */
+#define FOR_RUNS (FOR_RUN | FOR_LEARN)
 
 typedef struct opt {
     const char *name;  /* long name without "--" */
@@ -79,20 +84,21 @@ static const opt options[] = {
     { "allow-write", 0, OPT_ALLOW_WRITE, "PATTERN", FOR_RUN | FOR_CHECK, true },
     { "allow-query", 0, OPT_ALLOW_QUERY, "PATTERN", FOR_RUN | FOR_CHECK, true },
     { "deny", 0, OPT_DENY, "PATTERN", FOR_RUN | FOR_CHECK, true },
-    { "memory", 0, OPT_MEMORY, "SIZE", FOR_RUN, false },
-    { "processes", 0, OPT_PROCESSES, "N", FOR_RUN, false },
-    { "cpu", 0, OPT_CPU, "SECONDS", FOR_RUN, false },
-    { "files", 0, OPT_FILES, "N", FOR_RUN, false },
-    { "net", 0, OPT_NET, "none|loopback", FOR_RUN, false },
+    { "memory", 0, OPT_MEMORY, "SIZE", FOR_RUNS, false },
+    { "processes", 0, OPT_PROCESSES, "N", FOR_RUNS, false },
+    { "cpu", 0, OPT_CPU, "SECONDS", FOR_RUNS, false },
+    { "files", 0, OPT_FILES, "N", FOR_RUNS, false },
+    { "net", 0, OPT_NET, "none|loopback", FOR_RUNS, false },
     { "backend", 0, OPT_BACKEND, "auto|notify|trap", FOR_RUN, false },
-    { "cwd", 0, OPT_CWD, "DIR", FOR_RUN, false },
-    { "env", 0, OPT_ENV, "NAME[=VALUE]", FOR_RUN, true },
-    { "log", 0, OPT_LOG, "FILE", FOR_RUN, false },
-    { "quiet", 'q', OPT_QUIET, NULL, FOR_RUN, false },
-    { "verbose", 'v', OPT_VERBOSE, NULL, FOR_RUN, false },
-    { "tty", 0, OPT_TTY, NULL, FOR_RUN, false },
-    { "keep-scratch", 0, OPT_KEEP_SCRATCH, NULL, FOR_RUN, false },
-    { "help", 'h', OPT_HELP, NULL, FOR_RUN | FOR_CHECK, true },
+    { "cwd", 0, OPT_CWD, "DIR", FOR_RUNS, false },
+    { "env", 0, OPT_ENV, "NAME[=VALUE]", FOR_RUNS, true },
+    { "log", 0, OPT_LOG, "FILE", FOR_RUNS, false },
+    { "quiet", 'q', OPT_QUIET, NULL, FOR_RUNS, false },
+    { "verbose", 'v', OPT_VERBOSE, NULL, FOR_RUNS, false },
+    { "tty", 0, OPT_TTY, NULL, FOR_RUNS, false },
+    { "keep-scratch", 0, OPT_KEEP_SCRATCH, NULL, FOR_RUNS, false },
+    { "output", 'o', OPT_OUTPUT, "FILE", FOR_LEARN, false },
+    { "help", 'h', OPT_HELP, NULL, FOR_RUN | FOR_CHECK | FOR_LEARN, true },
 };
 
 static const opt *find_long(const char *name, size_t len)
@@ -243,6 +249,11 @@ static int apply_option(parser *p, sbx_cli *cli, const char *cmd, const opt *o, 
     case OPT_KEEP_SCRATCH:
         cli->keep_scratch = true;
         return 0;
+    case OPT_OUTPUT:
+        if (!*v)
+            return usage_error(p, "%s: --output needs a file name (e.g. -o out.policy)", cmd);
+        cli->learn_output = v;
+        return 0;
     case OPT_HELP:
         cli->command = SBX_CMD_HELP;
         cli->help_topic = cmd;
@@ -297,9 +308,12 @@ static int parse_option(parser *p, sbx_cli *cli, const char *cmd, unsigned which
     return apply_option(p, cli, cmd, o, value);
 }
 
-static int parse_run(parser *p, sbx_cli *cli, int argc, char **argv, int i)
+#define USAGE_LEARN "sbx learn [OPTIONS] -- PROGRAM [ARGS...]"
+
+/* run and learn: options (those of `which`), then "--", then PROGRAM. */
+static int parse_program_command(parser *p, sbx_cli *cli, const char *cmd, unsigned which,
+                                 const char *usage, int argc, char **argv, int i)
 {
-    cli->command = SBX_CMD_RUN;
     bool seen[OPT_COUNT_] = { false };
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -307,64 +321,37 @@ static int parse_run(parser *p, sbx_cli *cli, int argc, char **argv, int i)
             if (cli->command == SBX_CMD_HELP)
                 return 0;
             if (i + 1 >= argc)
-                return usage_error(p, "run: missing program after '--' (usage: " USAGE_RUN ")");
+                return usage_error(p, "%s: missing program after '--' (usage: %s)", cmd, usage);
             if (!argv[i + 1][0])
-                return usage_error(p, "run: empty program name after '--' (usage: " USAGE_RUN ")");
+                return usage_error(p, "%s: empty program name after '--' (usage: %s)", cmd, usage);
             cli->program_argv = argv + i + 1;
             cli->program_argc = argc - i - 1;
             return 0;
         }
-        int r = parse_option(p, cli, "run", FOR_RUN, argc, argv, &i, seen);
+        int r = parse_option(p, cli, cmd, which, argc, argv, &i, seen);
         if (r == 1)
-            return usage_error(p, "run: missing '--' before the program '%.100s' (usage: " USAGE_RUN
-                                  ")", a);
+            return usage_error(p, "%s: missing '--' before the program '%.100s' (usage: %s)", cmd,
+                               a, usage);
         if (r)
             return r;
     }
     if (cli->command == SBX_CMD_HELP)
         return 0;
-    return usage_error(p, "run: missing '--' and the program to run (usage: " USAGE_RUN ")");
+    return usage_error(p, "%s: missing '--' and the program to run (usage: %s)", cmd, usage);
 }
 
-#define USAGE_LEARN "sbx learn [-o OUT.policy] [--quiet] -- PROGRAM [ARGS...]"
+static int parse_run(parser *p, sbx_cli *cli, int argc, char **argv, int i)
+{
+    cli->command = SBX_CMD_RUN;
+    return parse_program_command(p, cli, "run", FOR_RUN, USAGE_RUN, argc, argv, i);
+}
 
-/* learn takes only its output file and --quiet: the policy it runs under
- * is always the 'learn' profile. */
+/* learn takes run's options but no policy source: the policy it runs
+ * under is always the 'learn' profile. */
 static int parse_learn(parser *p, sbx_cli *cli, int argc, char **argv, int i)
 {
     cli->command = SBX_CMD_LEARN;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--")) {
-            if (i + 1 >= argc || !argv[i + 1][0])
-                return usage_error(p, "learn: missing program after '--' (usage: " USAGE_LEARN ")");
-            cli->program_argv = argv + i + 1;
-            cli->program_argc = argc - i - 1;
-            return 0;
-        }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            cli->command = SBX_CMD_HELP;
-            cli->help_topic = "learn";
-            return 0;
-        }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            cli->quiet = true;
-            continue;
-        }
-        if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (cli->learn_output)
-                return usage_error(p, "learn: option '%s' given twice (give it once)", a);
-            if (i + 1 >= argc || !argv[i + 1][0])
-                return usage_error(p, "learn: option '%s' needs a file (usage: " USAGE_LEARN ")", a);
-            cli->learn_output = argv[++i];
-            continue;
-        }
-        if (a[0] == '-')
-            return usage_error(p, "learn: unknown option '%.100s' (usage: " USAGE_LEARN ")", a);
-        return usage_error(p, "learn: missing '--' before the program '%.100s' (usage: " USAGE_LEARN
-                              ")", a);
-    }
-    return usage_error(p, "learn: missing '--' and the program to run (usage: " USAGE_LEARN ")");
+    return parse_program_command(p, cli, "learn", FOR_LEARN, USAGE_LEARN, argc, argv, i);
 }
 
 static const char *const check_op_names[] = {
@@ -373,6 +360,24 @@ static const char *const check_op_names[] = {
     [SBX_CHECK_MKDIR] = "mkdir",   [SBX_CHECK_EXEC] = "exec",
 };
 #define CHECK_OPS "read, write, create, stat, rename, unlink, mkdir or exec"
+
+const char *sbx_cli_option(sbx_cli_command command, size_t i, char *short_name)
+{
+    unsigned which = command == SBX_CMD_RUN     ? FOR_RUN
+                     : command == SBX_CMD_LEARN ? FOR_LEARN
+                     : command == SBX_CMD_CHECK ? FOR_CHECK
+                                                : 0;
+    for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+        if (!(options[k].cmds & which))
+            continue;
+        if (i-- == 0) {
+            if (short_name)
+                *short_name = options[k].short_name;
+            return options[k].name;
+        }
+    }
+    return NULL;
+}
 
 const char *sbx_cli_check_op_name(sbx_cli_check_op op)
 {

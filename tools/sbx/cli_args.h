@@ -19,7 +19,7 @@ typedef enum sbx_cli_command {
     SBX_CMD_POLICY_LIST,    /* sbx policy list */
     SBX_CMD_POLICY_COMPILE, /* sbx policy compile FILE */
     SBX_CMD_POLICY_DUMP,    /* sbx policy dump FILE */
-    SBX_CMD_LEARN,          /* sbx learn [-o OUT] [--quiet] -- PROGRAM [ARGS...] */
+    SBX_CMD_LEARN,          /* sbx learn [-o OUT] [RUN OPTIONS] -- PROGRAM [ARGS...] */
 } sbx_cli_command;
 
 /* Where rules come from, in command-line order (later add to earlier). */
@@ -64,7 +64,7 @@ typedef struct sbx_cli {
     sbx_cli_source *sources; /* owned array (sbx_cli_free); values borrowed */
     size_t n_sources;
 
-    /* run */
+    /* run and learn (learn: all but the policy sources and --backend) */
     uint64_t memory, processes, cpu_seconds, files; /* SBX_CLI_UNSET when not given */
     int net;     /* sbx_net_mode, -1 when not given */
     int backend; /* sbx_backend, -1 when not given */
@@ -98,6 +98,12 @@ int sbx_cli_parse(int argc, char **argv, sbx_cli *cli, char *err, size_t errlen)
 
 /* Free what sbx_cli_parse allocated; NULL is a no-op. */
 void sbx_cli_free(sbx_cli *cli);
+
+/* The options `command` (SBX_CMD_RUN, SBX_CMD_LEARN or SBX_CMD_CHECK)
+ * accepts, in table order, for help and completion tests: the i-th long
+ * name without "--" (static storage), its short letter (0: none) in
+ * *short_name when not NULL; NULL past the last. */
+const char *sbx_cli_option(sbx_cli_command command, size_t i, char *short_name);
 
 /* The names of the check operations, for help and completion. */
 const char *sbx_cli_check_op_name(sbx_cli_check_op op);

@@ -138,6 +138,38 @@ int sbx_cli_build_policy(const sbx_cli *cli, const sbx_policy_vars *vars, bool d
     return 0;
 }
 
+int sbx_cli_policy_settings(const sbx_cli *cli, char *buf, size_t cap)
+{
+    char val[32];
+    size_t n = 0;
+    if (cap)
+        buf[0] = '\0';
+    struct {
+        const char *word;
+        uint64_t v;
+    } lim[] = { { "memory", cli->memory }, { "processes", cli->processes },
+                { "cpu", cli->cpu_seconds }, { "files", cli->files } };
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
+        if (lim[i].v == SBX_CLI_UNSET)
+            continue;
+        if (i == 0)
+            sbx_cli_format_size(val, sizeof val, lim[i].v);
+        else
+            snprintf(val, sizeof val, "%" PRIu64 "%s", lim[i].v, i == 2 ? "s" : "");
+        int w = snprintf(buf + n, cap - n, "limit %s %s\n", lim[i].word, val);
+        if (w < 0 || (size_t)w >= cap - n)
+            return -ENAMETOOLONG;
+        n += (size_t)w;
+    }
+    if (cli->tty) {
+        int w = snprintf(buf + n, cap - n, "mitigation allow-tty\n");
+        if (w < 0 || (size_t)w >= cap - n)
+            return -ENAMETOOLONG;
+        n += (size_t)w;
+    }
+    return (int)n;
+}
+
 void sbx_cli_format_size(char *buf, size_t cap, uint64_t v)
 {
     static const char units[] = "KMGT";

@@ -33,6 +33,14 @@ void sbx_cli_vars_init(sbx_cli_vars *v, const char *scratch);
 int sbx_cli_build_policy(const sbx_cli *cli, const sbx_policy_vars *vars, bool default_profile,
                          sbx_policy **out);
 
+/* The policy-language lines ("limit memory 512M\n", "limit cpu 30s\n",
+ * "mitigation allow-tty\n", ...) for the limits and --tty given on the
+ * command line: what sbx_cli_build_policy sets over every policy file,
+ * less --net and --backend. Written into buf[cap] (NUL-terminated; empty
+ * when none was given; cap >= 1). Returns the length, or -ENAMETOOLONG
+ * when it does not fit. */
+int sbx_cli_policy_settings(const sbx_cli *cli, char *buf, size_t cap);
+
 /* Print a policy-file error as one line to stderr, with a hint. */
 void sbx_cli_print_policy_error(const char *cmd, const sbx_policyfile_error *err, int code);
 

@@ -11,6 +11,7 @@
 
 #include <sbx/broker.h>
 
+#include "cli_policy.h"
 #include "commands.h"
 #include "exit_codes.h"
 #include "learn_policy.h"
@@ -37,15 +38,15 @@ static void on_learn_audit(const sbx_audit_record *rec, void *ud)
 }
 
 /* The command line, shell-quoted enough to read back, for the header. */
-static char *command_line(char **argv)
+static char *command_line(const char *const *argv)
 {
     size_t n = 1;
-    for (char **a = argv; *a; a++)
+    for (const char *const *a = argv; *a; a++)
         n += 4 * strlen(*a) + 3;
     char *s = malloc(n), *p = s;
     if (!s)
         return NULL;
-    for (char **a = argv; *a; a++) {
+    for (const char *const *a = argv; *a; a++) {
         if (a != argv)
             *p++ = ' ';
         bool plain = **a != '\0';
@@ -73,6 +74,40 @@ static char *command_line(char **argv)
     return s;
 }
 
+/* The `sbx run` options the re-run needs besides --policy, for the
+ * policy's header: --cwd, and --env by name (a value given to learn is
+ * not copied into the file: it may be a secret). NULL when none. */
+static char *rerun_options(const sbx_cli *cli, const char *workdir)
+{
+    size_t n = 0;
+    const char **words = calloc(2 * cli->n_env + 3, sizeof *words);
+    char **names = calloc(cli->n_env + 1, sizeof *names);
+    char *s = NULL;
+    bool ok = words && names;
+    if (ok && cli->cwd) {
+        words[n++] = "--cwd";
+        words[n++] = !strcmp(cli->cwd, "scratch") ? "scratch" : workdir;
+    }
+    for (size_t i = 0; ok && i < cli->n_env; i++) {
+        const char *eq = strchr(cli->env[i], '=');
+        size_t nl = eq ? (size_t)(eq - cli->env[i]) : strlen(cli->env[i]);
+        if (!(names[i] = malloc(nl + 8))) {
+            ok = false;
+            break;
+        }
+        snprintf(names[i], nl + 8, "%.*s%s", (int)nl, cli->env[i], eq ? "=VALUE" : "");
+        words[n++] = "--env";
+        words[n++] = names[i];
+    }
+    if (ok && n)
+        s = command_line(words);
+    for (size_t i = 0; names && i < cli->n_env; i++)
+        free(names[i]);
+    free(names);
+    free(words);
+    return s;
+}
+
 int sbx_cmd_learn(const sbx_cli *cli)
 {
     fprintf(stderr,
@@ -85,17 +120,24 @@ int sbx_cmd_learn(const sbx_cli *cli)
         fprintf(stderr, "sbx: learn: out of memory\n");
         return SBX_EXIT_FAILURE;
     }
-    /* The run is `sbx run --profile learn` with learn's own flags. */
+    /* The run is `sbx run --profile learn` with the run options given to
+     * learn (limits, --env, --cwd, --log...): the parser let through no
+     * policy source and no --backend. */
     sbx_cli_source src = { .kind = SBX_SRC_PROFILE, .value = "learn" };
     sbx_cli run = *cli;
     run.command = SBX_CMD_RUN;
     run.sources = &src;
     run.n_sources = 1;
-    run.env = NULL;
-    run.n_env = 0;
-    char scratch[PATH_MAX] = "", cwd[PATH_MAX] = "";
+    /* The limits go into the learned policy as they were applied. */
+    char settings[512];
+    if (sbx_cli_policy_settings(cli, settings, sizeof settings) < 0) {
+        fprintf(stderr, "sbx: learn: internal error: settings too long\n");
+        sbx_learn_free(s.l);
+        return SBX_EXIT_FAILURE;
+    }
+    char scratch[PATH_MAX] = "", cwd[PATH_MAX] = "", workdir[PATH_MAX] = "";
     sbx_cli_run_hooks hooks = { .audit = on_learn_audit, .audit_ud = &s, .scratch_out = scratch,
-                                .cwd_out = cwd, .cap = sizeof scratch };
+                                .cwd_out = cwd, .workdir_out = workdir, .cap = sizeof scratch };
     int status = sbx_cli_run_program(&run, &hooks);
     if (!hooks.started) { /* nothing ran: the error is already printed */
         sbx_learn_free(s.l);
@@ -110,14 +152,18 @@ int sbx_cmd_learn(const sbx_cli *cli)
         fprintf(stderr, "sbx: learn: warning: more than %d paths used; %zu accesses were not "
                         "recorded and the policy will not cover them\n",
                 LEARN_MAX_PATHS, sbx_learn_dropped(s.l));
-    char *cmd = command_line(cli->program_argv);
-    sbx_learn_options o = { .scratch = scratch, .cwd = cwd, .command = cmd,
+    char *cmd = command_line((const char *const *)cli->program_argv);
+    char *rerun = rerun_options(cli, workdir);
+    sbx_learn_options o = { .scratch = scratch, .cwd = cwd, .workdir = workdir,
+                            .net = cli->net == SBX_NET_LOOPBACK ? "loopback" : "none",
+                            .settings = settings, .rerun = rerun, .command = cmd,
                             .collapse = LEARN_COLLAPSE };
     FILE *out = stdout;
     if (cli->learn_output && !(out = fopen(cli->learn_output, "w"))) {
         fprintf(stderr, "sbx: learn: -o %s: %s (give a writable file)\n", cli->learn_output,
                 strerror(errno));
         free(cmd);
+        free(rerun);
         sbx_learn_free(s.l);
         return SBX_EXIT_FAILURE;
     }
@@ -125,6 +171,7 @@ int sbx_cmd_learn(const sbx_cli *cli)
     if (out != stdout && fclose(out) != 0 && r == 0)
         r = -errno;
     free(cmd);
+    free(rerun);
     sbx_learn_free(s.l);
     if (r < 0) {
         fprintf(stderr, "sbx: learn: cannot write the policy to %s: %s\n",

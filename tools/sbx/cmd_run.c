@@ -486,8 +486,11 @@ static int run(run_ctx *c)
                     sbx_strerror(r));
         return SBX_EXIT_FAILURE;
     }
-    if (c->st.hooks)
+    if (c->st.hooks) {
         c->st.hooks->started = true;
+        if (c->st.hooks->workdir_out)
+            snprintf(c->st.hooks->workdir_out, c->st.hooks->cap, "%s", o.cwd);
+    }
     if (info.n_warnings && !cli->quiet) {
         /* One "sbx: run: warning: ..." line per limit that could not be applied. */
         char *save = NULL;

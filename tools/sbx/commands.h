@@ -17,12 +17,13 @@ int sbx_cmd_policy(const sbx_cli *cli);            /* cmd_policy.c: show, list, 
 int sbx_cmd_learn(const sbx_cli *cli);             /* cmd_learn.c */
 
 /* What `sbx learn` adds to a run (cmd_run.c): an audit callback beside
- * --log's, and where to copy the scratch directory and the ${CWD} the
- * policy was built with (each cap bytes; either may be NULL). */
+ * --log's, and where to copy the scratch directory, the ${CWD} the policy
+ * was built with and the working directory the target started in (each
+ * cap bytes; any may be NULL; workdir_out is set only once started). */
 typedef struct sbx_cli_run_hooks {
     sbx_audit_fn audit;
     void *audit_ud;
-    char *scratch_out, *cwd_out;
+    char *scratch_out, *cwd_out, *workdir_out;
     size_t cap;
     bool started; /* set when the target was spawned */
 } sbx_cli_run_hooks;

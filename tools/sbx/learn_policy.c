@@ -333,10 +333,10 @@ static int cmp_lines(const void *a, const void *b)
 }
 
 /* pattern = VAR + escaped rest, or the escaped path; "/{**}" appended when collapsed. */
-static int make_pattern(const entry *e, const sbx_learn_options *o, char **out)
+static int path_pattern(const char *path, bool collapsed, const sbx_learn_options *o, char **out)
 {
     const char *var = NULL;
-    const char *rest = e->path;
+    const char *rest = path;
     size_t best = 0;
     const char *roots[2] = { o->scratch, o->cwd };
     const char *names[2] = { "${SCRATCH}", "${CWD}" };
@@ -347,11 +347,11 @@ static int make_pattern(const entry *e, const sbx_learn_options *o, char **out)
         size_t rl = strlen(r);
         while (rl > 1 && r[rl - 1] == '/')
             rl--;
-        if (rl <= 1 || !under(e->path, r, rl) || rl <= best)
+        if (rl <= 1 || !under(path, r, rl) || rl <= best)
             continue;
         best = rl;
         var = names[i];
-        rest = e->path + rl;
+        rest = path + rl;
     }
     char esc[8192];
     int r = sbx_learn_escape(rest, esc, sizeof esc);
@@ -369,9 +369,40 @@ static int make_pattern(const entry *e, const sbx_learn_options *o, char **out)
     if (!p)
         return -ENOMEM;
     snprintf(p, need, "%s%s%s%s%s", q ? "\"" : "", var ? var : "", body,
-             e->collapsed ? "/**" : "", q ? "\"" : "");
+             collapsed ? "/**" : "", q ? "\"" : "");
     *out = p;
     return 0;
+}
+
+static int make_pattern(const entry *e, const sbx_learn_options *o, char **out)
+{
+    return path_pattern(e->path, e->collapsed, o, out);
+}
+
+/* The working directory was a native read-only view under learn, so its
+ * reads were not audited: grant them as learn did. Not when it was /,
+ * where that would grant reading everything. */
+static int write_workdir(const sbx_learn_options *o, FILE *out)
+{
+    const char *wd = o->workdir ? o->workdir : o->cwd;
+    if (!wd || wd[0] != '/' || !strcmp(wd, "/"))
+        return 0;
+    char *dir = NULL, *below = NULL;
+    int r = path_pattern(wd, false, o, &dir);
+    if (r == 0)
+        r = path_pattern(wd, true, o, &below);
+    if (r < 0 && r != -ENOMEM) {
+        fprintf(out, "# The working directory could not be written as a pattern.\n\n");
+        r = 0;
+    } else if (r == 0) {
+        fprintf(out, "# The working directory (native, so not audited, under learn).\n"
+                     "files allow-query %s\n"
+                     "files allow-readonly %s\n"
+                     "\n", dir, below);
+    }
+    free(dir);
+    free(below);
+    return r;
 }
 
 int sbx_learn_write(const sbx_learn *lc, const sbx_learn_options *o, FILE *out)
@@ -422,20 +453,20 @@ int sbx_learn_write(const sbx_learn *lc, const sbx_learn_options *o, FILE *out)
         if (lc->dropped)
             fprintf(out, "# %zu access(es) beyond the learning bound were not recorded.\n",
                     lc->dropped);
+        if (o->rerun && o->rerun[0])
+            fprintf(out, "# Run it with these 'sbx run' options too: %s\n", o->rerun);
         fprintf(out, "lockdown limited\n"
                      "job interactive\n"
-                     "net none\n"
+                     "net %s\n"
                      "backend auto\n"
-                     "default-view on\n"
-                     "\n");
-        /* The working directory is a native read-only view under learn, so
-         * its reads were not audited: grant them as learn did. Not when it
-         * was /, where that would grant reading everything. */
-        if (o->cwd && strcmp(o->cwd, "/") != 0)
-            fprintf(out, "# The working directory (native, so not audited, under learn).\n"
-                         "files allow-query ${CWD}\n"
-                         "files allow-readonly ${CWD}/**\n"
-                         "\n");
+                     "default-view on\n",
+                o->net ? o->net : "none");
+        if (o->settings && o->settings[0])
+            fprintf(out, "# Given to sbx learn:\n%s", o->settings);
+        fprintf(out, "\n");
+        r = write_workdir(o, out);
+    }
+    if (r == 0) {
         for (size_t i = 0; i < nl; i++) {
             const entry *e = lines[i].e;
             fprintf(out, "# covers:");

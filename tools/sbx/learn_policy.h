@@ -22,6 +22,13 @@ typedef struct sbx_learn sbx_learn;
 typedef struct sbx_learn_options {
     const char *scratch;   /* paths under it become ${SCRATCH}/...; NULL: none */
     const char *cwd;       /* paths under it become ${CWD}/...; NULL: none */
+    const char *workdir;   /* the target's working directory (native under learn: its reads
+                              are granted); NULL: cwd */
+    const char *net;       /* the "net" setting: "none" (NULL) or "loopback" */
+    const char *settings;  /* policy lines written after the fixed settings (the limits
+                              given to learn, "limit memory 512M\n"...); NULL: none */
+    const char *rerun;     /* 'sbx run' options the re-run needs too (--cwd, --env), for
+                              the header; NULL: none */
     const char *command;   /* the learned command line, for the header; NULL: none */
     size_t collapse;       /* >= this many entries used in one directory: DIR/{**}; 0: never */
 } sbx_learn_options;

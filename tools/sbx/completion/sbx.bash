@@ -18,8 +18,10 @@ _sbx()
 
     local commands="run learn check policy help"
     local policy_opts="--policy --profile --allow-read --allow-write --allow-query --deny"
-    local run_opts="$policy_opts --memory --processes --cpu --files --net --backend --cwd
-                    --env --log --quiet --verbose --tty --keep-scratch --help"
+    local shared_opts="--memory --processes --cpu --files --net --cwd --env --log --quiet
+                       --verbose --tty --keep-scratch --help"
+    local run_opts="$policy_opts $shared_opts --backend"
+    local learn_opts="-o --output $shared_opts"
     local check_ops="read write create stat rename unlink mkdir exec"
     local check_flags="dir trunc append rdwr"
 
@@ -64,7 +66,7 @@ _sbx()
         run)
             COMPREPLY=($(compgen -W "$run_opts --" -- "$cur")) ;;
         learn)
-            COMPREPLY=($(compgen -W "-o --output --quiet --help --" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "$learn_opts --" -- "$cur")) ;;
         check)
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "$policy_opts --help" -- "$cur"))
