@@ -45,18 +45,23 @@ typedef struct decoded {
     const char *path2;
 } decoded;
 
-/* The local pre-check: true when the (read-only, possibly forged) policy
- * copy has an explicit deny rule for this absolute path, whatever the
- * object's type. Relative paths go to the broker (only it knows the cwd). */
-static bool locally_denied(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
-                           const char *path, size_t len)
+/* What the (read-only, possibly forged) local policy copy says about an
+ * absolute path, for either object type: an explicit deny rule for both
+ * (LOCAL_DENY: fail fast); only plain allow rules or none (LOCAL_NO_DENY:
+ * inside the view the broker answers NATIVE whatever such rules say, so a
+ * native success is its answer too); anything else, or unknown (relative
+ * paths: only the broker knows the cwd). */
+typedef enum local_verdict { LOCAL_UNKNOWN, LOCAL_DENY, LOCAL_NO_DENY } local_verdict;
+
+static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
+                                 const char *path, size_t len)
 {
     if (!call->policy || path[0] != '/')
-        return false;
+        return LOCAL_UNKNOWN;
     static _Thread_local char canon[SBX_FILES_PATH_MAX];
     int n = sbx_files_path_canon(path, len, canon, sizeof canon);
     if (n <= 0)
-        return false;
+        return LOCAL_UNKNOWN;
     if (n > 1 && canon[n - 1] == '/')
         canon[n - 1] = '\0';
     sbx_files_request req;
@@ -67,14 +72,24 @@ static bool locally_denied(const sbx_trap_call *call, const decoded *d, sbx_file
     req.open_flags = flags;
     req.mode = d->mode;
     req.access_mode = flags;
+    unsigned denied = 0, plain = 0;
     for (int dir = 0; dir < 2; dir++) {
         req.is_dir = dir != 0;
         sbx_files_verdict v;
-        if (sbx_files_policy_eval(call->policy, call->policy_size, &req, &v) < 0 || !v.matched ||
-            v.action != SBX_ACTION_DENY_ACCESS)
-            return false;
+        if (sbx_files_policy_eval(call->policy, call->policy_size, &req, &v) < 0)
+            return LOCAL_UNKNOWN;
+        if (!v.matched || v.action == SBX_ACTION_ASK_BROKER || v.action == SBX_ACTION_GIVE_READONLY)
+            plain++;
+        else if (v.action == SBX_ACTION_DENY_ACCESS)
+            denied++;
     }
-    return true;
+    return denied == 2 ? LOCAL_DENY : plain == 2 ? LOCAL_NO_DENY : LOCAL_UNKNOWN;
+}
+
+static bool locally_denied(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
+                           const char *path, size_t len)
+{
+    return local_check(call, d, op, path, len) == LOCAL_DENY;
 }
 
 /* The caller's memory, probed before the handler touches it: the kernel
@@ -357,6 +372,21 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
         (d.path2 && locally_denied(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2))) {
         atomic_fetch_add_explicit(&n_prechecked, 1, memory_order_relaxed);
         return -EACCES;
+    }
+    /* No deny-like rule names the path(s): inside the view the broker
+     * would answer NATIVE. Try natively first — the kernel, bounded by
+     * Landlock and the mount namespace, reaches only the view — and ask
+     * the broker only when that fails (outside the view, or a real error),
+     * for its authoritative answer. A failed attempt changes nothing.
+     * Only with native re-issue allowed and a local copy to read (not when
+     * decisions are audited: the copy is hidden then). */
+    if (call->native_allowed && len &&
+        local_check(call, &d, d.op, d.path, len) == LOCAL_NO_DENY &&
+        (!d.path2 ||
+         local_check(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2) == LOCAL_NO_DENY)) {
+        long v = native(call);
+        if (v >= 0)
+            return v;
     }
     if (len == 0 && d.out_kind == OUT_STAT && d.dirfd >= 0) {
         /* newfstatat(fd, "", AT_EMPTY_PATH) is fstat(fd) (glibc's fstat):
