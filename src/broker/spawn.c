@@ -104,7 +104,7 @@ typedef struct mount_entry {
     const char *src;    /* host path (BIND) or link text (SYMLINK) */
     const char *dst;    /* absolute path inside the view */
     bool is_file, writable, exec, dev;
-    int tree_fd;        /* child: the cloned tree */
+    int tree_fd;        /* the detached clone (made by the broker, or the child), or -1 */
 } mount_entry;
 
 #define MAX_MOUNTS (SBX_POLICY_MAX_VIEWS + 32)
@@ -224,26 +224,40 @@ static int make_parent(char *path)
     return r;
 }
 
+/* A detached clone of m's source with the view's mount flags, or -errno.
+ * Async-signal-safe (the child's fallback uses it too). */
+static int clone_tree(const mount_entry *m)
+{
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, m->src,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0)
+        return -errno;
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID };
+    if (!m->writable)
+        attr.attr_set |= MOUNT_ATTR_RDONLY;
+    if (!m->dev)
+        attr.attr_set |= MOUNT_ATTR_NODEV;
+    if (!m->exec)
+        attr.attr_set |= MOUNT_ATTR_NOEXEC;
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 static void build_view(plan *p)
 {
-    /* Clone every source tree before the staging tmpfs hides anything. */
+    /* Trees the broker could not clone (an unprivileged broker cannot):
+     * clone them here, before the staging tmpfs hides anything. */
     for (size_t i = 0; i < p->n_mounts; i++) {
         mount_entry *m = &p->mounts[i];
-        m->tree_fd = -1;
-        if (m->kind != M_BIND)
+        if (m->kind != M_BIND || m->tree_fd >= 0)
             continue;
-        m->tree_fd = (int)syscall(SYS_open_tree, AT_FDCWD, m->src,
-                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-        CHECK(SBX_STEP_MOUNT, m->tree_fd);
-        struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID };
-        if (!m->writable)
-            attr.attr_set |= MOUNT_ATTR_RDONLY;
-        if (!m->dev)
-            attr.attr_set |= MOUNT_ATTR_NODEV;
-        if (!m->exec)
-            attr.attr_set |= MOUNT_ATTR_NOEXEC;
-        CHECK(SBX_STEP_MOUNT, syscall(SYS_mount_setattr, m->tree_fd, "",
-                                      AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr));
+        m->tree_fd = clone_tree(m);
+        if (m->tree_fd < 0)
+            child_fail(p, SBX_STEP_MOUNT, -m->tree_fd);
     }
     CHECK(SBX_STEP_MOUNT, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
     CHECK(SBX_STEP_MOUNT, mount("sbx-root", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
@@ -531,7 +545,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
 
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
-    int keep[MAX_FD_PAIRS + 1];
+    int keep[MAX_FD_PAIRS + 2 + MAX_MOUNTS];
     size_t nk = 0;
     for (size_t i = 0; i < p->n_pairs; i++) {
         p->pairs[i].src = move_high(p, p->pairs[i].src);
@@ -540,6 +554,11 @@ __attribute__((noreturn)) static void child_main(plan *p)
     keep[nk++] = p->sync_fd;
     p->exec_fd = move_high(p, p->exec_fd);
     keep[nk++] = p->exec_fd;
+    for (size_t i = 0; i < p->n_mounts; i++)
+        if (p->mounts[i].tree_fd >= 0) {
+            p->mounts[i].tree_fd = move_high(p, p->mounts[i].tree_fd);
+            keep[nk++] = p->mounts[i].tree_fd;
+        }
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
@@ -671,6 +690,14 @@ typedef struct spawn_res {
     int chan[2];    /* opts->channel: [0] broker end, [1] target end */
 } spawn_res;
 
+static void close_trees(plan *p)
+{
+    for (size_t i = 0; i < p->n_mounts; i++) {
+        sbx_close_keep_errno(p->mounts[i].tree_fd);
+        p->mounts[i].tree_fd = -1;
+    }
+}
+
 static void spawn_res_free(spawn_res *s)
 {
     if (s->pidfd >= 0) {
@@ -695,8 +722,10 @@ static void spawn_res_free(spawn_res *s)
     for (size_t i = 0; i < s->n_strings; i++)
         free(s->strings[i]);
     free(s->strings);
-    if (s->p)
+    if (s->p) {
+        close_trees(s->p);
         free(s->p->envp);
+    }
     free(s->p);
 }
 
@@ -1373,6 +1402,24 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     }
     p->exec_fd = s.execp[1];
 
+    /* Clone the view's trees here, as the broker: the child, already in
+     * its user namespace, may not reach a source (a program under a 0700
+     * directory); a detached clone made here it can still attach. An
+     * unprivileged broker cannot clone (EPERM): the child then does. */
+    for (size_t i = 0; i < p->n_mounts; i++) {
+        mount_entry *m = &p->mounts[i];
+        if (m->kind != M_BIND)
+            continue;
+        int fd = clone_tree(m);
+        if (fd == -EPERM)
+            break;
+        if (fd < 0) {
+            info_fail(out, SBX_STEP_MOUNT, -fd, m->src);
+            return SBX_ERROR_SPAWN;
+        }
+        m->tree_fd = fd;
+    }
+
     int pidfd = -1;
     pid_t pid = do_clone(&pidfd);
     if (pid < 0) {
@@ -1383,6 +1430,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         child_main(p);
     s.pid = pid;
     s.pidfd = pidfd;
+    close_trees(p);
     close(sbx_steal_fd(&s.sync[1]));
     close(sbx_steal_fd(&s.execp[1]));
     out->init_pid = pid;

@@ -566,3 +566,27 @@ Test(run, backend_trap_is_honoured)
             "grep -c libsbx-preload /proc/self/maps; cat in.txt > out/t.txt && cat out/t.txt");
     cr_expect(strncmp(r->out, "0\ninput\n", 8) == 0, "%s / %s", r->out, r->err);
 }
+
+/* PROGRAM under a directory the sandbox's identity cannot traverse (a
+ * 0700 home, pyenv under /root): the broker clones the view's trees
+ * before the child enters its user namespace, so it still runs. */
+Test(run, a_program_under_a_private_directory_runs)
+{
+    char *priv = sbx_test_mkdtemp("priv"); /* 0700, outside the working directory */
+    cr_assert_not_null(priv);
+    cr_assert_eq(chmod(priv, 0700), 0);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "cp /bin/echo '%s/echo' && echo s > '%s/secret'", priv, priv);
+    cr_assert_eq(system(cmd), 0);
+    char prog[4200];
+    snprintf(prog, sizeof prog, "%s/echo", priv);
+    result *r = SBX("run", "--", prog, "from a private dir");
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect_str_eq(r->out, "from a private dir\n");
+    /* only the program is visible, not its directory's other files */
+    snprintf(cmd, sizeof cmd, "cat '%s/secret'", priv);
+    r = SBX("run", "--", "sh", "-c", cmd);
+    cr_expect_neq(r->code, 0);
+    sbx_test_rmtree(priv);
+    free(priv);
+}
