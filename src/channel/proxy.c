@@ -38,6 +38,7 @@ struct sbx_channel_proxy {
     pthread_t thread;
     bool thread_started;
     int wake_fd;  /* IO thread wakes on it */
+    bool reader_paused; /* under lock: the IO thread stopped reading (queue full) */
     int event_fd; /* listener thread waits on it */
     _Atomic bool stop;
 
@@ -161,6 +162,7 @@ static void *io_main(void *arg)
         if (!failed) {
             pthread_mutex_lock(&px->lock);
             bool full = px->q_bytes >= px->max_incoming || px->q_fds >= SBX_CHANNEL_PROXY_MAX_FDS;
+            px->reader_paused = full; /* dispatch pokes us once it made room */
             pthread_mutex_unlock(&px->lock);
             short ev = sbx_channel_poll_events(px->ch);
             if (full)
@@ -316,7 +318,6 @@ int sbx_channel_proxy_dispatch(sbx_channel_proxy *px, int timeout_ms)
         int count = 0;
         pthread_mutex_lock(&px->lock);
         drain(px->event_fd); /* anything queued after this pokes again */
-        bool was_full = px->q_bytes >= px->max_incoming || px->q_fds >= SBX_CHANNEL_PROXY_MAX_FDS;
         if (px->connected_pending) {
             px->connected_pending = false;
             pid_t pid = px->peer_pid;
@@ -344,8 +345,15 @@ int sbx_channel_proxy_dispatch(sbx_channel_proxy *px, int timeout_ms)
                 px->user.on_error(px->user.ctx, e);
             return e;
         }
+        /* Decided under the lock after popping: the IO thread may have
+         * filled the queue and paused after we started (a flag sampled
+         * before popping would miss that, and both would wait forever). */
+        bool resume = px->reader_paused && px->q_bytes < px->max_incoming &&
+                      px->q_fds < SBX_CHANNEL_PROXY_MAX_FDS;
+        if (resume)
+            px->reader_paused = false;
         pthread_mutex_unlock(&px->lock);
-        if (was_full)
+        if (resume)
             poke(px->wake_fd); /* reading may resume */
         if (count || timeout_ms == 0)
             return count;

@@ -875,17 +875,6 @@ CONF(openat2_spelling)
                   "short-how EINVAL\n");
 }
 
-/* Under ASan a target with a deny rule inside its view cannot start
- * cleanly: the sanitizer runtime reads its options from /proc/self/environ
- * and /proc/self/exe, which the known /proc/self bug (proc_self_with_
- * deny_in_view) hides, so ASAN_OPTIONS is ignored and LSan fails at exit. */
-#define SKIP_DENY_IN_VIEW_UNDER_ASAN()                                             \
-    do {                                                                           \
-        if (CONF_ASAN)                                                             \
-            cr_skip_test("ASan runtime cannot read /proc/self with a deny rule "   \
-                         "inside the view (known /proc/self bug, reported)");      \
-    } while (0)
-
 /* A known divergence of one backend, reported to the lead: when the output
  * is exactly the known wrong one, the case is skipped with the reason (so
  * it shows, and passes by itself once fixed); anything else is asserted. */
@@ -1084,7 +1073,6 @@ CONF(escape_race_rewritten_path_string)
      * first opens it: the backend must decide on, and open, one string */
     if (access("/usr/share/common-licenses/GPL-3", R_OK) != 0 || access("/usr/lib/os-release", R_OK) != 0)
         cr_skip_test("no /usr/share/common-licenses/GPL-3 or /usr/lib/os-release here");
-    SKIP_DENY_IN_VIEW_UNDER_ASAN();
     g_deny_in_view = true;
     run r;
     run_probe(be, "memrace", CONF_ASAN ? "1.5" : "4.5", &r);
@@ -1100,7 +1088,6 @@ CONF(proc_self_with_deny_in_view)
     /* a deny rule inside the view makes the broker perform native calls
      * itself (under the target's root): /proc/self must still be the
      * target's own */
-    SKIP_DENY_IN_VIEW_UNDER_ASAN();
     g_deny_in_view = true;
     run r;
     run_probe(be, "procself", NULL, &r);

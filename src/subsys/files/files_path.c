@@ -239,6 +239,39 @@ int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, si
     return -ENOENT;
 }
 
+/* /proc/self and /proc/thread-self name the calling process and thread as
+ * the target's own procfs numbers them: the broker performs /proc calls
+ * inside the target's root (its /proc is the target's pid namespace's),
+ * where the broker's numbers mean nothing or another process. Read only
+ * for those paths; the broker's numbers when the status cannot be read. */
+static pid_t innermost(int dirfd, pid_t fallback)
+{
+    sbx_files_proc_status st;
+    if (dirfd < 0 || sbx_files_proc_status_read(dirfd, &st) < 0 || !st.nspid_count)
+        return fallback;
+    return st.nspid[st.nspid_count - 1];
+}
+
+static bool names_proc_self(const char *p)
+{
+    return strncmp(p, "/proc/self", 10) == 0 || strncmp(p, "/proc/thread-self", 17) == 0;
+}
+
+static pid_t ns_tid(const sbx_files_task *task)
+{
+    return innermost(task->proc_fd, task->tid);
+}
+
+static pid_t ns_pid(const sbx_files_task *task)
+{
+    char dir[32];
+    snprintf(dir, sizeof dir, "/proc/%d", (int)task->pid);
+    int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    pid_t v = innermost(fd, task->pid);
+    sbx_close_keep_errno(fd);
+    return v;
+}
+
 int sbx_files_resolve(const sbx_files_task *task, int dirfd, const char *path, size_t len, char *out,
                       size_t cap)
 {
@@ -260,7 +293,9 @@ int sbx_files_resolve(const sbx_files_task *task, int dirfd, const char *path, s
     }
     if (r < 0)
         return r;
-    return sbx_files_path_rewrite_proc_self(out, cap, task->pid, task->tid);
+    if (!names_proc_self(out))
+        return r;
+    return sbx_files_path_rewrite_proc_self(out, cap, ns_pid(task), ns_tid(task));
 }
 
 /* ---- /proc/<tid>/status ---- */
