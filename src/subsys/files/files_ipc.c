@@ -456,13 +456,9 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
  * returned (as the notify backend does). */
 static int fd_stat(const caller *c, int dirfd, const sbx_files_call *call, void *out)
 {
-    char link[32];
-    if (dirfd == SBX_FILES_AT_FDCWD)
-        snprintf(link, sizeof link, "cwd");
-    else if (dirfd < 0)
+    char link[SBX_FILES_TASK_LINK_MAX];
+    if (sbx_files_task_link(dirfd, link) < 0)
         return -EBADF;
-    else
-        snprintf(link, sizeof link, "fd/%d", dirfd);
     SBX_AUTOCLOSE int fd = openat(c->task.proc_fd, link, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? -EBADF : sbx_neg_errno();

@@ -188,15 +188,22 @@ static int open_dir_noflw(int root, const char *name, unsigned long resolve)
     return r < 0 ? sbx_neg_errno() : (int)r;
 }
 
-int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, size_t cap)
+int sbx_files_task_link(int dirfd, char link[SBX_FILES_TASK_LINK_MAX])
 {
-    char link[32];
     if (dirfd == SBX_FILES_AT_FDCWD)
-        snprintf(link, sizeof link, "cwd");
+        snprintf(link, SBX_FILES_TASK_LINK_MAX, "cwd");
     else if (dirfd < 0)
         return -EBADF;
     else
-        snprintf(link, sizeof link, "fd/%d", dirfd);
+        snprintf(link, SBX_FILES_TASK_LINK_MAX, "fd/%d", dirfd);
+    return 0;
+}
+
+int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, size_t cap)
+{
+    char link[SBX_FILES_TASK_LINK_MAX];
+    if (sbx_files_task_link(dirfd, link) < 0)
+        return -EBADF;
 
     /* The object itself (following the magic link inside the broker: this
      * names the target's fd, not a path the target chose). */

@@ -71,6 +71,12 @@ typedef struct sbx_files_task {
 
 #define SBX_FILES_AT_FDCWD (-100)
 
+/* The name of the target's `dirfd` (or cwd for SBX_FILES_AT_FDCWD) under
+ * its /proc/<pid>/task/<tid> directory: "cwd" or "fd/<n>". 0, or -EBADF
+ * for another negative dirfd. */
+#define SBX_FILES_TASK_LINK_MAX 32
+int sbx_files_task_link(int dirfd, char link[SBX_FILES_TASK_LINK_MAX]);
+
 /* The canonical path of the target's directory `dirfd` (or its cwd for
  * SBX_FILES_AT_FDCWD), verified: the name is reopened — in the broker's
  * own namespace, else under the target's root — and must reach the same
