@@ -243,6 +243,28 @@ int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid)
     return 0;
 }
 
+int sbx_cgroup_open_self_attach(const sbx_cgroup *cg, int fds[2])
+{
+    fds[0] = fds[1] = -1;
+    if (cg->v2 || (!cg->memory[0] && !cg->pids[0]))
+        return 0;
+    const char *dirs[2] = { cg->memory, cg->pids };
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0])
+            continue;
+        char path[SBX_CGROUP_PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/tasks", dirs[i]);
+        fds[i] = open(path, O_WRONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            int e = sbx_neg_errno();
+            sbx_close_keep_errno(fds[0]);
+            fds[0] = fds[1] = -1;
+            return e;
+        }
+    }
+    return 1;
+}
+
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg)
 {
     if (!cg->memory[0])
