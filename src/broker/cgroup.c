@@ -134,15 +134,25 @@ static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
     snprintf(p, sizeof p, "%s/sbx/%d", base, (int)getpid());
     if (mkdir(p, 0755) < 0 && errno != EEXIST)
         return sbx_neg_errno();
-    int n = snprintf(out, size, "%s/sbx/%d/%" PRIu64, base, (int)getpid(), id);
-    if (n < 0 || (size_t)n >= size)
-        return -ENAMETOOLONG;
-    if (mkdir(out, 0755) < 0) {
+    /* Target ids are per broker, and a process may hold several brokers:
+     * the leaf name is the id plus a process-wide sequence number, so two
+     * brokers never ask for the same directory (EEXIST was reported as
+     * "no writable memory cgroup"). A leftover of a crashed process with
+     * our pid is skipped over. */
+    static unsigned long seq;
+    for (int tries = 0; tries < 16; tries++) {
+        unsigned long n_seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+        int n = snprintf(out, size, "%s/sbx/%d/%" PRIu64 "-%lu", base, (int)getpid(), id, n_seq);
+        if (n < 0 || (size_t)n >= size)
+            return -ENAMETOOLONG;
+        if (mkdir(out, 0755) == 0)
+            return 0;
         int e = sbx_neg_errno();
         out[0] = '\0';
-        return e;
+        if (e != -EEXIST)
+            return e;
     }
-    return 0;
+    return -EEXIST;
 }
 
 static void try_v2(sbx_cgroup *cg, uint64_t id)
