@@ -134,15 +134,25 @@ static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
     snprintf(p, sizeof p, "%s/sbx/%d", base, (int)getpid());
     if (mkdir(p, 0755) < 0 && errno != EEXIST)
         return sbx_neg_errno();
-    int n = snprintf(out, size, "%s/sbx/%d/%" PRIu64, base, (int)getpid(), id);
-    if (n < 0 || (size_t)n >= size)
-        return -ENAMETOOLONG;
-    if (mkdir(out, 0755) < 0) {
+    /* Target ids are per broker, and a process may hold several brokers:
+     * the leaf name is the id plus a process-wide sequence number, so two
+     * brokers never ask for the same directory (EEXIST was reported as
+     * "no writable memory cgroup"). A leftover of a crashed process with
+     * our pid is skipped over. */
+    static unsigned long seq;
+    for (int tries = 0; tries < 16; tries++) {
+        unsigned long n_seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+        int n = snprintf(out, size, "%s/sbx/%d/%" PRIu64 "-%lu", base, (int)getpid(), id, n_seq);
+        if (n < 0 || (size_t)n >= size)
+            return -ENAMETOOLONG;
+        if (mkdir(out, 0755) == 0)
+            return 0;
         int e = sbx_neg_errno();
         out[0] = '\0';
-        return e;
+        if (e != -EEXIST)
+            return e;
     }
-    return 0;
+    return -EEXIST;
 }
 
 static void try_v2(sbx_cgroup *cg, uint64_t id)
@@ -241,6 +251,28 @@ int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid)
             return r;
     }
     return 0;
+}
+
+int sbx_cgroup_open_self_attach(const sbx_cgroup *cg, int fds[2])
+{
+    fds[0] = fds[1] = -1;
+    if (cg->v2 || (!cg->memory[0] && !cg->pids[0]))
+        return 0;
+    const char *dirs[2] = { cg->memory, cg->pids };
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0])
+            continue;
+        char path[SBX_CGROUP_PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/tasks", dirs[i]);
+        fds[i] = open(path, O_WRONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            int e = sbx_neg_errno();
+            sbx_close_keep_errno(fds[0]);
+            fds[0] = fds[1] = -1;
+            return e;
+        }
+    }
+    return 1;
 }
 
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg)

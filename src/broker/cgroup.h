@@ -27,6 +27,16 @@ void sbx_cgroup_create(sbx_cgroup *cg, uint64_t target_id, uint64_t memory_bytes
 /* Move `pid` into every created cgroup. Returns 0 or -errno. */
 int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid);
 
+/* v1: open each created cgroup's "tasks" file for the child to join by
+ * itself (it writes "0" first thing after clone). A thread moving itself
+ * skips the kernel's global threadgroup lock that a cgroup.procs write
+ * by the broker takes (an RCU grace period each time, milliseconds on a
+ * busy machine); the permission check uses the opener's credentials.
+ * fds[0] (memory) / fds[1] (pids) are -1 where there is nothing to join.
+ * Returns 1 when the child must join through fds, 0 when the broker has
+ * to attach it (v2, or nothing created), or -errno (fds then all -1). */
+int sbx_cgroup_open_self_attach(const sbx_cgroup *cg, int fds[2]);
+
 /* Number of OOM kills recorded in the memory cgroup (0 when unknown). */
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg);
 

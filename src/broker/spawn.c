@@ -146,6 +146,7 @@ typedef struct plan {
     sbx_broker_hooks hooks;
     const sbx_policy *policy;
     int devnull;
+    int cg_join[2];                   /* v1 "tasks" files the child joins itself, or -1 */
 } plan;
 
 static const char *const step_names[SBX_STEP_COUNT_] = {
@@ -543,6 +544,17 @@ __attribute__((noreturn)) static void child_main(plan *p)
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
 
+    /* Into the target's cgroups before anything else: the program is
+     * forked from here, so it starts inside them. */
+    for (int i = 0; i < 2; i++) {
+        if (p->cg_join[i] < 0)
+            continue;
+        if (write(p->cg_join[i], "0", 1) != 1)
+            child_fail(p, SBX_STEP_CGROUP_ATTACH, errno);
+        close(p->cg_join[i]);
+        p->cg_join[i] = -1;
+    }
+
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
     int keep[MAX_FD_PAIRS + 2 + MAX_MOUNTS];
@@ -688,6 +700,7 @@ typedef struct spawn_res {
     bool have_exit;
     int exit_status;
     int chan[2];    /* opts->channel: [0] broker end, [1] target end */
+    int cg_join[2]; /* the plan's cgroup "tasks" fds (broker copies) */
 } spawn_res;
 
 static void close_trees(plan *p)
@@ -715,6 +728,8 @@ static void spawn_res_free(spawn_res *s)
     sbx_close_keep_errno(s->chan[0]);
     sbx_close_keep_errno(s->chan[1]);
     sbx_close_keep_errno(s->devnull);
+    sbx_close_keep_errno(s->cg_join[0]);
+    sbx_close_keep_errno(s->cg_join[1]);
     sbx_close_keep_errno(s->sync[0]);
     sbx_close_keep_errno(s->sync[1]);
     sbx_close_keep_errno(s->execp[0]);
@@ -1296,7 +1311,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     __attribute__((cleanup(spawn_res_free))) spawn_res s = {
         .devnull = -1, .sync = { -1, -1 }, .execp = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
-        .chan = { -1, -1 },
+        .chan = { -1, -1 }, .cg_join = { -1, -1 },
     };
     s.p = calloc(1, sizeof *s.p);
     if (!s.p)
@@ -1385,6 +1400,18 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         s.cg_made = true;
     }
     plan_limits(p, pol, &s.cg, out);
+    /* v1: the child joins by itself (see sbx_cgroup_open_self_attach). */
+    bool self_join = false;
+    if (s.cg_made) {
+        r = sbx_cgroup_open_self_attach(&s.cg, s.cg_join);
+        if (r < 0) {
+            info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, "opening the cgroup");
+            return SBX_ERROR_SPAWN;
+        }
+        self_join = r > 0;
+    }
+    p->cg_join[0] = s.cg_join[0];
+    p->cg_join[1] = s.cg_join[1];
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s.sync) < 0) {
         info_fail(out, SBX_STEP_PREPARE, errno, "sync socket");
@@ -1433,13 +1460,15 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     close_trees(p);
     close(sbx_steal_fd(&s.sync[1]));
     close(sbx_steal_fd(&s.execp[1]));
+    sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[0]));
+    sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[1]));
     out->init_pid = pid;
 
     if ((r = write_maps(pid, p, ouid, ogid)) < 0) {
         info_fail(out, SBX_STEP_UID_MAP, -r, NULL);
         return SBX_ERROR_SPAWN;
     }
-    if (s.cg_made && (r = sbx_cgroup_attach(&s.cg, pid)) < 0) {
+    if (s.cg_made && !self_join && (r = sbx_cgroup_attach(&s.cg, pid)) < 0) {
         info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, NULL);
         return SBX_ERROR_SPAWN;
     }

@@ -299,3 +299,88 @@ Test(limits, no_cgroups_means_rlimits_and_warnings)
     cr_assert_eq(e.code, 0);
     sbx_policy_unref(p);
 }
+
+/* The child joins its cgroups itself (v1 "tasks" fds opened by the
+ * broker): the program must start inside them, in both controllers. */
+Test(limits, program_starts_inside_its_cgroups)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "sleep", "10000", NULL), 0, "%s", info.error);
+    cr_assert_eq(info.n_warnings, 0, "%s", info.warnings);
+    char path[64], buf[4096] = "";
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)info.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "/sbx/%d/", (int)getpid());
+    const char *mem = strstr(buf, ":memory:");
+    const char *pids = strstr(buf, ":pids:");
+    cr_assert(mem && pids, "%s", buf);
+    cr_assert(strstr(mem, want) && strchr(mem, '\n') > strstr(mem, want), "memory: %s", buf);
+    cr_assert(strstr(pids, want) && strchr(pids, '\n') > strstr(pids, want), "pids: %s", buf);
+    cr_assert_eq(sbx_broker_kill(B, info.id, SIGKILL), 0);
+    sbx_event e = log_wait_end(&L, info.id, 5000);
+    cr_assert_eq(e.type, SBX_EVENT_KILLED);
+    sbx_policy_unref(p);
+}
+
+/* Two brokers in one process, and a second process with its own broker,
+ * spawning limited targets at once: every target gets real cgroups (no
+ * RLIMIT fallback warning). Target ids repeat across brokers. */
+static void *spawn_limited_loop(void *arg)
+{
+    sbx_broker *b = arg;
+    sbx_policy *p = probe_policy(b);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
+    intptr_t bad = 0;
+    for (int i = 0; i < 10 && !bad; i++) {
+        sbx_target_info info;
+        if (spawn_probe(b, p, &info, "exit", "0", NULL) != 0 || info.n_warnings != 0) {
+            fprintf(stderr, "spawn %d: %s%s\n", i, info.error, info.warnings);
+            bad = 1;
+        }
+        if (sbx_broker_wait_all(b, 5000) != 0)
+            bad = 1;
+    }
+    sbx_policy_unref(p);
+    return (void *)bad;
+}
+
+Test(limits, concurrent_brokers_never_fall_back)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    pid_t child = fork();
+    if (child == 0) {
+        sbx_broker *cb = NULL;
+        if (sbx_broker_new(&cb) != 0)
+            _exit(2);
+        intptr_t bad = (intptr_t)spawn_limited_loop(cb);
+        sbx_broker_free(cb);
+        _exit(bad ? 1 : 0);
+    }
+    sbx_broker *b2 = NULL;
+    cr_assert_eq(sbx_broker_new(&b2), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, spawn_limited_loop, b2), 0);
+    void *bad1 = spawn_limited_loop(B);
+    void *bad2 = NULL;
+    pthread_join(t, &bad2);
+    sbx_broker_free(b2);
+    int st = 0;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert_null(bad1, "first broker fell back");
+    cr_assert_null(bad2, "second broker fell back");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "other process: status %d", st);
+}
