@@ -727,7 +727,8 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
      * broker inside the target's root, symlinks rechecked. */
     t->cfg = (sbx_notify_config){ .listener_fd = lfd, .files = &t->files,
                                   .landlock = landlock && !t->decider.deny_in_view,
-                                  .target_creds = true, .stop_fd = t->stop_fd };
+                                  .target_creds = true, .stable_creds = true,
+                                  .stop_fd = t->stop_fd };
     if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, serve_main, t) != 0) {
         /* Nobody will answer: the target's intercepted calls would hang.
          * Closing the listener makes them fail (ENOSYS) instead. */

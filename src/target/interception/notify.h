@@ -46,6 +46,9 @@ typedef struct sbx_notify_config {
     const sbx_files_dispatcher *files;    /* borrowed */
     bool landlock;      /* the target is Landlock-confined to its view: CONTINUE native calls */
     bool target_creds;  /* perform calls with the target's fsuid/fsgid/groups/umask */
+    bool stable_creds;  /* the target cannot change its ids or groups (its own user
+                           namespace, one mapped uid/gid, no capabilities): read them
+                           once per thread; the umask is still read for creating calls */
     int stop_fd;        /* readable: return early (-1: none) */
 } sbx_notify_config;
 

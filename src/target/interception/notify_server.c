@@ -53,6 +53,7 @@ typedef struct task_slot {
     int proc_fd;
     int root_fd; /* /proc/<tid>/root, for native calls without Landlock; -1 */
     uint64_t last_use;
+    sbx_files_creds creds; /* as read when the slot was made (cfg->stable_creds) */
 } task_slot;
 
 typedef struct notify_state {
@@ -196,6 +197,7 @@ static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
             return NULL;
         }
         t->tgid = ti.tgid;
+        t->creds = ti.creds;
         t->tid = tid;
     }
     if (want_root && t->root_fd < 0)
@@ -554,11 +556,18 @@ static int handle(notify_state *s)
     decoded d;
     memset(&d, 0, sizeof d);
     r = decode(s, sc, &task, &d);
-    /* The identity and umask are read fresh when they matter (they change
-     * with setuid/umask); the cached tgid only serves /proc/self. */
+    /* The identity and umask are read fresh when they may have changed
+     * (setuid, umask); the cached tgid only serves /proc/self. */
     bool creates = d.call.op == SBX_FILES_CALL_MKDIR ||
                    (d.call.op == SBX_FILES_CALL_OPEN && (d.call.flags & O_CREAT));
-    if (r == 0 && (s->cfg->target_creds || creates))
+    /* With stable credentials (cfg->stable_creds) the slot's copy serves
+     * every call that creates nothing; a creating call reads the umask of
+     * the moment. */
+    if (r == 0 && creates)
+        r = sbx_files_proc_status_read(proc_fd, &ti);
+    else if (r == 0 && s->cfg->target_creds && s->cfg->stable_creds)
+        ti.creds = slot->creds;
+    else if (r == 0 && s->cfg->target_creds)
         r = sbx_files_proc_status_read(proc_fd, &ti);
     /* Everything about the target has been read: is it still the caller? */
     if (!still_valid(s))
