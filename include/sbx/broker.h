@@ -40,6 +40,9 @@ typedef enum sbx_event_type {
     SBX_EVENT_VIOLATION = 5, /* a baseline-denied syscall killed it (SIGSYS, kill mode) */
     SBX_EVENT_ALARM = 6,     /* a SIGNAL_ALARM files rule matched a call (which was refused);
                                 the call itself is in the audit record (alarm = true) */
+    SBX_EVENT_DENIED = 7,    /* a baseline-denied syscall was refused with EPERM; `syscall`
+                                is its number (x86_64). Reported for targets with
+                                interception (brokered rules or audit); see docs/broker.md */
 } sbx_event_type;
 
 typedef struct sbx_event {
@@ -50,6 +53,7 @@ typedef struct sbx_event {
     int signal;         /* KILLED / VIOLATION: the signal */
     sbx_limit limit;    /* LIMIT: which limit */
     bool memory_limit;  /* KILLED/EXITED: the memory limit was hit during its life */
+    int syscall;        /* DENIED: the refused syscall's number */
 } sbx_event;
 
 /* Called once per event. `event` is valid during the call only. Must be

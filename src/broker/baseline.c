@@ -59,20 +59,9 @@ int sbx_nochildren_build(sbx_bpf *out)
     return export_bpf(ctx, out, SECCOMP_RET_ALLOW);
 }
 
-int sbx_baseline_build(sbx_bpf *out, bool kill)
+int sbx_baseline_add_rules(scmp_filter_ctx ctx, uint32_t deny)
 {
-    memset(out, 0, sizeof *out);
-    uint32_t deny = kill ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO(EPERM);
-    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx)
-        return -ENOMEM;
-    /* Foreign ABIs (int 0x80, x32): every call refused. libseccomp's
-     * x86_64 filter sends x32-numbered calls to the bad-arch action too. */
-    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, deny);
-    if (r < 0)
-        return r;
-    (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* set by us, earlier */
-
+    int r;
     static const char *const denied[] = {
         "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd",
         "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
@@ -95,7 +84,7 @@ int sbx_baseline_build(sbx_bpf *out, bool kill)
     }
     /* clone3: flags unreadable by seccomp. ENOSYS makes libc use clone. */
     r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    if (r < 0)
+    if (r < 0 && r != -EEXIST)
         return r;
     /* unshare / clone with any namespace flag. */
     static const unsigned long ns_flags[] = { CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID,
@@ -131,8 +120,23 @@ int sbx_baseline_build(sbx_bpf *out, bool kill)
             return r;
     }
     /* Widening who may ptrace us (Yama) is refused. */
-    r = seccomp_rule_add(ctx, deny, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_PTRACER));
+    return seccomp_rule_add(ctx, deny, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_PTRACER));
+}
+
+int sbx_baseline_build(sbx_bpf *out, bool kill)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t deny = kill ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO(EPERM);
+    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx)
+        return -ENOMEM;
+    /* Foreign ABIs (int 0x80, x32): every call refused. libseccomp's
+     * x86_64 filter sends x32-numbered calls to the bad-arch action too. */
+    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, deny);
     if (r < 0)
+        return r;
+    (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* set by us, earlier */
+    if ((r = sbx_baseline_add_rules(ctx, deny)) < 0)
         return r;
     return export_bpf(ctx, out, kill ? SECCOMP_RET_KILL_PROCESS : SECCOMP_RET_ERRNO | EPERM);
 }

@@ -5,7 +5,9 @@
 #define SBX_BROKER_BASELINE_H
 
 #include <linux/filter.h>
+#include <seccomp.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct sbx_bpf {
     struct sock_filter *insns; /* owned */
@@ -15,6 +17,10 @@ typedef struct sbx_bpf {
 /* Build the baseline: `kill` makes denied calls kill the process
  * (SIGSYS) instead of returning EPERM. Returns 0 or -errno. */
 int sbx_baseline_build(sbx_bpf *out, bool kill);
+/* The baseline's rules, with `deny` as the action of every denial (the
+ * notify filter of a reporting target adds them as SCMP_ACT_NOTIFY).
+ * Rules already present for a syscall are kept. 0 or a libseccomp code. */
+int sbx_baseline_add_rules(scmp_filter_ctx ctx, uint32_t deny);
 /* The "no child processes" filter (lockdown level): fork, vfork and clone
  * without CLONE_THREAD fail with EPERM; threads stay allowed. */
 int sbx_nochildren_build(sbx_bpf *out);

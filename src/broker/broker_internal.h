@@ -43,6 +43,11 @@ typedef struct sbx_broker_hooks {
     int (*child_install_filter)(void *ud, const sbx_policy *policy, bool landlock);
     void (*on_listener)(void *ud, uint64_t target_id, pid_t pid, int listener_fd, bool landlock);
     void (*on_target_exit)(void *ud, uint64_t target_id);
+    /* EPERM mode only: true when child_install_filter will install a filter
+     * that carries the baseline's denials itself (as notifications the
+     * broker answers EPERM and reports); spawn then loads no separate
+     * baseline. The hook's filter install failing fails the spawn. */
+    bool (*reports_denials)(void *ud, const sbx_policy *policy);
     void *userdata;
 } sbx_broker_hooks;
 

@@ -27,6 +27,7 @@
 
 #include "base/cleanup.h"
 #include "base/log.h"
+#include "broker/baseline.h"
 #include "policy/compile.h"
 #include "subsys/files/files_ipc.h"
 #include "subsys/files/files_policy.h"
@@ -419,6 +420,7 @@ struct sbx_runtime {
     sbx_ipc_dispatcher *disp;
     struct sock_fprog filter;
     struct sock_fprog filter_magic; /* the same, passing the trap fast path's native re-issue */
+    struct sock_fprog filter_report, filter_report_magic; /* + the baseline's denials, notified */
     bool filter_ok;
     char *preload; /* libsbx-preload.so for trap targets, or NULL (not found) */
     uint64_t ipc_calls_done; /* cross calls served for exited targets (under lock) */
@@ -687,9 +689,40 @@ static int rt_child_install_filter(void *ud, const sbx_policy *pol, bool landloc
         return 0; /* native speed: nothing to intercept */
     if (!rt->filter_ok)
         return -ENOSYS;
+    bool report = sbx_runtime_reports_denials(pol);
     if (sbx_runtime_trap_native(pol, landlock))
-        return sbx_notify_filter_install(&rt->filter_magic);
-    return sbx_notify_filter_install(&rt->filter);
+        return sbx_notify_filter_install(report ? &rt->filter_report_magic : &rt->filter_magic);
+    return sbx_notify_filter_install(report ? &rt->filter_report : &rt->filter);
+}
+
+/* The baseline's denials as notifications (a reporting target's filter). */
+static int add_denials(scmp_filter_ctx ctx, void *ud)
+{
+    (void)ud;
+    return sbx_baseline_add_rules(ctx, SCMP_ACT_NOTIFY);
+}
+
+bool sbx_runtime_reports_denials(const sbx_policy *pol)
+{
+    return !(pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL) &&
+           sbx_runtime_needs_interception(pol);
+}
+
+static bool rt_reports_denials(void *ud, const sbx_policy *pol)
+{
+    sbx_runtime *rt = ud;
+    return rt->filter_ok && sbx_runtime_reports_denials(pol);
+}
+
+/* Notify server: a baseline denial of a reporting target (EPERM already
+ * answered): one event. */
+static void rt_on_denied(void *ctx, pid_t tid, int nr, uint32_t arch)
+{
+    (void)arch;
+    rt_target *t = ctx;
+    (void)tid;
+    sbx_event ev = { .type = SBX_EVENT_DENIED, .target_id = t->id, .pid = t->pid, .syscall = nr };
+    sbx_broker_emit(t->rt->broker, &ev);
 }
 
 static void *serve_main(void *arg)
@@ -728,7 +761,11 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
     t->cfg = (sbx_notify_config){ .listener_fd = lfd, .files = &t->files,
                                   .landlock = landlock && !t->decider.deny_in_view,
                                   .target_creds = true, .stable_creds = true,
-                                  .stop_fd = t->stop_fd };
+                                  .stop_fd = t->stop_fd,
+                                  .on_denied = sbx_runtime_reports_denials(t->decider.policy)
+                                                   ? rt_on_denied
+                                                   : NULL,
+                                  .denied_ctx = t };
     if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, serve_main, t) != 0) {
         /* Nobody will answer: the target's intercepted calls would hang.
          * Closing the listener makes them fail (ENOSYS) instead. */
@@ -775,6 +812,17 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
     int r = sbx_notify_filter_build(&rt->filter);
     if (r == 0 && (r = sbx_notify_filter_build_opts(&rt->filter_magic, true)) < 0)
         sbx_notify_filter_free(&rt->filter);
+    if (r == 0 &&
+        (r = sbx_notify_filter_build_ex(&rt->filter_report, false, add_denials, NULL)) < 0) {
+        sbx_notify_filter_free(&rt->filter);
+        sbx_notify_filter_free(&rt->filter_magic);
+    }
+    if (r == 0 &&
+        (r = sbx_notify_filter_build_ex(&rt->filter_report_magic, true, add_denials, NULL)) < 0) {
+        sbx_notify_filter_free(&rt->filter);
+        sbx_notify_filter_free(&rt->filter_magic);
+        sbx_notify_filter_free(&rt->filter_report);
+    }
     rt->filter_ok = r == 0;
     rt->preload = find_preload();
     if (r < 0)
@@ -782,6 +830,7 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
                  strerror(-r));
     *hooks = (sbx_broker_hooks){ .setup_section = rt_setup_section,
                                  .child_install_filter = rt_child_install_filter,
+                                 .reports_denials = rt_reports_denials,
                                  .on_listener = rt_on_listener,
                                  .on_target_exit = rt_on_target_exit,
                                  .userdata = rt };
@@ -812,6 +861,8 @@ void sbx_runtime_free(sbx_runtime *rt)
     if (rt->filter_ok) {
         sbx_notify_filter_free(&rt->filter);
         sbx_notify_filter_free(&rt->filter_magic);
+        sbx_notify_filter_free(&rt->filter_report);
+        sbx_notify_filter_free(&rt->filter_report_magic);
     }
     free(rt->preload);
     sbx_close_keep_errno(rt->root_fd);

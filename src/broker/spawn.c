@@ -620,8 +620,10 @@ __attribute__((noreturn)) static void child_main(plan *p)
     CHECK(SBX_STEP_CAPS, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
     if (p->landlock_abi > 0)
         apply_landlock(p);
-    r = sbx_bpf_load(p->baseline);
-    if (r < 0)
+    /* NULL: the program's own interception filter carries the baseline
+     * (reported denials, sbx_broker_hooks.reports_denials); this init is
+     * our code alone and needs none. */
+    if (p->baseline && (r = sbx_bpf_load(p->baseline)) < 0)
         child_fail(p, SBX_STEP_SECCOMP, -r);
 
     sigset_t chld;
@@ -1390,6 +1392,9 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         return SBX_ERROR_SPAWN;
     }
     p->baseline = &b->baseline[kill];
+    if (!kill && hooks.reports_denials && hooks.child_install_filter &&
+        hooks.reports_denials(hooks.userdata, pol))
+        p->baseline = NULL;
     p->nochildren = nochildren ? &b->nochildren : NULL;
 
     uint64_t mem = sbx_policy_effective_limit(pol, SBX_LIMIT_MEMORY);

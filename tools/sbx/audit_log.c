@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,6 +110,8 @@ static const char *event_name(sbx_event_type t)
         return "violation";
     case SBX_EVENT_ALARM:
         return "alarm";
+    case SBX_EVENT_DENIED:
+        return "denied_syscall";
     }
     return "unknown";
 }
@@ -148,6 +151,13 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
         break;
     case SBX_EVENT_ALARM:
         break; /* the call itself is the decision line with "alarm":true */
+    case SBX_EVENT_DENIED: {
+        sbx_jbuf_key_int(b, "syscall", ev->syscall);
+        const char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, ev->syscall);
+        sbx_jbuf_key_str(b, "syscall_name", name ? name : "unknown");
+        free((void *)(uintptr_t)name);
+        break;
+    }
     }
     finish(log);
     pthread_mutex_unlock(&log->lock);

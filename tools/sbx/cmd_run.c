@@ -92,6 +92,7 @@ static void on_event(const sbx_event *ev, void *ud)
                     st->program);
         break;
     case SBX_EVENT_STARTED:
+    case SBX_EVENT_DENIED: /* refused with EPERM; in the log */
         break;
     }
 }

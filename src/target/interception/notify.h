@@ -20,6 +20,7 @@
 #define SBX_TARGET_INTERCEPTION_NOTIFY_H
 
 #include <linux/filter.h>
+#include <seccomp.h>
 #include <stdbool.h>
 
 #include "subsys/files/files_dispatcher.h"
@@ -34,6 +35,12 @@ int sbx_notify_filter_build(struct sock_fprog *prog);
  * policy has no deny rule inside it (the re-issue is then bounded by the
  * kernel exactly as CONTINUE is). */
 int sbx_notify_filter_build_opts(struct sock_fprog *prog, bool pass_magic);
+/* The same, and `extra` (if not NULL) adds more rules to the libseccomp
+ * context before export: the broker adds the baseline's denials as
+ * SCMP_ACT_NOTIFY for targets whose denials are reported
+ * (sbx_notify_config.on_denied). */
+int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
+                               int (*extra)(scmp_filter_ctx ctx, void *ud), void *ud);
 void sbx_notify_filter_free(struct sock_fprog *prog);
 
 /* In the target (between fork and exec: async-signal-safe, no allocation):
@@ -50,6 +57,11 @@ typedef struct sbx_notify_config {
                            namespace, one mapped uid/gid, no capabilities): read them
                            once per thread; the umask is still read for creating calls */
     int stop_fd;        /* readable: return early (-1: none) */
+    /* Called for a notification that is not a files call (the baseline's
+     * denials in a reporting filter): the call fails with EPERM. NULL:
+     * such notifications fail with ENOSYS, unreported. */
+    void (*on_denied)(void *ctx, pid_t tid, int nr, uint32_t arch);
+    void *denied_ctx;
 } sbx_notify_config;
 
 /* Serve until every task using the filter is gone (returns 0), stop_fd is

@@ -34,6 +34,12 @@ int sbx_notify_filter_build(struct sock_fprog *prog)
 
 int sbx_notify_filter_build_opts(struct sock_fprog *prog, bool pass_magic)
 {
+    return sbx_notify_filter_build_ex(prog, pass_magic, NULL, NULL);
+}
+
+int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
+                               int (*extra)(scmp_filter_ctx ctx, void *ud), void *ud)
+{
     memset(prog, 0, sizeof *prog);
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
@@ -75,6 +81,9 @@ int sbx_notify_filter_build_opts(struct sock_fprog *prog, bool pass_magic)
         if (r < 0)
             return r;
     }
+    /* The files rules come first: a syscall both lists name keeps them. */
+    if (extra && (r = extra(ctx, ud)) < 0)
+        return r;
     struct sock_filter *insns = NULL;
     size_t n = 0;
     if ((r = sbx_bpf_export(ctx, NULL, 0, &insns, &n)) < 0)

@@ -540,8 +540,15 @@ static int handle(notify_state *s)
 {
     const struct seccomp_data *data = &s->req->data;
     const sbx_files_syscall *sc = sbx_files_syscall_find(data->nr);
-    if (data->arch != AUDIT_ARCH_X86_64 || !sc || sc->kind != SBX_FILES_SC_BROKERED)
-        return respond(s, 0, -ENOSYS, 0); /* not ours: the filter sends only table entries */
+    if (data->arch != AUDIT_ARCH_X86_64 || !sc || sc->kind != SBX_FILES_SC_BROKERED) {
+        /* Not a files call: a baseline denial of a reporting filter (the
+         * only other thing it sends). Refused, and reported. */
+        if (s->cfg->on_denied) {
+            s->cfg->on_denied(s->cfg->denied_ctx, (pid_t)s->req->pid, data->nr, data->arch);
+            return respond(s, 0, -EPERM, 0);
+        }
+        return respond(s, 0, -ENOSYS, 0);
+    }
 
     task_slot *slot = get_task(s, (pid_t)s->req->pid, !s->cfg->landlock);
     if (!slot)
