@@ -418,9 +418,10 @@ struct sbx_runtime {
                              at most ~127 channels with futex_waitv) */
     size_t n_pools;
     sbx_ipc_dispatcher *disp;
-    struct sock_fprog filter;
-    struct sock_fprog filter_magic; /* the same, passing the trap fast path's native re-issue */
-    struct sock_fprog filter_report, filter_report_magic; /* + the baseline's denials, notified */
+    /* The notify filters, [report][magic]: report adds the baseline's
+     * denials as notifications; magic passes the trap fast path's native
+     * re-issue. Built before any fork. */
+    struct sock_fprog filters[2][2];
     bool filter_ok;
     char *preload; /* libsbx-preload.so for trap targets, or NULL (not found) */
     uint64_t ipc_calls_done; /* cross calls served for exited targets (under lock) */
@@ -689,10 +690,8 @@ static int rt_child_install_filter(void *ud, const sbx_policy *pol, bool landloc
         return 0; /* native speed: nothing to intercept */
     if (!rt->filter_ok)
         return -ENOSYS;
-    bool report = sbx_runtime_reports_denials(pol);
-    if (sbx_runtime_trap_native(pol, landlock))
-        return sbx_notify_filter_install(report ? &rt->filter_report_magic : &rt->filter_magic);
-    return sbx_notify_filter_install(report ? &rt->filter_report : &rt->filter);
+    return sbx_notify_filter_install(
+        &rt->filters[sbx_runtime_reports_denials(pol)][sbx_runtime_trap_native(pol, landlock)]);
 }
 
 /* The baseline's denials as notifications (a reporting target's filter). */
@@ -809,19 +808,12 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
         sbx_runtime_free(rt);
         return e;
     }
-    int r = sbx_notify_filter_build(&rt->filter);
-    if (r == 0 && (r = sbx_notify_filter_build_opts(&rt->filter_magic, true)) < 0)
-        sbx_notify_filter_free(&rt->filter);
-    if (r == 0 &&
-        (r = sbx_notify_filter_build_ex(&rt->filter_report, false, add_denials, NULL)) < 0) {
-        sbx_notify_filter_free(&rt->filter);
-        sbx_notify_filter_free(&rt->filter_magic);
-    }
-    if (r == 0 &&
-        (r = sbx_notify_filter_build_ex(&rt->filter_report_magic, true, add_denials, NULL)) < 0) {
-        sbx_notify_filter_free(&rt->filter);
-        sbx_notify_filter_free(&rt->filter_magic);
-        sbx_notify_filter_free(&rt->filter_report);
+    int r = 0;
+    for (int i = 0; i < 4 && r == 0; i++) {
+        r = sbx_notify_filter_build_ex(&rt->filters[i >> 1][i & 1], i & 1,
+                                       (i >> 1) ? add_denials : NULL, NULL);
+        for (int j = 0; r < 0 && j < i; j++)
+            sbx_notify_filter_free(&rt->filters[j >> 1][j & 1]);
     }
     rt->filter_ok = r == 0;
     rt->preload = find_preload();
@@ -858,12 +850,9 @@ void sbx_runtime_free(sbx_runtime *rt)
         sbx_policy_unref(c->policy);
         free(c);
     }
-    if (rt->filter_ok) {
-        sbx_notify_filter_free(&rt->filter);
-        sbx_notify_filter_free(&rt->filter_magic);
-        sbx_notify_filter_free(&rt->filter_report);
-        sbx_notify_filter_free(&rt->filter_report_magic);
-    }
+    if (rt->filter_ok)
+        for (int i = 0; i < 4; i++)
+            sbx_notify_filter_free(&rt->filters[i >> 1][i & 1]);
     free(rt->preload);
     sbx_close_keep_errno(rt->root_fd);
     pthread_mutex_destroy(&rt->lock);

@@ -98,13 +98,20 @@ void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m)
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->lock, NULL);
     for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
-        m->e[i].task_fd = -1;
+        m->e[i].task_fd = m->e[i].pidfd = -1;
+}
+
+static void memo_forget(sbx_files_ipc_memo_entry *e)
+{
+    sbx_close_keep_errno(e->task_fd);
+    sbx_close_keep_errno(e->pidfd);
+    *e = (sbx_files_ipc_memo_entry){ .task_fd = -1, .pidfd = -1 };
 }
 
 void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
 {
     for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
-        sbx_close_keep_errno(m->e[i].task_fd);
+        memo_forget(&m->e[i]);
     pthread_mutex_destroy(&m->lock);
 }
 
@@ -117,11 +124,8 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, th
         sbx_files_ipc_memo_entry *e = &m->e[i];
         if (e->ns_tid != tid || e->task_fd < 0)
             continue;
-        if (faccessat(e->task_fd, "cwd", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-            /* gone (or exec'd into another tid): forget it */
-            sbx_close_keep_errno(e->task_fd);
-            e->task_fd = -1;
-            e->ns_tid = 0;
+        if (!sbx_files_pidfd_alive(e->pidfd)) {
+            memo_forget(e); /* gone: a new thread with this tid is looked up afresh */
             break;
         }
         int fd = fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0);
@@ -139,9 +143,22 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, th
 static void memo_put(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *task,
                      const thread_status *ts)
 {
-    int fd = fcntl(task->proc_fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0)
+    /* The scan's /proc entry must still be live once the pidfd exists:
+     * then both name the same thread (had it died before pidfd_open, a
+     * new thread could hold its tid, but the old entry fails lookups). No
+     * pidfd, no entry. */
+    int pidfd = sbx_files_thread_pidfd(task->tid);
+    if (pidfd < 0)
         return;
+    if (faccessat(task->proc_fd, "cwd", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+        close(pidfd);
+        return;
+    }
+    int fd = fcntl(task->proc_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        close(pidfd);
+        return;
+    }
     pthread_mutex_lock(&m->lock);
     size_t slot = SBX_FILES_IPC_MEMO_SIZE;
     for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE && slot == SBX_FILES_IPC_MEMO_SIZE; i++)
@@ -150,9 +167,9 @@ static void memo_put(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *tas
     if (slot == SBX_FILES_IPC_MEMO_SIZE)
         slot = m->next++ % SBX_FILES_IPC_MEMO_SIZE;
     sbx_files_ipc_memo_entry *e = &m->e[slot];
-    sbx_close_keep_errno(e->task_fd);
+    memo_forget(e);
     *e = (sbx_files_ipc_memo_entry){ .ns_tid = tid, .pid = task->pid, .tid = task->tid,
-                                     .task_fd = fd, .creds = ts->creds };
+                                     .task_fd = fd, .pidfd = pidfd, .creds = ts->creds };
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -52,9 +52,9 @@
 /* A memo of the target's threads last found (ns tid -> the broker's
  * /proc/<pid>/task/<tid> and its credentials): finding a thread means
  * scanning /proc and parsing status, which costs more than the call it
- * serves. An entry is used only while its task is alive (a lookup through
- * its /proc fd succeeds: a dead task's fails, and a new thread that reuses
- * the tid has another /proc entry), and never for a call that creates
+ * serves. An entry is used only while its task is alive (its thread pidfd
+ * says so, as for the notify server's cache: a pidfd never refers to a
+ * later thread with the same tid), and never for a call that creates
  * something (those need the umask of the moment: a fresh scan). The
  * credentials are stable for a live task: in its user namespace the
  * target holds one mapped uid and gid and no capability to change ids or
@@ -64,6 +64,7 @@ typedef struct sbx_files_ipc_memo_entry {
     pid_t ns_tid; /* 0: empty */
     pid_t pid, tid;
     int task_fd;
+    int pidfd; /* of the thread (sbx_files_thread_pidfd) */
     sbx_files_creds creds;
 } sbx_files_ipc_memo_entry;
 typedef struct sbx_files_ipc_memo {

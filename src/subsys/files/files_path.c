@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -186,6 +187,24 @@ static int open_dir_noflw(int root, const char *name, unsigned long resolve)
     const char *rel = root == AT_FDCWD ? name : (name[1] ? name + 1 : ".");
     long r = syscall(SYS_openat2, root, rel, &how, sizeof how);
     return r < 0 ? sbx_neg_errno() : (int)r;
+}
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+bool sbx_files_pidfd_alive(int pidfd)
+{
+    if (pidfd < 0)
+        return false;
+    struct pollfd p = { .fd = pidfd, .events = POLLIN };
+    return poll(&p, 1, 0) == 0;
+}
+
+int sbx_files_thread_pidfd(pid_t tid)
+{
+    int fd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+    return fd < 0 ? -errno : fd;
 }
 
 int sbx_files_task_link(int dirfd, char link[SBX_FILES_TASK_LINK_MAX])

@@ -75,6 +75,14 @@ typedef struct sbx_files_task {
  * its /proc/<pid>/task/<tid> directory: "cwd" or "fd/<n>". 0, or -EBADF
  * for another negative dirfd. */
 #define SBX_FILES_TASK_LINK_MAX 32
+
+/* Is the thread behind pidfd (pidfd_open(tid, PIDFD_THREAD)) alive? A
+ * pidfd refers to that very task, never to a later one with the same tid,
+ * so a cached handle of a thread stays usable exactly while this holds.
+ * -1: false (no pidfd: never reuse). One poll(2). */
+bool sbx_files_pidfd_alive(int pidfd);
+/* pidfd_open(tid, PIDFD_THREAD), or -errno. */
+int sbx_files_thread_pidfd(pid_t tid);
 int sbx_files_task_link(int dirfd, char link[SBX_FILES_TASK_LINK_MAX]);
 
 /* The canonical path of the target's directory `dirfd` (or its cwd for

@@ -39,9 +39,6 @@
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
 #define TASK_CACHE 16     /* target threads whose /proc fds are kept open */
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL
-#endif
 
 /* A target thread's broker-side handles, kept between notifications. The
  * pidfd says whether the thread still lives: while it does, no other task
@@ -152,14 +149,6 @@ static void slot_clear(task_slot *t)
     t->pidfd = t->proc_fd = t->root_fd = -1;
 }
 
-static bool slot_alive(const task_slot *t)
-{
-    if (t->pidfd < 0)
-        return false; /* no pidfd: never reuse */
-    struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
-    return poll(&p, 1, 0) == 0;
-}
-
 /* The broker-side handles of thread tid: cached while it lives. */
 static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
 {
@@ -167,7 +156,7 @@ static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
     for (size_t i = 0; i < TASK_CACHE; i++) {
         task_slot *c = &s->tasks[i];
         if (c->tid == tid && c->tid != 0) {
-            if (slot_alive(c)) {
+            if (sbx_files_pidfd_alive(c->pidfd)) {
                 t = c;
                 break;
             }
@@ -183,7 +172,7 @@ static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
          * new task with its tid may be what we open, but the pidfd then
          * reads as exited and the slot is dropped on next use; the current
          * notification is from the dead thread and fails ID_VALID. */
-        t->pidfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+        t->pidfd = sbx_files_thread_pidfd(tid);
         char pp[32];
         snprintf(pp, sizeof pp, "/proc/%d", (int)tid);
         t->proc_fd = open(pp, O_PATH | O_DIRECTORY | O_CLOEXEC);
