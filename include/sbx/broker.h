@@ -40,9 +40,11 @@ typedef enum sbx_event_type {
     SBX_EVENT_VIOLATION = 5, /* a baseline-denied syscall killed it (SIGSYS, kill mode) */
     SBX_EVENT_ALARM = 6,     /* a SIGNAL_ALARM files rule matched a call (which was refused);
                                 the call itself is in the audit record (alarm = true) */
-    SBX_EVENT_DENIED = 7,    /* a baseline-denied syscall was refused with EPERM; `syscall`
-                                is its number (x86_64). Reported for targets with
-                                interception (brokered rules or audit); see docs/broker.md */
+    SBX_EVENT_DENIED = 7,    /* a baseline-denied syscall was refused with EPERM (every
+                                target, EPERM mode); `syscall` is its number in the ABI
+                                `arch` names. At most SBX_DENIED_EVENTS_BURST per target
+                                at once, then SBX_DENIED_EVENTS_PER_SEC; the rest are
+                                counted in the end event's `denied_unreported` */
 } sbx_event_type;
 
 typedef struct sbx_event {
@@ -54,7 +56,16 @@ typedef struct sbx_event {
     sbx_limit limit;    /* LIMIT: which limit */
     bool memory_limit;  /* KILLED/EXITED: the memory limit was hit during its life */
     int syscall;        /* DENIED: the refused syscall's number */
+    uint32_t arch;      /* DENIED: its ABI, an AUDIT_ARCH_* value (<linux/audit.h>):
+                           AUDIT_ARCH_X86_64, or AUDIT_ARCH_I386 for int 0x80 */
+    uint64_t denied_unreported; /* EXITED/KILLED: baseline denials refused but not
+                                   reported as DENIED (past the rate limit) */
 } sbx_event;
+
+/* Reporting of baseline denials is rate-limited per target (a token
+ * bucket): a target looping on a denied call cannot flood the callback. */
+#define SBX_DENIED_EVENTS_BURST 128
+#define SBX_DENIED_EVENTS_PER_SEC 16
 
 /* Called once per event. `event` is valid during the call only. Must be
  * quick and must not call sbx_broker_free; it may call anything else. */

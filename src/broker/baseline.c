@@ -123,22 +123,38 @@ int sbx_baseline_add_rules(scmp_filter_ctx ctx, uint32_t deny)
     return seccomp_rule_add(ctx, deny, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_PTRACER));
 }
 
-int sbx_baseline_build(sbx_bpf *out, bool kill)
+/* `deny`: the action of every denial; `foreign`: the raw answer to other
+ * ABIs (the same decision, in BPF terms). */
+static int build(sbx_bpf *out, uint32_t deny, uint32_t foreign)
 {
     memset(out, 0, sizeof *out);
-    uint32_t deny = kill ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO(EPERM);
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
         return -ENOMEM;
     /* Foreign ABIs (int 0x80, x32): every call refused. libseccomp's
      * x86_64 filter sends x32-numbered calls to the bad-arch action too. */
-    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, deny);
+    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+                             deny == SCMP_ACT_NOTIFY ? SCMP_ACT_KILL_PROCESS : deny);
     if (r < 0)
         return r;
     (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* set by us, earlier */
     if ((r = sbx_baseline_add_rules(ctx, deny)) < 0)
         return r;
-    return export_bpf(ctx, out, kill ? SECCOMP_RET_KILL_PROCESS : SECCOMP_RET_ERRNO | EPERM);
+    return export_bpf(ctx, out, foreign);
+}
+
+int sbx_baseline_build(sbx_bpf *out, bool kill)
+{
+    if (kill)
+        return build(out, SCMP_ACT_KILL_PROCESS, SECCOMP_RET_KILL_PROCESS);
+    return build(out, SCMP_ACT_ERRNO(EPERM), SECCOMP_RET_ERRNO | EPERM);
+}
+
+int sbx_baseline_build_notify(sbx_bpf *out)
+{
+    /* libseccomp's own bad-arch path is never reached: the prefix answers
+     * every foreign call first. */
+    return build(out, SCMP_ACT_NOTIFY, SECCOMP_RET_USER_NOTIF);
 }
 
 /* Export to raw BPF. With `foreign` other than ALLOW, a prefix of our own

@@ -17,6 +17,11 @@ typedef struct sbx_bpf {
 /* Build the baseline: `kill` makes denied calls kill the process
  * (SIGSYS) instead of returning EPERM. Returns 0 or -errno. */
 int sbx_baseline_build(sbx_bpf *out, bool kill);
+/* The same deny list as notifications (SECCOMP_RET_USER_NOTIF), foreign
+ * ABIs included, everything else allowed: the reporting filter of a target
+ * without interception (the broker answers each EPERM and reports it).
+ * Load it with a new listener (sbx_notify_filter_install). */
+int sbx_baseline_build_notify(sbx_bpf *out);
 /* The baseline's rules, with `deny` as the action of every denial (the
  * notify filter of a reporting target adds them as SCMP_ACT_NOTIFY).
  * Rules already present for a syscall are kept. 0 or a libseccomp code. */

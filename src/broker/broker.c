@@ -252,6 +252,8 @@ static void handle_exit(sbx_broker *b, uint64_t id)
     }
     bool oom = sbx_cgroup_oom_kills(&rec->cg) > 0;
     ev.memory_limit = oom;
+    /* The namespace is empty: no denial is pending any more. */
+    ev.denied_unreported = sbx_runtime_denials_unreported(b->runtime, rec->id);
     if (oom && !rec->limit_reported) {
         sbx_event lim = { .type = SBX_EVENT_LIMIT, .target_id = rec->id, .pid = rec->pid,
                           .limit = SBX_LIMIT_MEMORY };

@@ -15,7 +15,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -406,6 +412,14 @@ typedef struct rt_target {
     int stop_fd;
     pthread_t thread;
     bool thread_started;
+    /* A target without interception: its listener carries only the
+     * baseline's denials, served by the runtime's one denials thread. */
+    bool den_listed;  /* in rt->den_epfd (under rt->lock) */
+    bool den_busy;    /* the denials thread is handling it (under rt->lock) */
+    /* Rate limit of DENIED events (one thread reports per target). */
+    unsigned den_tokens;
+    uint64_t den_stamp_ns;
+    _Atomic uint64_t den_unreported;
     struct rt_target *next;
 } rt_target;
 
@@ -423,6 +437,14 @@ struct sbx_runtime {
      * re-issue. Built before any fork. */
     struct sock_fprog filters[2][2];
     bool filter_ok;
+    /* Targets without interception, EPERM mode: the baseline as
+     * notifications, nothing else; one thread serves all their listeners. */
+    sbx_bpf denials_only;
+    bool denials_ok;
+    int den_epfd, den_wake;
+    pthread_t den_thread;
+    bool den_started;
+    pthread_cond_t den_idle; /* a den_busy flag was cleared (with lock) */
     char *preload; /* libsbx-preload.so for trap targets, or NULL (not found) */
     uint64_t ipc_calls_done; /* cross calls served for exited targets (under lock) */
     int root_fd;
@@ -592,8 +614,11 @@ static int serve_section(sbx_runtime *rt, rt_target *t, int sock)
     }
 }
 
+static void den_unlist(sbx_runtime *rt, rt_target *t);
+
 static void target_free(sbx_runtime *rt, rt_target *t)
 {
+    den_unlist(rt, t);
     if (t->thread_started) {
         uint64_t one = 1;
         (void)!write(t->stop_fd, &one, sizeof one);
@@ -686,8 +711,13 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
 static int rt_child_install_filter(void *ud, const sbx_policy *pol, bool landlock)
 {
     sbx_runtime *rt = ud;
-    if (!sbx_runtime_needs_interception(pol))
-        return 0; /* native speed: nothing to intercept */
+    if (!sbx_runtime_needs_interception(pol)) {
+        /* Native speed: only the baseline's denials notify (EPERM mode). */
+        if ((pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL) || !rt->denials_ok)
+            return 0;
+        struct sock_fprog prog = { .len = rt->denials_only.len, .filter = rt->denials_only.insns };
+        return sbx_notify_filter_install(&prog);
+    }
     if (!rt->filter_ok)
         return -ENOSYS;
     return sbx_notify_filter_install(
@@ -710,18 +740,212 @@ bool sbx_runtime_reports_denials(const sbx_policy *pol)
 static bool rt_reports_denials(void *ud, const sbx_policy *pol)
 {
     sbx_runtime *rt = ud;
-    return rt->filter_ok && sbx_runtime_reports_denials(pol);
+    if (pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL)
+        return false;
+    return sbx_runtime_needs_interception(pol) ? rt->filter_ok : rt->denials_ok;
 }
 
-/* Notify server: a baseline denial of a reporting target (EPERM already
- * answered): one event. */
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A baseline denial of t (about to be answered EPERM): one DENIED event,
+ * or one more unreported denial past the token bucket (burst, then a
+ * steady rate). Called by the one thread serving t's listener, before it
+ * answers: the event precedes the target's end event. */
+static void report_denied(rt_target *t, int nr, uint32_t arch)
+{
+    uint64_t now = mono_ns();
+    const uint64_t period = 1000000000ull / SBX_DENIED_EVENTS_PER_SEC;
+    if (!t->den_stamp_ns) {
+        t->den_tokens = SBX_DENIED_EVENTS_BURST;
+        t->den_stamp_ns = now;
+    } else if (now - t->den_stamp_ns >= period) {
+        uint64_t add = (now - t->den_stamp_ns) / period;
+        if (t->den_tokens + add >= SBX_DENIED_EVENTS_BURST) {
+            t->den_tokens = SBX_DENIED_EVENTS_BURST;
+            t->den_stamp_ns = now;
+        } else {
+            t->den_tokens += (unsigned)add;
+            t->den_stamp_ns += add * period;
+        }
+    }
+    if (!t->den_tokens) {
+        atomic_fetch_add_explicit(&t->den_unreported, 1, memory_order_relaxed);
+        return;
+    }
+    t->den_tokens--;
+    sbx_event ev = { .type = SBX_EVENT_DENIED, .target_id = t->id, .pid = t->pid,
+                     .syscall = nr, .arch = arch };
+    sbx_broker_emit(t->rt->broker, &ev);
+}
+
+/* Notify server: a baseline denial of an intercepted target (answered
+ * EPERM right after). */
 static void rt_on_denied(void *ctx, pid_t tid, int nr, uint32_t arch)
 {
-    (void)arch;
-    rt_target *t = ctx;
     (void)tid;
-    sbx_event ev = { .type = SBX_EVENT_DENIED, .target_id = t->id, .pid = t->pid, .syscall = nr };
-    sbx_broker_emit(t->rt->broker, &ev);
+    report_denied(ctx, nr, arch);
+}
+
+/* ---- the denials thread: listeners of targets without interception ----
+ *
+ * Their filter notifies nothing but the baseline's denials, so every
+ * notification is refused: one thread serves them all from an epoll, one
+ * notification per ready listener per round (a flooding target cannot
+ * starve the others: each of its calls waits for our answer). The
+ * notification's contents are the target's (arguments) or the kernel's
+ * (pid, nr, arch); we read only nr and arch, and never its memory. */
+
+#define DEN_WAKE_KEY UINT64_MAX
+
+/* One ready listener (key = target id). */
+static void den_serve_one(sbx_runtime *rt, uint64_t id, uint32_t events,
+                          struct seccomp_notif *req, size_t req_size,
+                          struct seccomp_notif_resp *resp, size_t resp_size)
+{
+    pthread_mutex_lock(&rt->lock);
+    rt_target *t = rt->targets;
+    while (t && !(t->id == id && t->den_listed))
+        t = t->next;
+    if (t)
+        t->den_busy = true; /* target_free waits for us: t and its listener stay */
+    pthread_mutex_unlock(&rt->lock);
+    if (!t)
+        return; /* gone since epoll_wait returned */
+    if (events & EPOLLIN) {
+        memset(req, 0, req_size);
+        /* Readable: RECV does not block (a notification withdrawn
+         * meanwhile gives ENOENT). */
+        if (ioctl(t->listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) {
+            uint64_t nid = req->id;
+            /* Still pending (the caller did not die meanwhile): report. */
+            if (ioctl(t->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &nid) == 0)
+                report_denied(t, req->data.nr, req->data.arch);
+            memset(resp, 0, resp_size);
+            resp->id = req->id;
+            resp->error = -EPERM; /* never CONTINUE: this filter sends only denials */
+            if (ioctl(t->listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
+                sbx_debug("runtime: target %llu: answering a denial: %s",
+                          (unsigned long long)id, strerror(errno));
+        }
+    } else if (events & (EPOLLHUP | EPOLLERR)) {
+        /* No task uses the filter any more: stop watching (level-triggered
+         * hang-ups would spin); target_free closes the fd. */
+        pthread_mutex_lock(&rt->lock);
+        (void)epoll_ctl(rt->den_epfd, EPOLL_CTL_DEL, t->listener, NULL);
+        t->den_listed = false;
+        pthread_mutex_unlock(&rt->lock);
+    }
+    pthread_mutex_lock(&rt->lock);
+    t->den_busy = false;
+    pthread_cond_broadcast(&rt->den_idle);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void *den_main(void *arg)
+{
+    sbx_runtime *rt = arg;
+    struct seccomp_notif_sizes sizes;
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+        memset(&sizes, 0, sizeof sizes);
+    size_t req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif)
+                          ? sizes.seccomp_notif
+                          : sizeof(struct seccomp_notif);
+    size_t resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
+                           ? sizes.seccomp_notif_resp
+                           : sizeof(struct seccomp_notif_resp);
+    SBX_AUTOFREE struct seccomp_notif *req = calloc(1, req_size);
+    SBX_AUTOFREE struct seccomp_notif_resp *resp = calloc(1, resp_size);
+    if (!req || !resp) {
+        sbx_error("runtime: denials thread: out of memory");
+        return NULL;
+    }
+    for (;;) {
+        struct epoll_event evs[16];
+        int n = epoll_wait(rt->den_epfd, evs, 16, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            sbx_error("runtime: denials thread: epoll_wait: %s", strerror(errno));
+            return NULL;
+        }
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.u64 == DEN_WAKE_KEY)
+                return NULL;
+            den_serve_one(rt, evs[i].data.u64, evs[i].events, req, req_size, resp, resp_size);
+        }
+    }
+}
+
+/* The denials thread's epoll and wake-up (made with the runtime, so a
+ * broker's fd count does not change with its first target). */
+static int den_init(sbx_runtime *rt)
+{
+    if ((rt->den_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (rt->den_wake = eventfd(0, EFD_CLOEXEC)) < 0)
+        return sbx_neg_errno();
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = DEN_WAKE_KEY };
+    return epoll_ctl(rt->den_epfd, EPOLL_CTL_ADD, rt->den_wake, &ev) < 0 ? sbx_neg_errno() : 0;
+}
+
+/* Under rt->lock: the denials thread, started on first use. */
+static int den_start_locked(sbx_runtime *rt)
+{
+    if (rt->den_started)
+        return 0;
+    if (rt->den_epfd < 0 || rt->den_wake < 0)
+        return -EBADF;
+    int r = pthread_create(&rt->den_thread, NULL, den_main, rt);
+    if (r != 0)
+        return -r;
+    rt->den_started = true;
+    return 0;
+}
+
+/* t's listener joins the denials thread. */
+static int den_list(sbx_runtime *rt, rt_target *t)
+{
+    pthread_mutex_lock(&rt->lock);
+    int r = den_start_locked(rt);
+    if (r == 0) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = t->id };
+        if (epoll_ctl(rt->den_epfd, EPOLL_CTL_ADD, t->listener, &ev) < 0)
+            r = sbx_neg_errno();
+        else
+            t->den_listed = true;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return r;
+}
+
+/* t leaves the denials thread (t is off rt->targets already, or never
+ * listed): wait until the thread is done with it. */
+static void den_unlist(sbx_runtime *rt, rt_target *t)
+{
+    pthread_mutex_lock(&rt->lock);
+    while (t->den_busy)
+        pthread_cond_wait(&rt->den_idle, &rt->lock);
+    if (t->den_listed)
+        (void)epoll_ctl(rt->den_epfd, EPOLL_CTL_DEL, t->listener, NULL);
+    t->den_listed = false;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+uint64_t sbx_runtime_denials_unreported(sbx_runtime *rt, uint64_t id)
+{
+    uint64_t n = 0;
+    if (!rt)
+        return 0;
+    pthread_mutex_lock(&rt->lock);
+    for (rt_target *t = rt->targets; t; t = t->next)
+        if (t->id == id)
+            n = atomic_load_explicit(&t->den_unreported, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->lock);
+    return n;
 }
 
 static void *serve_main(void *arg)
@@ -746,6 +970,20 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
         return;
     }
     t->pid = pid;
+    if (!sbx_runtime_needs_interception(t->decider.policy)) {
+        /* Only the baseline's denials: the shared denials thread. */
+        t->listener = lfd;
+        int r = den_list(rt, t);
+        if (r < 0) {
+            /* Nobody would answer: closing the listener makes the denied
+             * calls fail (ENOSYS) instead of hanging. */
+            sbx_error("runtime: target %llu: cannot serve its denials: %s",
+                      (unsigned long long)id, strerror(-r));
+            sbx_close_keep_errno(t->listener);
+            t->listener = -1;
+        }
+        return;
+    }
     /* Cross calls (trap targets) resolve against the program's threads;
      * NATIVE is answered exactly when the notify filter passes the trap's
      * native re-issue (rt_child_install_filter). */
@@ -802,6 +1040,8 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
     rt->broker = broker;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->audit_lock, NULL);
+    pthread_cond_init(&rt->den_idle, NULL);
+    rt->den_epfd = rt->den_wake = -1;
     rt->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rt->root_fd < 0) {
         int e = sbx_neg_errno();
@@ -816,6 +1056,13 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
             sbx_notify_filter_free(&rt->filters[j >> 1][j & 1]);
     }
     rt->filter_ok = r == 0;
+    int dr = sbx_baseline_build_notify(&rt->denials_only);
+    if (dr == 0)
+        dr = den_init(rt);
+    rt->denials_ok = dr == 0;
+    if (dr < 0)
+        sbx_warn("runtime: denial-reporting filter unavailable (%s): targets without "
+                 "interception get their baseline denials unreported", strerror(-dr));
     rt->preload = find_preload();
     if (r < 0)
         sbx_warn("runtime: notify filter unavailable (%s): brokered policies cannot be spawned",
@@ -834,6 +1081,11 @@ void sbx_runtime_free(sbx_runtime *rt)
 {
     if (!rt)
         return;
+    if (rt->den_started) {
+        uint64_t one = 1;
+        (void)!write(rt->den_wake, &one, sizeof one);
+        pthread_join(rt->den_thread, NULL);
+    }
     while (rt->targets) {
         rt_target *t = rt->targets;
         rt->targets = t->next;
@@ -853,6 +1105,10 @@ void sbx_runtime_free(sbx_runtime *rt)
     if (rt->filter_ok)
         for (int i = 0; i < 4; i++)
             sbx_notify_filter_free(&rt->filters[i >> 1][i & 1]);
+    sbx_bpf_free(&rt->denials_only);
+    sbx_close_keep_errno(rt->den_epfd);
+    sbx_close_keep_errno(rt->den_wake);
+    pthread_cond_destroy(&rt->den_idle);
     free(rt->preload);
     sbx_close_keep_errno(rt->root_fd);
     pthread_mutex_destroy(&rt->lock);

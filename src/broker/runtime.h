@@ -40,12 +40,17 @@ bool sbx_runtime_trap_native(const sbx_policy *policy, bool landlock);
 /* Is an audit callback set (sbx_runtime_set_audit)? NULL rt: false. */
 bool sbx_runtime_has_audit(sbx_runtime *rt);
 
-/* Are a target's baseline denials reported as SBX_EVENT_DENIED? In EPERM
- * mode, for targets with interception: its notify filter then carries the
- * baseline's denials as notifications (answered EPERM by the broker), and
- * its init loads the baseline without them (sbx_broker_hooks.
- * reports_denials). Async-signal-safe. */
+/* Does a target's interception (notify) filter carry the baseline's
+ * denials as notifications (answered EPERM by the broker and reported)?
+ * In EPERM mode, for targets with interception. Targets without it get a
+ * filter of the denials alone (sbx_baseline_build_notify); either way
+ * their init loads no baseline (sbx_broker_hooks.reports_denials).
+ * Async-signal-safe. */
 bool sbx_runtime_reports_denials(const sbx_policy *policy);
+
+/* Baseline denials of target `id` refused but not reported as DENIED
+ * (past the rate limit), for its end event. 0 for an unknown id. */
+uint64_t sbx_runtime_denials_unreported(sbx_runtime *rt, uint64_t id);
 
 /* The preload shim trap targets get (absolute path; borrowed, lives as
  * long as rt), or NULL when none was found ($SBX_PRELOAD, then the

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -126,6 +127,36 @@ static int sys_test(const char *name)
     return 99;
 }
 
+/* flood N [THREADS]: N bpf() calls spread over THREADS threads, each
+ * must fail with EPERM. */
+static long flood_calls;
+static void *flood_thread(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < flood_calls; i++)
+        if (syscall(SYS_bpf, 0, NULL, 0) != -1 || errno != EPERM)
+            return (void *)1;
+    return NULL;
+}
+
+static int flood(long n, int threads)
+{
+    if (threads < 1 || threads > 16 || n % threads)
+        return 2;
+    flood_calls = n / threads;
+    pthread_t th[16];
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&th[i], NULL, flood_thread, NULL) != 0)
+            return 3;
+    int bad = 0;
+    for (int i = 0; i < threads; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        bad |= r != NULL;
+    }
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -134,6 +165,14 @@ int main(int argc, char **argv)
     const char *arg = argc > 2 ? argv[2] : "";
     if (!strcmp(cmd, "exit"))
         return atoi(arg);
+    if (!strcmp(cmd, "flood"))
+        return flood(atol(arg), argc > 3 ? atoi(argv[3]) : 1);
+    if (!strcmp(cmd, "flood_forever")) { /* "up" on stdout, then denied calls until killed */
+        if (write(1, "up\n", 3) != 3)
+            return 2;
+        for (;;)
+            (void)syscall(SYS_bpf, 0, NULL, 0);
+    }
     if (!strcmp(cmd, "kill")) {
         raise(atoi(arg));
         return 101;
