@@ -1,5 +1,6 @@
 /* Limits and lifetime: memory, processes, warnings, broker death. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,56 +143,70 @@ static bool alive(pid_t pid)
     return r == 1 && st != 'Z';
 }
 
-/* The broker of broker_death_kills_targets_within_1s runs in a fresh
- * image of this binary (see there): this constructor takes over before
- * Criterion when the variable names the pipe to report on. */
-#define BROKER_CHILD_ENV "SBX_TEST_BROKER_CHILD_FD"
-__attribute__((constructor)) static void broker_child_entry(void)
+/* Cases that need a broker in another process run it in a fresh image of
+ * this binary, never in a bare fork of the Criterion worker: the worker
+ * has threads (Criterion's, the fixture broker's), and ASan's allocator
+ * (GCC 12's libsanitizer) takes no lock across fork(), so a fork taken
+ * while another thread is inside malloc leaves the child's allocator
+ * mutex locked forever. The child's first malloc (sbx_broker_new) or
+ * thread start then hung, about one run in 30 (gdb: __sanitizer::Mutex::
+ * Lock in SizeClassAllocator64::GetFromAllocator, or in
+ * pthread_getattr_np under ASan's thread start). glibc's own malloc is
+ * fork-safe (atfork locking): only ASan builds hung. The variable below
+ * names the child's role and the pipe it reports on; this constructor
+ * takes over before Criterion's main. */
+#define CHILD_ROLE_ENV "SBX_TEST_LIMITS_CHILD"
+static void brokers_child(int wfd) __attribute__((noreturn));
+
+__attribute__((constructor)) static void child_role_entry(void)
 {
-    const char *v = getenv(BROKER_CHILD_ENV);
-    if (v)
-        broker_child(atoi(v));
+    const char *v = getenv(CHILD_ROLE_ENV);
+    if (!v)
+        return;
+    int fd = atoi(v + 2);
+    if (!strncmp(v, "d:", 2))
+        broker_child(fd);
+    if (!strncmp(v, "b:", 2))
+        brokers_child(fd);
+    _exit(120);
+}
+
+/* fork + exec this binary in role `role` ('d' or 'b') with `wfd` kept
+ * open. Everything is prepared before fork: between fork and exec only
+ * async-signal-safe calls. */
+static pid_t spawn_self(char role, int wfd)
+{
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert_gt(n, 0);
+    exe[n] = '\0';
+    static char var[64];
+    snprintf(var, sizeof var, CHILD_ROLE_ENV "=%c:%d", role, wfd);
+    extern char **environ;
+    static char *envp[512];
+    size_t ne = 0;
+    envp[ne++] = var;
+    for (char **e = environ; *e && ne < sizeof envp / sizeof envp[0] - 1; e++)
+        if (strncmp(*e, CHILD_ROLE_ENV "=", sizeof CHILD_ROLE_ENV) != 0)
+            envp[ne++] = *e;
+    envp[ne] = NULL;
+    static char *argv[2];
+    argv[0] = exe;
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        execve(exe, argv, envp); /* wfd is inherited: no O_CLOEXEC on it */
+        _exit(127);
+    }
+    return child;
 }
 
 Test(limits, broker_death_kills_targets_within_1s)
 {
-    /* The broker must live in its own process, and that process must not
-     * be a bare fork of this one: the Criterion worker has threads
-     * (Criterion's, the fixture broker's), and ASan's allocator (GCC 12's
-     * libsanitizer) takes no lock across fork(), so a fork taken while
-     * another thread is inside malloc leaves the child's allocator mutex
-     * locked forever: the child's first malloc (sbx_broker_new) or thread
-     * start hung, about one run in 30 (gdb: __sanitizer::Mutex::Lock in
-     * SizeClassAllocator64::GetFromAllocator). glibc's malloc is made
-     * fork-safe by its own atfork locking, which is why only ASan hung.
-     * So the child execs this binary afresh (single-threaded, a new
-     * allocator) and becomes the broker in broker_child_entry. Everything
-     * it needs is prepared before fork; between fork and exec it calls
-     * only async-signal-safe functions. */
     int pp[2];
     cr_assert_eq(pipe(pp), 0);
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert_gt(n, 0);
-    exe[n] = '\0';
-    static char fdvar[64];
-    snprintf(fdvar, sizeof fdvar, BROKER_CHILD_ENV "=%d", pp[1]);
-    extern char **environ;
-    static char *envp[512];
-    size_t ne = 0;
-    envp[ne++] = fdvar;
-    for (char **e = environ; *e && ne < sizeof envp / sizeof envp[0] - 1; e++)
-        if (strncmp(*e, BROKER_CHILD_ENV "=", sizeof BROKER_CHILD_ENV) != 0)
-            envp[ne++] = *e;
-    envp[ne] = NULL;
-    char *argv[] = { exe, NULL };
-    pid_t child = fork();
-    cr_assert_geq(child, 0);
-    if (child == 0) {
-        close(pp[0]);
-        execve(exe, argv, envp); /* pp[1] is inherited: pipe() gave no O_CLOEXEC */
-        _exit(127);
-    }
+    fcntl(pp[0], F_SETFD, FD_CLOEXEC);
+    pid_t child = spawn_self('d', pp[1]);
     close(pp[1]);
     pid_t pids[2];
     cr_assert_eq(read(pp[0], pids, sizeof pids), (ssize_t)sizeof pids);
@@ -392,20 +407,25 @@ static void *spawn_limited_loop(void *arg)
     return (void *)bad;
 }
 
+/* The other process of concurrent_brokers_never_fall_back. */
+static void brokers_child(int wfd)
+{
+    (void)wfd;
+    sbx_broker *cb = NULL;
+    if (sbx_broker_new(&cb) != 0)
+        _exit(2);
+    intptr_t bad = (intptr_t)spawn_limited_loop(cb);
+    sbx_broker_free(cb);
+    _exit(bad ? 1 : 0);
+}
+
 Test(limits, concurrent_brokers_never_fall_back)
 {
     if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
         access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
         cr_skip_test("no writable v1 memory and pids cgroups");
-    pid_t child = fork();
-    if (child == 0) {
-        sbx_broker *cb = NULL;
-        if (sbx_broker_new(&cb) != 0)
-            _exit(2);
-        intptr_t bad = (intptr_t)spawn_limited_loop(cb);
-        sbx_broker_free(cb);
-        _exit(bad ? 1 : 0);
-    }
+    /* The other process: a fresh image (see spawn_self), not a fork. */
+    pid_t child = spawn_self('b', -1);
     sbx_broker *b2 = NULL;
     cr_assert_eq(sbx_broker_new(&b2), 0);
     pthread_t t;
