@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -155,17 +156,65 @@ static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
     return -EEXIST;
 }
 
+/* The test seam (cgroup.h): a cgroup2 directory standing for our own
+ * unified cgroup, and whether v1 controllers may be used. */
+static const char *g_v2_root;
+static bool g_no_v1;
+
+void sbx_cgroup_set_roots_for_test(const char *dir, bool v1)
+{
+    g_v2_root = dir;
+    g_no_v1 = dir && !v1;
+}
+
+/* The base of our unified cgroup ("" when the unified hierarchy is not
+ * usable: not pure cgroup2, or our place in it unknown). */
+static void v2_base(char *base, size_t size)
+{
+    base[0] = '\0';
+    if (g_v2_root) {
+        if (is_fs(g_v2_root, CGROUP2_SUPER_MAGIC))
+            snprintf(base, size, "%s", g_v2_root);
+        return;
+    }
+    char own[256];
+    if (!is_fs("/sys/fs/cgroup", CGROUP2_SUPER_MAGIC) || own_cgroup("", own, sizeof own) < 0)
+        return;
+    snprintf(base, size, "/sys/fs/cgroup%s", own);
+}
+
+/* Does a cgroup.controllers-style list name `ctl`? (Whole words.) */
+static bool has_word(const char *list, const char *ctl)
+{
+    size_t n = strlen(ctl);
+    for (const char *p = list; (p = strstr(p, ctl)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* Enable, below `dir`, those of memory and pids it has. One write per
+ * controller: a write naming one it lacks fails as a whole. Failing is
+ * harmless (a directory holding processes cannot enable domain
+ * controllers): the leaf then lacks them, and its limits go elsewhere. */
+static void enable_below(const char *dir)
+{
+    char ctl[256];
+    if (read_file(dir, "cgroup.controllers", ctl, sizeof ctl) < 0)
+        return;
+    if (has_word(ctl, "memory"))
+        (void)write_file(dir, "cgroup.subtree_control", "+memory");
+    if (has_word(ctl, "pids"))
+        (void)write_file(dir, "cgroup.subtree_control", "+pids");
+}
+
+/* A v2 leaf, with whatever controllers the hierarchy grants us: without
+ * any it still gives teardown (cgroup.kill) and a populated flag. */
 static void try_v2(sbx_cgroup *cg, uint64_t id)
 {
-    if (!is_fs("/sys/fs/cgroup", CGROUP2_SUPER_MAGIC))
-        return;
-    char own[256], base[SBX_CGROUP_PATH_MAX];
-    if (own_cgroup("", own, sizeof own) < 0)
-        return;
-    snprintf(base, sizeof base, "/sys/fs/cgroup%s", own);
-    char ctl[256];
-    if (read_file(base, "cgroup.controllers", ctl, sizeof ctl) < 0 || !strstr(ctl, "memory") ||
-        !strstr(ctl, "pids"))
+    char base[SBX_CGROUP_PATH_MAX];
+    v2_base(base, sizeof base);
+    if (!base[0])
         return;
     char sbxdir[SBX_CGROUP_PATH_MAX + 8];
     snprintf(sbxdir, sizeof sbxdir, "%s/sbx", base);
@@ -173,16 +222,35 @@ static void try_v2(sbx_cgroup *cg, uint64_t id)
         return;
     /* Enabling controllers below needs the "no internal processes" rule
      * to hold: the sbx subtree holds no process itself. */
-    (void)write_file(base, "cgroup.subtree_control", "+memory +pids");
-    (void)write_file(sbxdir, "cgroup.subtree_control", "+memory +pids");
+    enable_below(base);
+    enable_below(sbxdir);
     char bdir[SBX_CGROUP_PATH_MAX + 24];
     snprintf(bdir, sizeof bdir, "%s/%d", sbxdir, (int)getpid());
     if (mkdir(bdir, 0755) < 0 && errno != EEXIST)
         return;
-    (void)write_file(bdir, "cgroup.subtree_control", "+memory +pids");
-    if (make_dirs(base, id, cg->memory, sizeof cg->memory) < 0)
+    enable_below(bdir);
+    if (make_dirs(base, id, cg->unified, sizeof cg->unified) < 0)
         return;
     cg->v2 = true;
+    char ctl[256];
+    if (read_file(cg->unified, "cgroup.controllers", ctl, sizeof ctl) >= 0) {
+        cg->v2_memory = has_word(ctl, "memory");
+        cg->v2_pids = has_word(ctl, "pids");
+    }
+}
+
+/* The v1 controller `name` mounted at /sys/fs/cgroup/<name>: our leaf in
+ * it (0) or -errno. */
+static int try_v1(const char *name, uint64_t id, char *out, size_t size)
+{
+    char mnt[64], own[256], base[SBX_CGROUP_PATH_MAX];
+    snprintf(mnt, sizeof mnt, "/sys/fs/cgroup/%s", name);
+    if (g_no_v1 || !is_fs(mnt, CGROUP_SUPER_MAGIC))
+        return -ENOENT;
+    if (own_cgroup(name, own, sizeof own) < 0)
+        own[0] = '\0';
+    snprintf(base, sizeof base, "%s%s", mnt, own);
+    return make_dirs(base, id, out, size);
 }
 
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t id, uint64_t memory_bytes, uint64_t max_pids,
@@ -191,55 +259,59 @@ void sbx_cgroup_create(sbx_cgroup *cg, uint64_t id, uint64_t memory_bytes, uint6
     memset(cg, 0, sizeof *cg);
     char num[32];
     try_v2(cg, id);
-    if (cg->v2) {
-        if (memory_bytes != UINT64_MAX) {
-            snprintf(num, sizeof num, "%" PRIu64, memory_bytes);
-            cg->memory_limited = write_file(cg->memory, "memory.max", num) == 0;
-            (void)write_file(cg->memory, "memory.swap.max", "0");
-            (void)write_file(cg->memory, "memory.oom.group", "1");
-        }
-        if (max_pids != UINT64_MAX) {
-            snprintf(num, sizeof num, "%" PRIu64, max_pids);
-            cg->pids_limited = write_file(cg->memory, "pids.max", num) == 0;
-        }
-    } else {
-        char own[256], base[SBX_CGROUP_PATH_MAX];
-        if (is_fs("/sys/fs/cgroup/memory", CGROUP_SUPER_MAGIC)) {
-            if (own_cgroup("memory", own, sizeof own) < 0)
-                own[0] = '\0';
-            snprintf(base, sizeof base, "/sys/fs/cgroup/memory%s", own);
-            int r = make_dirs(base, id, cg->memory, sizeof cg->memory);
-            if (r == 0 && memory_bytes != UINT64_MAX) {
-                snprintf(num, sizeof num, "%" PRIu64, memory_bytes);
-                cg->memory_limited = write_file(cg->memory, "memory.limit_in_bytes", num) == 0;
-                /* Swap must not extend the limit (memsw exists only with swap accounting). */
-                (void)write_file(cg->memory, "memory.memsw.limit_in_bytes", num);
-                (void)write_file(cg->memory, "memory.swappiness", "0");
-            }
-        }
-        if (is_fs("/sys/fs/cgroup/pids", CGROUP_SUPER_MAGIC)) {
-            if (own_cgroup("pids", own, sizeof own) < 0)
-                own[0] = '\0';
-            snprintf(base, sizeof base, "/sys/fs/cgroup/pids%s", own);
-            int r = make_dirs(base, id, cg->pids, sizeof cg->pids);
-            if (r == 0 && max_pids != UINT64_MAX) {
-                snprintf(num, sizeof num, "%" PRIu64, max_pids);
-                cg->pids_limited = write_file(cg->pids, "pids.max", num) == 0;
-            }
-        }
+    /* Each limit where it can be enforced: the v2 leaf's controller, else
+     * the v1 controller (a hybrid machine: controllers bound to v1). The
+     * v1 hierarchies are used only without a v2 leaf, or for a limit it
+     * cannot take. */
+    bool v1_memory = !cg->v2 || (memory_bytes != UINT64_MAX && !cg->v2_memory);
+    bool v1_pids = !cg->v2 || (max_pids != UINT64_MAX && !cg->v2_pids);
+    if (cg->v2_memory && memory_bytes != UINT64_MAX) {
+        snprintf(num, sizeof num, "%" PRIu64, memory_bytes);
+        cg->memory_limited = write_file(cg->unified, "memory.max", num) == 0;
+        (void)write_file(cg->unified, "memory.swap.max", "0");
+        (void)write_file(cg->unified, "memory.oom.group", "1");
     }
+    if (cg->v2_pids && max_pids != UINT64_MAX) {
+        snprintf(num, sizeof num, "%" PRIu64, max_pids);
+        cg->pids_limited = write_file(cg->unified, "pids.max", num) == 0;
+    }
+    if (v1_memory && try_v1("memory", id, cg->memory, sizeof cg->memory) == 0 &&
+        memory_bytes != UINT64_MAX) {
+        snprintf(num, sizeof num, "%" PRIu64, memory_bytes);
+        cg->memory_limited = write_file(cg->memory, "memory.limit_in_bytes", num) == 0;
+        /* Swap must not extend the limit (memsw exists only with swap accounting). */
+        (void)write_file(cg->memory, "memory.memsw.limit_in_bytes", num);
+        (void)write_file(cg->memory, "memory.swappiness", "0");
+    }
+    if (v1_pids && try_v1("pids", id, cg->pids, sizeof cg->pids) == 0 && max_pids != UINT64_MAX) {
+        snprintf(num, sizeof num, "%" PRIu64, max_pids);
+        cg->pids_limited = write_file(cg->pids, "pids.max", num) == 0;
+    }
+    /* A v2 leaf without the controller: say so (the usual cause is a
+     * hierarchy that does not delegate it to us). */
     if (memory_bytes != UINT64_MAX && !cg->memory_limited)
         sbx_warn_append(warn, warn_size, n_warn,
-                        "memory: no writable memory cgroup; enforced as RLIMIT_AS (address space, not resident memory)");
+                        "memory: %s; enforced as RLIMIT_AS (address space, not resident memory)",
+                        cg->v2 && !cg->v2_memory
+                            ? "the cgroup v2 leaf has no memory controller and no v1 memory cgroup is writable"
+                            : "no writable memory cgroup");
     if (max_pids != UINT64_MAX && !cg->pids_limited)
         sbx_warn_append(warn, warn_size, n_warn,
-                        "processes: no writable pids cgroup; enforced as RLIMIT_NPROC (counts every process of the outside uid)");
+                        "processes: %s; enforced as RLIMIT_NPROC (counts every process of the outside uid)",
+                        cg->v2 && !cg->v2_pids
+                            ? "the cgroup v2 leaf has no pids controller and no v1 pids cgroup is writable"
+                            : "no writable pids cgroup");
 }
 
 int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid)
 {
     char num[32];
     snprintf(num, sizeof num, "%d", (int)pid);
+    if (cg->unified[0]) {
+        int r = write_file(cg->unified, "cgroup.procs", num);
+        if (r < 0)
+            return r;
+    }
     if (cg->memory[0]) {
         int r = write_file(cg->memory, "cgroup.procs", num);
         if (r < 0)
@@ -256,6 +328,8 @@ int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid)
 int sbx_cgroup_open_self_attach(const sbx_cgroup *cg, int fds[2])
 {
     fds[0] = fds[1] = -1;
+    /* A v2 leaf is joined by the broker (sbx_cgroup_attach), together with
+     * any v1 leaves of a hybrid machine. */
     if (cg->v2 || (!cg->memory[0] && !cg->pids[0]))
         return 0;
     const char *dirs[2] = { cg->memory, cg->pids };
@@ -277,11 +351,12 @@ int sbx_cgroup_open_self_attach(const sbx_cgroup *cg, int fds[2])
 
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg)
 {
-    if (!cg->memory[0])
+    bool v2 = cg->v2_memory;
+    const char *dir = v2 ? cg->unified : cg->memory;
+    if (!dir[0])
         return 0;
     char buf[1024];
-    const char *file = cg->v2 ? "memory.events" : "memory.oom_control";
-    if (read_file(cg->memory, file, buf, sizeof buf) < 0)
+    if (read_file(dir, v2 ? "memory.events" : "memory.oom_control", buf, sizeof buf) < 0)
         return 0;
     const char *k = strstr(buf, "oom_kill ");
     if (!k)
@@ -291,10 +366,10 @@ uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg)
 
 int sbx_cgroup_oom_eventfd(const sbx_cgroup *cg)
 {
+    if (cg->v2_memory)
+        return -EOPNOTSUPP; /* v2: memory.events is polled with inotify; not used here */
     if (!cg->memory[0])
         return -ENOENT;
-    if (cg->v2)
-        return -EOPNOTSUPP; /* v2: memory.events is polled with inotify; not used here */
     SBX_AUTOCLOSE int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0)
         return sbx_neg_errno();
@@ -347,10 +422,38 @@ static void remove_dir(char *dir)
     dir[0] = '\0';
 }
 
+/* v2: until `populated 0` in cgroup.events (the kernel notifies a change
+ * with POLLPRI), at most ~2 s. */
+static void wait_unpopulated(const char *dir)
+{
+    char path[SBX_CGROUP_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/cgroup.events", dir);
+    SBX_AUTOCLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    for (int i = 0; i < 20; i++) {
+        char buf[256];
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n < 0)
+            return;
+        buf[n] = '\0';
+        if (strstr(buf, "populated 0"))
+            return;
+        struct pollfd p = { .fd = fd, .events = POLLPRI };
+        (void)poll(&p, 1, 100);
+    }
+}
+
 void sbx_cgroup_destroy(sbx_cgroup *cg)
 {
-    if (cg->v2 && cg->memory[0])
-        (void)write_file(cg->memory, "cgroup.kill", "1");
+    if (cg->unified[0]) {
+        /* Whatever is left dies at once (Linux >= 5.14); the leaf can go
+         * when the kernel says it is empty. */
+        if (write_file(cg->unified, "cgroup.kill", "1") < 0)
+            kill_procs(cg->unified);
+        wait_unpopulated(cg->unified);
+    }
+    remove_dir(cg->unified);
     remove_dir(cg->memory);
     remove_dir(cg->pids);
 }
@@ -362,8 +465,13 @@ void sbx_cgroup_remove_broker_dirs(void)
     static const char *const roots[][2] = { { "/sys/fs/cgroup/memory", "memory" },
                                             { "/sys/fs/cgroup/pids", "pids" },
                                             { "/sys/fs/cgroup", "" } };
+    char dir[SBX_CGROUP_PATH_MAX + 64];
+    if (g_v2_root) {
+        snprintf(dir, sizeof dir, "%s/sbx/%d", g_v2_root, (int)getpid());
+        (void)rmdir(dir);
+    }
     for (size_t i = 0; i < SBX_ARRAY_SIZE(roots); i++) {
-        char own[256], dir[SBX_CGROUP_PATH_MAX + 64];
+        char own[256];
         if (own_cgroup(roots[i][1], own, sizeof own) < 0)
             continue;
         snprintf(dir, sizeof dir, "%s%s/sbx/%d", roots[i][0], own, (int)getpid());

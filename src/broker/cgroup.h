@@ -1,7 +1,9 @@
-/* sbx internal — per-target cgroups: v2 when the unified hierarchy is
- * delegated to us, else the v1 memory and pids controllers, else nothing
- * (and the caller falls back to rlimits and reports warnings). Layout:
- * <our cgroup>/sbx/<broker pid>/<target id> in each controller used. */
+/* sbx internal — per-target cgroups: a v2 leaf when the unified hierarchy
+ * (pure cgroup2 at /sys/fs/cgroup) lets us make one, with the memory and
+ * pids controllers it has; a limit it cannot take goes to the v1
+ * controller where one is mounted, else the caller falls back to rlimits
+ * and reports a warning. Layout: <our cgroup>/sbx/<broker pid>/<target
+ * id>-<seq> in each hierarchy used. */
 #ifndef SBX_BROKER_CGROUP_H
 #define SBX_BROKER_CGROUP_H
 
@@ -13,10 +15,18 @@
 
 typedef struct sbx_cgroup {
     bool v2;                             /* the unified hierarchy is used */
-    char memory[SBX_CGROUP_PATH_MAX];    /* v1 memory dir, or the v2 dir; "" when none */
-    char pids[SBX_CGROUP_PATH_MAX];      /* v1 pids dir; "" when none (or v2) */
+    char unified[SBX_CGROUP_PATH_MAX];   /* the v2 leaf; "" when none */
+    char memory[SBX_CGROUP_PATH_MAX];    /* v1 memory dir; "" when none */
+    char pids[SBX_CGROUP_PATH_MAX];      /* v1 pids dir; "" when none */
+    bool v2_memory, v2_pids;             /* the leaf has the controller */
     bool memory_limited, pids_limited;   /* the limit was written */
 } sbx_cgroup;
+
+/* Tests only (not a public contract): use `dir` (a directory on a cgroup2
+ * mount) as the unified hierarchy's base instead of our own cgroup under
+ * /sys/fs/cgroup, and, with `v1` false, ignore the v1 controllers. NULL
+ * restores the default. Process-wide; call while no spawn runs. */
+void sbx_cgroup_set_roots_for_test(const char *dir, bool v1);
 
 /* Create the target's cgroup(s) and write the limits (UINT64_MAX: none).
  * Never fails as a whole: what could not be done is appended to `warn`
