@@ -420,6 +420,33 @@ Test(run, log_is_json_lines)
     cr_expect(strstr(log, "\"signal_name\":\"KILL\""), "%s", log);
 }
 
+/* Baseline denials (EPERM mode) are log lines, with file interception
+ * (the default profile brokers some files) and without it (strict: no
+ * brokered rule, so the target's only notifying filter is the baseline). */
+Test(run, denied_syscalls_are_logged)
+{
+    const char *unshare = access("/usr/bin/unshare", X_OK) == 0 ? "/usr/bin/unshare" : NULL;
+    if (!unshare)
+        cr_skip_test("no /usr/bin/unshare");
+    result *r = SBX("run", "--log", "d.jsonl", "--", "sh", "-c", "unshare -U true; echo rc=$?");
+    cr_expect_eq(r->code, 0, "stderr: %s", r->err);
+    cr_expect(strstr(r->out, "rc=1"), "%s", r->out);
+    expect_json_lines("d.jsonl");
+    const char *log = read_file("d.jsonl");
+    cr_expect(strstr(log, "\"event\":\"denied_syscall\""), "intercepted: %s", log);
+    cr_expect(strstr(log, "\"syscall_name\":\"unshare\",\"arch\":\"x86_64\""), "%s", log);
+
+    r = SBX("run", "--profile", "strict", "--log", "n.jsonl", "--", unshare, "-U", "/bin/true");
+    cr_expect_eq(r->code, 1, "stderr: %s", r->err);
+    cr_expect(strstr(r->err, "Operation not permitted"), "%s", r->err);
+    expect_json_lines("n.jsonl");
+    log = read_file("n.jsonl");
+    cr_expect(strstr(log, "\"event\":\"denied_syscall\""), "not intercepted: %s", log);
+    cr_expect(strstr(log, "\"syscall\":272,\"syscall_name\":\"unshare\""), "%s", log);
+    /* before the end event */
+    cr_expect(strstr(log, "denied_syscall") < strstr(log, "\"event\":\"exited\""), "%s", log);
+}
+
 Test(run, log_is_private_and_truncated)
 {
     write_file("c.jsonl", "old junk that is not json\n", 0644);

@@ -14,6 +14,7 @@
 
 #include <sbx/broker.h>
 
+#include "broker/runtime.h"
 #include "rt_common.h"
 
 TestSuite(e2e, .init = rt_setup, .fini = rt_teardown, .timeout = 30);
@@ -298,9 +299,8 @@ Test(e2e, no_brokered_rules_no_interception)
     sbx_policy_unref(audited);
 }
 
-/* Baseline denials of an intercepted target (EPERM mode) are refused by
- * the broker and reported as SBX_EVENT_DENIED, one per call; a target
- * without interception still gets EPERM from its baseline. */
+/* Baseline denials (EPERM mode) are refused by the broker and reported as
+ * SBX_EVENT_DENIED, one per call, with interception or without it. */
 static pthread_mutex_t g_den_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_den_unshare, g_den_other;
 
@@ -331,10 +331,15 @@ Test(e2e, baseline_denials_are_reported)
     int n = g_den_unshare;
     pthread_mutex_unlock(&g_den_lock);
     cr_expect_geq(n, 2, "DENIED events for unshare: %d (other %d): %s", n, g_den_other, r.out);
-    /* no interception: still refused, by the baseline itself */
+    /* no interception: refused and reported all the same */
     sbx_policy *plain = pol();
+    cr_assert(!sbx_runtime_needs_interception(plain));
     cr_assert_eq(rt_sh(plain, "unshare -U true; echo rc=$?", &r), 0);
     cr_expect(strstr(r.out, "Operation not permitted") && strstr(r.out, "rc=1"), "%s", r.out);
+    pthread_mutex_lock(&g_den_lock);
+    int n2 = g_den_unshare;
+    pthread_mutex_unlock(&g_den_lock);
+    cr_expect_eq(n2, n + 1, "no interception: DENIED events for unshare %d -> %d: %s", n, n2, r.out);
     sbx_policy_unref(p);
     sbx_policy_unref(plain);
 }

@@ -138,6 +138,8 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
     case SBX_EVENT_EXITED:
         sbx_jbuf_key_int(b, "code", ev->code);
         sbx_jbuf_key_bool(b, "memory_limit", ev->memory_limit);
+        if (ev->denied_unreported)
+            sbx_jbuf_key_uint(b, "denied_unreported", ev->denied_unreported);
         break;
     case SBX_EVENT_KILLED:
     case SBX_EVENT_VIOLATION:
@@ -145,6 +147,8 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
         sbx_jbuf_key_str(b, "signal_name", sigabbrev_np(ev->signal));
         if (ev->type == SBX_EVENT_KILLED)
             sbx_jbuf_key_bool(b, "memory_limit", ev->memory_limit);
+        if (ev->type == SBX_EVENT_KILLED && ev->denied_unreported)
+            sbx_jbuf_key_uint(b, "denied_unreported", ev->denied_unreported);
         break;
     case SBX_EVENT_LIMIT:
         sbx_jbuf_key_str(b, "limit", limit_name(ev->limit));
@@ -152,10 +156,18 @@ void sbx_audit_log_event(sbx_audit_log *log, const sbx_event *ev, const char *pr
     case SBX_EVENT_ALARM:
         break; /* the call itself is the decision line with "alarm":true */
     case SBX_EVENT_DENIED: {
+        /* arch is the kernel's word (AUDIT_ARCH_*), the number the target's */
+        bool i386 = ev->arch == SCMP_ARCH_X86;
         sbx_jbuf_key_int(b, "syscall", ev->syscall);
-        const char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, ev->syscall);
+        const char *name =
+            ev->arch == SCMP_ARCH_X86_64 || i386
+                ? seccomp_syscall_resolve_num_arch(ev->arch, ev->syscall)
+                : NULL;
         sbx_jbuf_key_str(b, "syscall_name", name ? name : "unknown");
         free((void *)(uintptr_t)name);
+        sbx_jbuf_key_str(b, "arch", ev->arch == SCMP_ARCH_X86_64 ? "x86_64"
+                                    : i386                       ? "i386"
+                                                                 : "other");
         break;
     }
     }
