@@ -72,6 +72,10 @@ int main(void)
     /* The same lockdown without job limits: what the cgroups cost. */
     sbx_policy *pn = sbx_broker_create_policy(b);
     sbx_policy_set_job_level(pn, SBX_JOB_NONE);
+    /* Kill mode: init loads the baseline, no listener; against p (EPERM
+     * mode, denials reported through a listener): what reporting costs. */
+    sbx_policy *pk = sbx_broker_create_policy(b);
+    sbx_policy_set_mitigations(pk, SBX_MITIGATION_KILL_ON_DENIED_SYSCALL);
     char **plain = mkargv((const char *const[]){ "/bin/true", NULL });
     char **bwrap = mkargv((const char *const[]){ "/usr/bin/bwrap", "--unshare-all", "--die-with-parent",
                       "--ro-bind", "/usr", "/usr",
@@ -81,8 +85,9 @@ int main(void)
                       "--proc", "/proc", "--dev", "/dev",
                       "/bin/true", NULL });
     bool have_bwrap = access(bwrap[0], X_OK) == 0;
-    bench_samples s_sbx, s_fork, s_bwrap, s_nojob;
+    bench_samples s_sbx, s_fork, s_bwrap, s_nojob, s_kill;
     bench_samples_init(&s_sbx, RUNS);
+    bench_samples_init(&s_kill, RUNS);
     bench_samples_init(&s_nojob, RUNS);
     bench_samples_init(&s_fork, RUNS);
     bench_samples_init(&s_bwrap, RUNS);
@@ -93,12 +98,14 @@ int main(void)
     for (int i = 0; i < RUNS; i++) {
         bench_samples_add(&s_sbx, run_sbx(b, p));
         bench_samples_add(&s_nojob, run_sbx(b, pn));
+        bench_samples_add(&s_kill, run_sbx(b, pk));
         bench_samples_add(&s_fork, run_fork_exec(plain));
         if (have_bwrap)
             bench_samples_add(&s_bwrap, run_fork_exec(bwrap));
     }
-    bench_result r_sbx, r_fork, r_bwrap, r_nojob;
+    bench_result r_sbx, r_fork, r_bwrap, r_nojob, r_kill;
     bench_summarize(&s_nojob, "broker", "spawn_true_sbx_no_job_limits", &r_nojob);
+    bench_summarize(&s_kill, "broker", "spawn_true_sbx_kill_mode", &r_kill);
     bench_summarize(&s_sbx, "broker", "spawn_true_sbx", &r_sbx);
     bench_summarize(&s_fork, "broker", "spawn_true_fork_exec", &r_fork);
     bench_print(&r_fork, NULL);
@@ -109,16 +116,20 @@ int main(void)
     }
     bench_print(&r_sbx, &r_fork);
     bench_print(&r_nojob, &r_sbx);
+    bench_print(&r_sbx, &r_kill);
     bench_table_header("broker: spawn-to-exit of /bin/true");
     bench_table_row(&r_fork, NULL);
     if (have_bwrap)
         bench_table_row(&r_bwrap, &r_fork);
     bench_table_row(&r_sbx, have_bwrap ? &r_bwrap : &r_fork);
     bench_table_row(&r_nojob, &r_sbx);
+    bench_table_row(&r_kill, &r_sbx);
     bench_samples_free(&s_sbx);
     bench_samples_free(&s_fork);
     bench_samples_free(&s_bwrap);
     bench_samples_free(&s_nojob);
+    bench_samples_free(&s_kill);
+    sbx_policy_unref(pk);
     sbx_policy_unref(pn);
     sbx_policy_unref(p);
     sbx_broker_free(b);
