@@ -2,6 +2,9 @@
 #include "base/bpf_export.h"
 
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,4 +39,17 @@ int sbx_bpf_export(scmp_filter_ctx ctx, const struct sock_filter *prefix, size_t
     *len = n + n_prefix;
     *out = sbx_steal_ptr(&insns);
     return 0;
+}
+
+void sbx_bpf_foreign_prefix(struct sock_filter out[SBX_BPF_FOREIGN_PREFIX_LEN], unsigned ret)
+{
+    const struct sock_filter prefix[SBX_BPF_FOREIGN_PREFIX_LEN] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, ret),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, ret),
+    };
+    memcpy(out, prefix, sizeof prefix);
 }

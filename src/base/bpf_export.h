@@ -19,4 +19,11 @@
 int sbx_bpf_export(scmp_filter_ctx ctx, const struct sock_filter *prefix, size_t n_prefix,
                    struct sock_filter **out, size_t *len);
 
+/* A prefix answering `ret` for every call of another arch than x86_64
+ * (i386 via int 0x80) and every x32-numbered call, before the program's
+ * own arch check (libseccomp's bad-arch path, which can only kill or
+ * refuse, not notify). */
+#define SBX_BPF_FOREIGN_PREFIX_LEN 6
+void sbx_bpf_foreign_prefix(struct sock_filter out[SBX_BPF_FOREIGN_PREFIX_LEN], unsigned ret);
+
 #endif

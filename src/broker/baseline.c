@@ -162,14 +162,8 @@ int sbx_baseline_build_notify(sbx_bpf *out)
  * call, before libseccomp's program (whose bad-arch path would kill). */
 static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign)
 {
-    const struct sock_filter prefix[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, foreign),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, foreign),
-    };
+    struct sock_filter prefix[SBX_BPF_FOREIGN_PREFIX_LEN];
+    sbx_bpf_foreign_prefix(prefix, foreign);
     size_t np = foreign == SECCOMP_RET_ALLOW ? 0 : SBX_ARRAY_SIZE(prefix);
     struct sock_filter *insns = NULL;
     size_t n = 0;

@@ -415,3 +415,27 @@ Test(denied, many_targets_share_the_thread)
     }
     sbx_policy_unref(p);
 }
+
+/* An intercepted target (a brokered rule) in EPERM mode: int 0x80 is a
+ * baseline denial like any other, refused with EPERM and reported as the
+ * i386 ABI's call, not a kill. */
+Test(denied, intercepted_int80_refused_and_reported)
+{
+    sbx_policy *p = probe_policy(B);
+    cr_assert_eq(sbx_policy_add_rule(p, SBX_SUBSYS_FILES, SBX_FILES_ALLOW_READONLY,
+                                     "/var/tmp/sbx-denied-none/**"),
+                 0);
+    cr_assert(sbx_runtime_needs_interception(p));
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "sys", "int80", NULL), 0, "%s", info.error);
+    sbx_event e = wait_end(info.id, 10000);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED, "type %d signal %d", e.type, e.signal);
+    cr_assert_eq(e.code, 0, "int 0x80 not refused with EPERM");
+    pthread_mutex_lock(&D.lock);
+    int i386_open = 0;
+    for (int i = 0; i < D.nd; i++)
+        i386_open += D.d[i].id == info.id && D.d[i].arch == AUDIT_ARCH_I386 && D.d[i].nr == 5;
+    pthread_mutex_unlock(&D.lock);
+    cr_expect_eq(i386_open, 1, "not reported as the i386 ABI's open");
+    sbx_policy_unref(p);
+}

@@ -38,7 +38,8 @@ int sbx_notify_filter_build_opts(struct sock_fprog *prog, bool pass_magic);
 /* The same, and `extra` (if not NULL) adds more rules to the libseccomp
  * context before export: the broker adds the baseline's denials as
  * SCMP_ACT_NOTIFY for targets whose denials are reported
- * (sbx_notify_config.on_denied). */
+ * (sbx_notify_config.on_denied). With `extra`, calls of other ABIs are
+ * notified as well (on_denied refuses them) instead of killing. */
 int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
                                int (*extra)(scmp_filter_ctx ctx, void *ud), void *ud);
 void sbx_notify_filter_free(struct sock_fprog *prog);

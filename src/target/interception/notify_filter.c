@@ -84,9 +84,14 @@ int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
     /* The files rules come first: a syscall both lists name keeps them. */
     if (extra && (r = extra(ctx, ud)) < 0)
         return r;
+    /* A reporting filter (extra: the baseline's denials) notifies other
+     * ABIs too: the broker refuses them with EPERM and reports them, as
+     * the baseline itself would refuse them. */
+    struct sock_filter prefix[SBX_BPF_FOREIGN_PREFIX_LEN];
+    sbx_bpf_foreign_prefix(prefix, SECCOMP_RET_USER_NOTIF);
     struct sock_filter *insns = NULL;
     size_t n = 0;
-    if ((r = sbx_bpf_export(ctx, NULL, 0, &insns, &n)) < 0)
+    if ((r = sbx_bpf_export(ctx, prefix, extra ? SBX_BPF_FOREIGN_PREFIX_LEN : 0, &insns, &n)) < 0)
         return r;
     prog->len = (unsigned short)n;
     prog->filter = insns;

@@ -266,12 +266,18 @@ static void release_ctx(scmp_filter_ctx *c)
         seccomp_release(*c);
 }
 
-static int new_ctx(scmp_filter_ctx *out)
+/* Calls of another ABI (i386 via int 0x80, x32) bypass every x86_64 rule,
+ * so a filter standing alone kills them. A ranged filter always sits on
+ * the broker's notify filter, which decides them as the policy says
+ * (refused and reported in EPERM mode, killed in kill mode): it lets them
+ * through to that filter, since a kill here would outrank its answer. */
+static int new_ctx(scmp_filter_ctx *out, bool over_base)
 {
     *out = seccomp_init(SCMP_ACT_ALLOW);
     if (!*out)
         return -ENOMEM;
-    return seccomp_attr_set(*out, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    return seccomp_attr_set(*out, SCMP_FLTATR_ACT_BADARCH,
+                            over_base ? SCMP_ACT_ALLOW : SCMP_ACT_KILL_PROCESS);
 }
 
 /* Every refused call fails with its errno, wherever it comes from. */
@@ -291,8 +297,7 @@ static int add_refusals(scmp_filter_ctx ctx)
  * baseline filter denies what no target may do); registered calls TRAP,
  * refused calls fail with their errno; sigaction(SIGSYS, act != NULL)
  * fails with EINVAL. Only the native x86_64 ABI is in the filter: i386
- * (int 0x80) and x32 calls hit the arch check, whose action is
- * KILL_PROCESS — their numbers would otherwise bypass every rule. */
+ * (int 0x80) and x32 calls hit the arch check (new_ctx). */
 static int build_trapping(scmp_filter_ctx ctx, bool allow_native)
 {
     int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SYS_rt_sigaction, 2,
@@ -403,7 +408,7 @@ static int load_filter(const sbx_trap_options *opt)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -errno;
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx trapping = NULL;
-    int r = new_ctx(&trapping);
+    int r = new_ctx(&trapping, opt->n_ranges > 0);
     if (r == 0)
         r = build_trapping(trapping, opt->allow_native);
     if (r < 0)
@@ -413,7 +418,7 @@ static int load_filter(const sbx_trap_options *opt)
         return r < 0 ? r : seccomp_load(trapping);
     }
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx pass = NULL;
-    if ((r = new_ctx(&pass)) < 0 || (r = add_refusals(pass)) < 0)
+    if ((r = new_ctx(&pass, true)) < 0 || (r = add_refusals(pass)) < 0)
         return r;
     __attribute__((cleanup(free_insns))) struct sock_filter *a = NULL;
     __attribute__((cleanup(free_insns))) struct sock_filter *b = NULL;
