@@ -299,6 +299,7 @@ static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fres
     pid_t tid = (pid_t)ns_tid;
     bool memo = t->memo && !fresh && tid > 0;
     if (!memo || !memo_find(t->memo, tid, &c->task, &c->st)) {
+        sbx_files_creds_drop(); /* /proc is read as the broker */
         int r = find_thread(t->pid, tid, &c->task, &c->st);
         if (r < 0)
             return r;
@@ -309,6 +310,7 @@ static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fres
         /* Native calls are then performed inside the target's own view. */
         char root[64];
         snprintf(root, sizeof root, "/proc/%d/root", (int)c->task.pid);
+        sbx_files_creds_drop();
         c->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
     return 0;
@@ -320,6 +322,10 @@ static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
 {
     if (a->v.str.len == 0)
         return -ENOENT;
+    /* A relative path is resolved through the thread's /proc entries and
+     * the broker's own namespace, /proc/self through /proc: as the broker. */
+    if (a->v.str.ptr[0] != '/' || strncmp(a->v.str.ptr, "/proc", 5) == 0)
+        sbx_files_creds_drop();
     int r = sbx_files_resolve(&c->task, dirfd, a->v.str.ptr, a->v.str.len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
 }
@@ -332,6 +338,11 @@ static sbx_files_result *run(const sbx_files_ipc_target *t, const caller *c, sbx
     call->landlock = t->landlock;
     call->creds = t->target_creds ? &c->st.creds : NULL;
     call->umask = c->st.creds.umask;
+    /* The pool thread stays in the target's identity after the call: the
+     * next call of the same target switches nothing (stable credentials;
+     * sbx_files_creds_keep reads the thread's identity back every time).
+     * The decision runs in it too, as a symlink's recheck always has. */
+    call->creds_kept = sbx_files_creds_keep(call->creds) == 0;
     static _Thread_local sbx_files_result res; /* large: off the stack */
     sbx_files_dispatch(t->files, call, &res);
     return &res;
@@ -476,6 +487,7 @@ static int fd_stat(const caller *c, int dirfd, const sbx_files_call *call, void 
     char link[SBX_FILES_TASK_LINK_MAX];
     if (sbx_files_task_link(dirfd, link) < 0)
         return -EBADF;
+    sbx_files_creds_drop();
     SBX_AUTOCLOSE int fd = openat(c->task.proc_fd, link, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? -EBADF : sbx_neg_errno();
