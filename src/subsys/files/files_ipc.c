@@ -115,8 +115,10 @@ void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
     pthread_mutex_destroy(&m->lock);
 }
 
-/* A live memo entry for tid: *task gets a dup of its /proc fd. */
-static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, thread_status *ts)
+/* A live memo entry for tid: *task gets a dup of its /proc fd if need_fd,
+ * else proc_fd -1 (an absolute path needs only the ids and the pid). */
+static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, sbx_files_task *task,
+                      thread_status *ts)
 {
     bool hit = false;
     pthread_mutex_lock(&m->lock);
@@ -128,8 +130,8 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, th
             memo_forget(e); /* gone: a new thread with this tid is looked up afresh */
             break;
         }
-        int fd = fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0)
+        int fd = need_fd ? fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (need_fd && fd < 0)
             break;
         *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
         ts->ns_tid = tid;
@@ -292,13 +294,23 @@ static void caller_done(caller *c)
     sbx_close_keep_errno(c->root_fd);
 }
 
+/* Does resolving this path argument read the thread's /proc entries (its
+ * cwd, a dirfd, /proc/self, the fd itself for "")? */
+static bool needs_task(const sbx_arg *path)
+{
+    return path->v.str.len == 0 || path->v.str.ptr[0] != '/' ||
+           strncmp(path->v.str.ptr, "/proc", 5) == 0;
+}
+
 /* `fresh`: the call creates something and needs the umask of the moment
- * (the memo is bypassed). */
-static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fresh, caller *c)
+ * (the memo is bypassed). `need_fd`: c->task.proc_fd is used (needs_task);
+ * otherwise a memo hit leaves it -1. */
+static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fresh, bool need_fd,
+                       caller *c)
 {
     pid_t tid = (pid_t)ns_tid;
     bool memo = t->memo && !fresh && tid > 0;
-    if (!memo || !memo_find(t->memo, tid, &c->task, &c->st)) {
+    if (!memo || !memo_find(t->memo, tid, need_fd, &c->task, &c->st)) {
         sbx_files_creds_drop(); /* /proc is read as the broker */
         int r = find_thread(t->pid, tid, &c->task, &c->st);
         if (r < 0)
@@ -461,7 +473,7 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (r < 0)
         return fail(info, r);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, creates(&call), &c)) < 0)
+    if ((r = caller_find(t, args[1].v.u32, creates(&call), needs_task(&args[3]), &c)) < 0)
         return fail(info, r);
     if (call.op == SBX_FILES_CALL_CHMOD && args[3].v.str.len == 0 &&
         (args[4].v.u32 & AT_EMPTY_PATH))
@@ -593,7 +605,7 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (call.op == SBX_FILES_CALL_UTIMENS && !call.times_now)
         memcpy(call.times, buf, TIMES_SIZE);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, false, &c)) < 0)
+    if ((r = caller_find(t, args[1].v.u32, false, needs_task(&args[3]), &c)) < 0)
         return fail(info, r);
     if (args[3].v.str.len == 0 && empty_ok) {
         if (call.op == SBX_FILES_CALL_UTIMENS)
@@ -654,7 +666,7 @@ static int files_ipc_rename_handler(sbx_ipc_info *info, const sbx_arg *args)
     int dirfd1 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
     int dirfd2 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[4].v.handle);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    int r = caller_find(t, args[1].v.u32, false, &c);
+    int r = caller_find(t, args[1].v.u32, false, needs_task(&args[3]) || needs_task(&args[5]), &c);
     if (r < 0)
         return fail(info, r);
     static _Thread_local char path[2][SBX_FILES_PATH_MAX];
