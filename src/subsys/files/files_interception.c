@@ -53,7 +53,7 @@ typedef struct decoded {
  * inside the view the broker answers NATIVE whatever such rules say, so a
  * native success is its answer too); anything else, or unknown (relative
  * paths: only the broker knows the cwd). */
-typedef enum local_verdict { LOCAL_UNKNOWN, LOCAL_DENY, LOCAL_NO_DENY } local_verdict;
+typedef enum local_verdict { LOCAL_UNKNOWN, LOCAL_DENY, LOCAL_NO_DENY, LOCAL_HINTED } local_verdict;
 
 /* Brokered-path hints: calls (syscall, flags, canonical absolute path)
  * that the broker itself served last time, with no NATIVE answer — paths
@@ -94,7 +94,12 @@ static void hint_update(uint64_t key, bool native_answer)
         hints[key % HINTS] = 0;
 }
 
-/* *key (may be NULL) gets the call's hint key when the path is absolute. */
+/* *key (may be NULL: no hints) gets the call's hint key when the path is
+ * absolute; a call with a hint is LOCAL_HINTED without evaluating the copy
+ * again: hints are taken only after LOCAL_NO_DENY, the key covers every
+ * input of the evaluation (call, flags, mode, canonical path) and the copy
+ * is read-only, so it would answer the same (a colliding key only skips
+ * the fail-fast: the broker decides anyway). */
 static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
                                  const char *path, size_t len, uint64_t *key)
 {
@@ -106,8 +111,11 @@ static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sb
         return LOCAL_UNKNOWN;
     if (n > 1 && canon[n - 1] == '/')
         canon[n - 1] = '\0';
-    if (key)
+    if (key) {
         *key = hint_key(call, d, canon, (size_t)n);
+        if (hint_brokered(*key))
+            return LOCAL_HINTED;
+    }
     sbx_files_request req;
     memset(&req, 0, sizeof req);
     int flags = d->pre_flags >= 0 ? d->pre_flags : (int)d->flags;
@@ -403,7 +411,8 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
     if (d.times && !user_readable(d.times, 2 * sizeof *d.times))
         return -EFAULT;
     uint64_t key = 0;
-    local_verdict v1 = local_check(call, &d, d.op, d.path, len, &key);
+    local_verdict v1 =
+        local_check(call, &d, d.op, d.path, len, call->native_allowed && !d.path2 ? &key : NULL);
     local_verdict v2 = d.path2 ? local_check(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2, NULL)
                                : LOCAL_NO_DENY;
     if (v1 == LOCAL_DENY || v2 == LOCAL_DENY) {
@@ -418,15 +427,16 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
      * Only with native re-issue allowed and a local copy to read (not when
      * decisions are audited: the copy is hidden then), and not for a call
      * the broker served itself last time (the hints). */
-    if (call->native_allowed && len && v1 == LOCAL_NO_DENY && v2 == LOCAL_NO_DENY) {
-        if (!d.path2 && hint_brokered(key)) {
+    if (call->native_allowed && len && (v1 == LOCAL_NO_DENY || v1 == LOCAL_HINTED) &&
+        v2 == LOCAL_NO_DENY) {
+        if (v1 == LOCAL_HINTED) {
             atomic_fetch_add_explicit(&n_hinted, 1, memory_order_relaxed);
         } else {
             long v = native(call);
             if (v >= 0)
                 return v;
         }
-        d.hint = d.path2 ? 0 : key;
+        d.hint = key;
     }
     if (len == 0 && d.out_kind == OUT_STAT && d.dirfd >= 0) {
         /* newfstatat(fd, "", AT_EMPTY_PATH) is fstat(fd) (glibc's fstat):
