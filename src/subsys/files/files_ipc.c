@@ -295,11 +295,11 @@ static void caller_done(caller *c)
 }
 
 /* Does resolving this path argument read the thread's /proc entries (its
- * cwd, a dirfd, /proc/self, the fd itself for "")? */
+ * cwd, a dirfd, /proc/self however spelled — "//proc", "/x/../proc" —,
+ * the fd itself for "")? Conservative: any path naming "proc". */
 static bool needs_task(const sbx_arg *path)
 {
-    return path->v.str.len == 0 || path->v.str.ptr[0] != '/' ||
-           strncmp(path->v.str.ptr, "/proc", 5) == 0;
+    return path->v.str.len == 0 || path->v.str.ptr[0] != '/' || strstr(path->v.str.ptr, "proc");
 }
 
 /* `fresh`: the call creates something and needs the umask of the moment
@@ -336,7 +336,7 @@ static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
         return -ENOENT;
     /* A relative path is resolved through the thread's /proc entries and
      * the broker's own namespace, /proc/self through /proc: as the broker. */
-    if (a->v.str.ptr[0] != '/' || strncmp(a->v.str.ptr, "/proc", 5) == 0)
+    if (needs_task(a))
         sbx_files_creds_drop();
     int r = sbx_files_resolve(&c->task, dirfd, a->v.str.ptr, a->v.str.len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
