@@ -26,13 +26,15 @@
 #define NOBODY 65534
 
 static char *g_root;
-static char g_b[512];
+static char g_b[512], g_n[512];
 static int g_rootfd = -1;
 
 static int decide(void *ctx, const sbx_files_query *q, sbx_files_decision *out)
 {
     (void)ctx;
-    out->action = sbx_files_path_is_under(q->path, g_b) ? SBX_FILES_BROKER : SBX_FILES_REFUSE;
+    out->action = sbx_files_path_is_under(q->path, g_b)   ? SBX_FILES_BROKER
+                  : sbx_files_path_is_under(q->path, g_n) ? SBX_FILES_NATIVE
+                                                            : SBX_FILES_REFUSE;
     return 0;
 }
 
@@ -52,14 +54,12 @@ typedef struct conn {
     pid_t tid; /* the calling thread the broker looks up */
 } conn;
 
-static conn g_as_root, g_as_nobody, g_as_broker;
+static conn g_as_root, g_as_nobody, g_as_broker, g_nobody_no_landlock, g_root_no_landlock;
 
-static void conn_new(conn *c, pid_t pid, pid_t tid, bool target_creds)
+static void conn_new(conn *c, pid_t pid, pid_t tid, bool target_creds, bool landlock)
 {
     sbx_files_ipc_memo_init(&c->memo);
-    /* Landlock: no root of the target is opened per call (that lookup
-     * is made as the broker, which would hide a kept identity). */
-    c->tgt = (sbx_files_ipc_target){ .files = &g_disp, .pid = pid, .landlock = true,
+    c->tgt = (sbx_files_ipc_target){ .files = &g_disp, .pid = pid, .landlock = landlock,
                                      .target_creds = target_creds, .memo = &c->memo };
     c->tid = tid;
     cr_assert_eq(sbx_ipc_section_new(NULL, &c->sec), 0);
@@ -85,7 +85,13 @@ static void setup(void)
     cr_assert_eq(chmod(g_root, 0755), 0);
     snprintf(g_b, sizeof g_b, "%s/B", g_root);
     cr_assert_eq(mkdir(g_b, 0755), 0);
+    snprintf(g_n, sizeof g_n, "%s/N", g_root);
+    cr_assert_eq(mkdir(g_n, 0755), 0);
     char p[700];
+    snprintf(p, sizeof p, "%s/secret", g_n);
+    int nfd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    cr_assert_eq(write(nfd, "root", 4), 4);
+    close(nfd);
     snprintf(p, sizeof p, "%s/secret", g_b);
     int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
     cr_assert_eq(write(fd, "root", 4), 4);
@@ -124,9 +130,13 @@ static void setup(void)
     cr_assert_eq(sbx_files_ipc_register(g_ipcd), 0);
     sbx_ipc_pool_options po = { .threads = 1 };
     cr_assert_eq(sbx_ipc_pool_new(&po, &g_pool), 0);
-    conn_new(&g_as_root, getpid(), (pid_t)syscall(SYS_gettid), true);
-    conn_new(&g_as_nobody, g_child, g_child, true);
-    conn_new(&g_as_broker, getpid(), (pid_t)syscall(SYS_gettid), false);
+    conn_new(&g_as_root, getpid(), (pid_t)syscall(SYS_gettid), true, true);
+    conn_new(&g_as_nobody, g_child, g_child, true, true);
+    conn_new(&g_as_broker, getpid(), (pid_t)syscall(SYS_gettid), false, true);
+    /* Without Landlock native calls are performed in the target's root
+     * (kept in the thread memo after the first call). */
+    conn_new(&g_nobody_no_landlock, g_child, g_child, true, false);
+    conn_new(&g_root_no_landlock, getpid(), (pid_t)syscall(SYS_gettid), true, false);
 }
 
 static void teardown(void)
@@ -136,6 +146,8 @@ static void teardown(void)
     conn_free(&g_as_root);
     conn_free(&g_as_nobody);
     conn_free(&g_as_broker);
+    conn_free(&g_nobody_no_landlock);
+    conn_free(&g_root_no_landlock);
     sbx_ipc_pool_free(g_pool);
     sbx_ipc_dispatcher_free(g_ipcd);
     kill(g_child, SIGKILL);
@@ -147,12 +159,14 @@ static void teardown(void)
 
 TestSuite(files_ipc_creds, .init = setup, .fini = teardown);
 
+static const char *g_dir = g_b; /* P()'s directory */
+
 static char *P(const char *n)
 {
     static char b[4][700];
     static int k;
     char *o = b[k++ & 3];
-    snprintf(o, 700, "%s/%s", g_b, n);
+    snprintf(o, 700, "%s/%s", g_dir, n);
     return o;
 }
 
@@ -269,4 +283,18 @@ Test(files_ipc_creds, the_pool_thread_stays_in_its_targets_identity_between_call
     EXPECT_READS(&g_as_nobody, "public", "all");
     EXPECT_READS(&g_as_root, "secret", "root");
     cr_expect(!some_thread_has_fsuid(NOBODY), "root's call switched it");
+}
+
+Test(files_ipc_creds, without_landlock_native_calls_run_in_the_targets_root_as_the_target)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (two identities)");
+    g_dir = g_n; /* NATIVE: performed by the broker inside the target's root */
+    for (int i = 0; i < 3; i++) { /* the first call opens the root, the next ones reuse it */
+        EXPECT_DENIED(&g_nobody_no_landlock, "secret");
+        EXPECT_READS(&g_root_no_landlock, "secret", "root");
+    }
+    g_dir = g_b;
+    EXPECT_READS(&g_nobody_no_landlock, "public", "all");
+    EXPECT_DENIED(&g_nobody_no_landlock, "secret");
 }

@@ -98,14 +98,15 @@ void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m)
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->lock, NULL);
     for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
-        m->e[i].task_fd = m->e[i].pidfd = -1;
+        m->e[i].task_fd = m->e[i].pidfd = m->e[i].root_fd = -1;
 }
 
 static void memo_forget(sbx_files_ipc_memo_entry *e)
 {
     sbx_close_keep_errno(e->task_fd);
     sbx_close_keep_errno(e->pidfd);
-    *e = (sbx_files_ipc_memo_entry){ .task_fd = -1, .pidfd = -1 };
+    sbx_close_keep_errno(e->root_fd);
+    *e = (sbx_files_ipc_memo_entry){ .task_fd = -1, .pidfd = -1, .root_fd = -1 };
 }
 
 void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
@@ -116,9 +117,11 @@ void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
 }
 
 /* A live memo entry for tid: *task gets a dup of its /proc fd if need_fd,
- * else proc_fd -1 (an absolute path needs only the ids and the pid). */
-static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, sbx_files_task *task,
-                      thread_status *ts)
+ * else proc_fd -1 (an absolute path needs only the ids and the pid).
+ * root (may be NULL): a dup of the entry's root fd, -1 if it has none yet
+ * (then the task fd is given too, to open it from). */
+static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, int *root,
+                      sbx_files_task *task, thread_status *ts)
 {
     bool hit = false;
     pthread_mutex_lock(&m->lock);
@@ -130,9 +133,17 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, sbx_files_
             memo_forget(e); /* gone: a new thread with this tid is looked up afresh */
             break;
         }
-        int fd = need_fd ? fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0) : -1;
-        if (need_fd && fd < 0)
+        int rfd = root && e->root_fd >= 0 ? fcntl(e->root_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (root && e->root_fd >= 0 && rfd < 0)
             break;
+        need_fd = need_fd || (root && rfd < 0);
+        int fd = need_fd ? fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (need_fd && fd < 0) {
+            sbx_close_keep_errno(rfd);
+            break;
+        }
+        if (root)
+            *root = rfd;
         *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
         ts->ns_tid = tid;
         ts->creds = e->creds;
@@ -171,7 +182,25 @@ static void memo_put(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *tas
     sbx_files_ipc_memo_entry *e = &m->e[slot];
     memo_forget(e);
     *e = (sbx_files_ipc_memo_entry){ .ns_tid = tid, .pid = task->pid, .tid = task->tid,
-                                     .task_fd = fd, .pidfd = pidfd, .creds = ts->creds };
+                                     .task_fd = fd, .pidfd = pidfd, .root_fd = -1,
+                                     .creds = ts->creds };
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Keep a dup of root_fd in tid's entry, if it is still the thread that
+ * task names and has none yet. */
+static void memo_put_root(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *task,
+                          int root_fd)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++) {
+        sbx_files_ipc_memo_entry *e = &m->e[i];
+        if (e->ns_tid == tid && e->task_fd >= 0 && e->tid == task->tid && e->pid == task->pid &&
+            e->root_fd < 0) {
+            e->root_fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+            break;
+        }
+    }
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -310,7 +339,8 @@ static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fres
 {
     pid_t tid = (pid_t)ns_tid;
     bool memo = t->memo && !fresh && tid > 0;
-    if (!memo || !memo_find(t->memo, tid, need_fd, &c->task, &c->st)) {
+    if (!memo || !memo_find(t->memo, tid, need_fd, t->landlock ? NULL : &c->root_fd, &c->task,
+                            &c->st)) {
         sbx_files_creds_drop(); /* /proc is read as the broker */
         int r = find_thread(t->pid, tid, &c->task, &c->st);
         if (r < 0)
@@ -318,12 +348,15 @@ static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fres
         if (t->memo)
             memo_put(t->memo, tid, &c->task, &c->st);
     }
-    if (!t->landlock) {
-        /* Native calls are then performed inside the target's own view. */
-        char root[64];
-        snprintf(root, sizeof root, "/proc/%d/root", (int)c->task.pid);
+    if (!t->landlock && c->root_fd < 0) {
+        /* Native calls are then performed inside the target's own view:
+         * its root, through the thread's own /proc entry (the live task,
+         * never a pid's later owner), kept in the memo entry (a target
+         * cannot change its root: no capability in its namespace). */
         sbx_files_creds_drop();
-        c->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        c->root_fd = openat(c->task.proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (c->root_fd >= 0 && t->memo)
+            memo_put_root(t->memo, tid, &c->task, c->root_fd);
     }
     return 0;
 }
