@@ -325,10 +325,17 @@ static void caller_done(caller *c)
 
 /* Does resolving this path argument read the thread's /proc entries (its
  * cwd, a dirfd, /proc/self however spelled — "//proc", "/x/../proc" —,
- * the fd itself for "")? Conservative: any path naming "proc". */
+ * the fd itself for "")? Anything under /proc once canonical counts. */
 static bool needs_task(const sbx_arg *path)
 {
-    return path->v.str.len == 0 || path->v.str.ptr[0] != '/' || strstr(path->v.str.ptr, "proc");
+    const char *p = path->v.str.ptr;
+    if (path->v.str.len == 0 || p[0] != '/')
+        return true;
+    if (!strstr(p, "proc"))
+        return false;
+    char canon[SBX_FILES_PATH_MAX];
+    int n = sbx_files_path_canon(p, path->v.str.len, canon, sizeof canon);
+    return n < 0 || (strncmp(canon, "/proc", 5) == 0 && (canon[5] == '\0' || canon[5] == '/'));
 }
 
 /* `fresh`: the call creates something and needs the umask of the moment
