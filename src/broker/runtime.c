@@ -514,6 +514,10 @@ static void rt_audit(void *ctx, const sbx_files_audit_record *rec)
 {
     rt_target *t = ctx;
     sbx_runtime *rt = t->rt;
+    /* The embedder's callbacks run as the broker, never in the identity a
+     * files IPC thread keeps for its target. */
+    if (rec->alarm || rec->action == SBX_FILES_TERMINATE)
+        sbx_files_creds_drop();
     if (rec->alarm) {
         sbx_event ev = { .type = SBX_EVENT_ALARM, .target_id = t->id, .pid = rec->pid };
         sbx_broker_emit(rt->broker, &ev);
@@ -524,6 +528,7 @@ static void rt_audit(void *ctx, const sbx_files_audit_record *rec)
         (void)sbx_broker_kill(rt->broker, t->id, SIGKILL);
     pthread_mutex_lock(&rt->audit_lock);
     if (rt->audit) {
+        sbx_files_creds_drop();
         sbx_audit_record a = {
             .time_ns = rec->time_ns, .target_id = t->id, .pid = rec->pid,
             .syscall = rec->syscall ? rec->syscall : "?", .op = sbx_files_call_op_name(rec->op),

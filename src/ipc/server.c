@@ -206,16 +206,13 @@ static bool serve(pool_thread *t, watch *w)
             if (req.args[i].type == SBX_ARG_INOUT && req.args[i].v.buf.size)
                 memcpy(shm + req.offset[i], copy + req.offset[i], req.args[i].v.buf.size);
     }
-    if (info.fd >= 0) {
-        if (outcome >= 0) {
-            /* Queued before pong, so the client never sleeps on it. */
-            int r = send_fd(s, w->ch, req.seq, req.flags, info.fd);
-            if (r == 0)
-                rflags |= SBX_WIRE_RF_FD;
-            else
-                outcome = r;
-        }
-        sbx_close_keep_errno(info.fd);
+    if (info.fd >= 0 && outcome >= 0) {
+        /* Queued before pong, so the client never sleeps on it. */
+        int r = send_fd(s, w->ch, req.seq, req.flags, info.fd);
+        if (r == 0)
+            rflags |= SBX_WIRE_RF_FD;
+        else
+            outcome = r;
     }
     ctl->rep_outcome = outcome;
     ctl->rep_status = info.status;
@@ -228,6 +225,10 @@ static bool serve(pool_thread *t, watch *w)
     atomic_fetch_add(&ctl->pong, 1); /* seq_cst: before the cli_wait load */
     if (atomic_load(&ctl->cli_wait))
         sbx_futex_wake(&ctl->pong, INT_MAX, 0);
+    /* Our copy of a sent fd is closed only now, off the client's path: the
+     * message in flight holds its own reference. */
+    if (info.fd >= 0)
+        sbx_close_keep_errno(info.fd);
     return cc != 0 && cc != t->cpu1;
 }
 

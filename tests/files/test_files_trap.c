@@ -38,14 +38,18 @@ static char g_b[512], g_c[512], g_d[512], g_r[512];
 typedef struct shared {
     atomic_int decides;
     atomic_int audits;
+    atomic_bool b_is_native; /* B is in the view (the broker answers NATIVE) */
 } shared;
 static shared *g_sh;
+static bool g_landlock; /* the broker's word: NATIVE may be answered */
 
 static int decide(void *ctx, const sbx_files_query *q, sbx_files_decision *out)
 {
     (void)ctx;
     atomic_fetch_add(&g_sh->decides, 1);
-    if (sbx_files_path_is_under(q->path, g_b))
+    if (sbx_files_path_is_under(q->path, g_b) && atomic_load(&g_sh->b_is_native))
+        out->action = SBX_FILES_NATIVE;
+    else if (sbx_files_path_is_under(q->path, g_b))
         out->action = SBX_FILES_BROKER; /* as ALLOW_ANY */
     else if (sbx_files_path_is_under(q->path, g_r))
         out->action = (q->need & (SBX_FILES_NEED_WRITE | SBX_FILES_NEED_CREATE))
@@ -71,7 +75,7 @@ static void broker_main(sbx_ipc_section *sec, int sock, int ready, int stop, pid
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     sbx_files_dispatcher disp = { .decide = decide, .audit = audit, .broker_root_fd = root };
-    sbx_files_ipc_target tgt = { .files = &disp, .pid = target };
+    sbx_files_ipc_target tgt = { .files = &disp, .pid = target, .landlock = g_landlock };
     sbx_ipc_dispatcher *d = NULL;
     sbx_ipc_pool *pool = NULL;
     sbx_ipc_server *srv = NULL;
@@ -148,7 +152,7 @@ static void setup(void)
 }
 
 /* Start the broker and engage the trap in this process. */
-static void engage(void)
+static void engage_with(bool allow_native)
 {
     size_t psize = 0;
     void *pol = local_policy(&psize);
@@ -182,8 +186,13 @@ static void engage(void)
     cr_assert_eq(sbx_ipc_client_new(sbx_ipc_section_fd(sec), sv[1], &cli), 0);
     sbx_ipc_section_free(sec);
     cr_assert_eq(sbx_files_trap_register(), 0);
-    sbx_trap_options o = { .ipc = cli, .allow_native = false };
+    sbx_trap_options o = { .ipc = cli, .allow_native = allow_native };
     cr_assert_eq(sbx_trap_install(&o), 0);
+}
+
+static void engage(void)
+{
+    engage_with(false);
 }
 
 static void teardown(void)
@@ -549,4 +558,59 @@ Test(files_trap, relative_stat_readlink_use_the_calling_threads_cwd)
     cr_expect_eq(t.result, -1, "the thread's own cwd (C) counts");
     cr_expect_eq(t.err, EACCES);
     cr_expect_eq(stat("f", &st), 0);
+}
+
+/* Native re-issue allowed: a path with no deny rule is tried natively
+ * first, and a call the broker served itself (outside the view) goes to
+ * the broker directly the next time; a NATIVE answer forgets that. Here
+ * the target is nobody and the broker root: B/secret (0600, root's) fails
+ * natively and is served by the broker. */
+Test(files_trap, brokered_calls_skip_the_native_attempt_next_time)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (a file the target cannot open natively)");
+    char p[700];
+    snprintf(p, sizeof p, "%s/secret", g_b);
+    int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    cr_assert_eq(write(fd, "root", 4), 4);
+    close(fd);
+    g_landlock = true;
+    engage_with(true);
+    cr_assert_eq(setresuid(65534, 65534, 65534), 0);
+    sbx_files_trap_stats a, b;
+    sbx_files_trap_get_stats(&a);
+    expect_content(open(P(g_b, "secret"), O_RDONLY), "root");
+    sbx_files_trap_get_stats(&b);
+    cr_expect_eq(b.native - a.native, 1, "tried natively first");
+    cr_expect_eq(b.brokered - a.brokered, 1);
+    cr_expect_eq(b.hinted, a.hinted);
+    a = b;
+    expect_content(open(P(g_b, "secret"), O_RDONLY), "root");
+    expect_content(open(P(g_b, "./secret"), O_RDONLY), "root"); /* the canonical path counts */
+    sbx_files_trap_get_stats(&b);
+    cr_expect_eq(b.native, a.native, "no native attempt: the broker served it last time");
+    cr_expect_eq(b.hinted - a.hinted, 2);
+    cr_expect_eq(b.brokered - a.brokered, 2);
+    a = b;
+    expect_content(open(P(g_b, "secret"), O_RDONLY | O_NONBLOCK), "root");
+    sbx_files_trap_get_stats(&b);
+    cr_expect_eq(b.native - a.native, 1, "other flags: another call, tried natively");
+    expect_content(open(P(g_b, "f"), O_RDONLY), "hello"); /* natively, no broker */
+    /* (The hints are a small table: the O_NONBLOCK call may have taken the
+     * O_RDONLY one's slot. This call puts it back.) */
+    expect_content(open(P(g_b, "secret"), O_RDONLY), "root");
+    /* The broker now says B is in the view: the hinted call follows its
+     * NATIVE answer (natively: EACCES for nobody) and forgets the hint. */
+    atomic_store(&g_sh->b_is_native, true);
+    sbx_files_trap_get_stats(&a);
+    cr_expect_eq(open(P(g_b, "secret"), O_RDONLY), -1);
+    cr_expect_eq(errno, EACCES);
+    sbx_files_trap_get_stats(&b);
+    cr_expect_eq(b.hinted - a.hinted, 1);
+    cr_expect_eq(b.native - a.native, 1, "the NATIVE answer re-issued");
+    a = b;
+    cr_expect_eq(open(P(g_b, "secret"), O_RDONLY), -1);
+    sbx_files_trap_get_stats(&b);
+    cr_expect_eq(b.hinted, a.hinted, "forgotten");
+    cr_expect_eq(b.native - a.native, 2, "a native attempt, then the NATIVE answer");
 }

@@ -182,4 +182,17 @@ T_UNUSED static int count_fds(void)
     return n - 1;
 }
 
+/* The broker's fd count once it has settled on `want` (within 1 s): a
+ * pool thread closes its copy of a sent fd just after it answered, so a
+ * target can see its last answer a moment before that. */
+T_UNUSED static int count_fds_settled(int want)
+{
+    int n = count_fds();
+    for (int i = 0; i < 1000 && n != want; i++) {
+        usleep(1000);
+        n = count_fds();
+    }
+    return n;
+}
+
 #endif

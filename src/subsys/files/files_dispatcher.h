@@ -122,6 +122,7 @@ typedef struct sbx_files_call {
     int target_root_fd; /* O_PATH fd of the target's root, -1 if unknown */
     bool landlock;      /* the target is confined to its view by Landlock */
     const sbx_files_creds *creds; /* the target's identity, NULL: the broker's */
+    bool creds_kept; /* the calling thread is in creds already (sbx_files_creds_keep) */
 } sbx_files_call;
 
 typedef enum sbx_files_result_kind {

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,7 +21,7 @@
 #include "subsys/files/files_syscalls.h"
 #include "target/trap/trap.h"
 
-static atomic_uint_fast64_t n_brokered, n_prechecked, n_native;
+static atomic_uint_fast64_t n_brokered, n_prechecked, n_native, n_hinted;
 
 /* What the handler hands back to the caller besides the value. */
 enum { OUT_NONE = 0, OUT_STAT, OUT_STATX, OUT_LINK };
@@ -43,6 +44,7 @@ typedef struct decoded {
     /* TAG_RENAME */
     int dirfd2;
     const char *path2;
+    uint64_t hint; /* this call's key in the brokered-path hints, 0: none */
 } decoded;
 
 /* What the (read-only, possibly forged) local policy copy says about an
@@ -51,10 +53,55 @@ typedef struct decoded {
  * inside the view the broker answers NATIVE whatever such rules say, so a
  * native success is its answer too); anything else, or unknown (relative
  * paths: only the broker knows the cwd). */
-typedef enum local_verdict { LOCAL_UNKNOWN, LOCAL_DENY, LOCAL_NO_DENY } local_verdict;
+typedef enum local_verdict { LOCAL_UNKNOWN, LOCAL_DENY, LOCAL_NO_DENY, LOCAL_HINTED } local_verdict;
 
+/* Brokered-path hints: calls (syscall, flags, canonical absolute path)
+ * that the broker itself served last time, with no NATIVE answer — paths
+ * outside the view, which a native attempt cannot reach (the view is fixed
+ * for the target's life). Such a call skips the native attempt and goes
+ * to the broker directly. Only a shortcut: the broker decides either way
+ * and answers NATIVE for what the view holds, so a stale or colliding
+ * hint costs one round trip, never a different result. Per thread, no
+ * locks (the handler runs in a signal); a nested call may overwrite an
+ * entry, which is harmless. */
+#define HINTS 8
+static __thread uint64_t hints[HINTS] __attribute__((tls_model("initial-exec")));
+
+static uint64_t hint_key(const sbx_trap_call *call, const decoded *d, const char *canon, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)canon[i]) * 0x100000001b3ull;
+    h = (h ^ ((uint64_t)(uint32_t)call->nr << 32 | d->flags)) * 0x100000001b3ull;
+    h = (h ^ d->mode) * 0x100000001b3ull;
+    return h | 1;
+}
+
+static bool hint_brokered(uint64_t key)
+{
+    return key && hints[key % HINTS] == key;
+}
+
+/* After the broker's answer to a call with this key: remember it, or
+ * forget it if the broker said NATIVE (the view holds the path). */
+static void hint_update(uint64_t key, bool native_answer)
+{
+    if (!key)
+        return;
+    if (!native_answer)
+        hints[key % HINTS] = key;
+    else if (hints[key % HINTS] == key)
+        hints[key % HINTS] = 0;
+}
+
+/* *key (may be NULL: no hints) gets the call's hint key when the path is
+ * absolute; a call with a hint is LOCAL_HINTED without evaluating the copy
+ * again: hints are taken only after LOCAL_NO_DENY, the key covers every
+ * input of the evaluation (call, flags, mode, canonical path) and the copy
+ * is read-only, so it would answer the same (a colliding key only skips
+ * the fail-fast: the broker decides anyway). */
 static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
-                                 const char *path, size_t len)
+                                 const char *path, size_t len, uint64_t *key)
 {
     if (!call->policy || path[0] != '/')
         return LOCAL_UNKNOWN;
@@ -64,6 +111,11 @@ static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sb
         return LOCAL_UNKNOWN;
     if (n > 1 && canon[n - 1] == '/')
         canon[n - 1] = '\0';
+    if (key) {
+        *key = hint_key(call, d, canon, (size_t)n);
+        if (hint_brokered(*key))
+            return LOCAL_HINTED;
+    }
     sbx_files_request req;
     memset(&req, 0, sizeof req);
     int flags = d->pre_flags >= 0 ? d->pre_flags : (int)d->flags;
@@ -86,15 +138,9 @@ static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sb
     return denied == 2 ? LOCAL_DENY : plain == 2 ? LOCAL_NO_DENY : LOCAL_UNKNOWN;
 }
 
-static bool locally_denied(const sbx_trap_call *call, const decoded *d, sbx_files_op op,
-                           const char *path, size_t len)
-{
-    return local_check(call, d, op, path, len) == LOCAL_DENY;
-}
-
 /* The caller's memory, probed before the handler touches it: the kernel
  * answers EFAULT for a bad pointer, and so must we (a fault here would
- * kill the program). Readable: every page is mapped (mincore; a PROT_NONE
+ * kill the program). Readable: every page is mapped (msync; a PROT_NONE
  * mapping still faults — documented). Writable: the kernel itself writes
  * 4 bytes into every page of the range (getresuid's results; the range is
  * about to be overwritten anyway). */
@@ -107,14 +153,10 @@ static bool user_readable(const void *p, size_t n)
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)(PROBE_PAGE - 1), end = (uintptr_t)p + n;
     if (end < (uintptr_t)p)
         return false;
-    unsigned char vec[8];
-    while (a < end) {
-        size_t len = end - a > 8 * PROBE_PAGE ? 8 * PROBE_PAGE : end - a;
-        if (sbx_trap_syscall6(SYS_mincore, a, len, (uint64_t)(uintptr_t)vec, 0, 0, 0) < 0)
-            return false;
-        a += (len + PROBE_PAGE - 1) & ~(size_t)(PROBE_PAGE - 1);
-    }
-    return true;
+    /* msync(MS_ASYNC) only looks the range's mappings up (ENOMEM for a
+     * hole; it starts no writeback since Linux 2.6.19): a third of
+     * mincore's cost, which walks the page tables. */
+    return sbx_trap_syscall6(SYS_msync, a, end - a, MS_ASYNC, 0, 0, 0) == 0;
 }
 
 static bool user_writable(void *p, size_t n)
@@ -368,8 +410,12 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
     }
     if (d.times && !user_readable(d.times, 2 * sizeof *d.times))
         return -EFAULT;
-    if (locally_denied(call, &d, d.op, d.path, len) ||
-        (d.path2 && locally_denied(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2))) {
+    uint64_t key = 0;
+    local_verdict v1 =
+        local_check(call, &d, d.op, d.path, len, call->native_allowed && !d.path2 ? &key : NULL);
+    local_verdict v2 = d.path2 ? local_check(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2, NULL)
+                               : LOCAL_NO_DENY;
+    if (v1 == LOCAL_DENY || v2 == LOCAL_DENY) {
         atomic_fetch_add_explicit(&n_prechecked, 1, memory_order_relaxed);
         return -EACCES;
     }
@@ -379,14 +425,18 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
      * the broker only when that fails (outside the view, or a real error),
      * for its authoritative answer. A failed attempt changes nothing.
      * Only with native re-issue allowed and a local copy to read (not when
-     * decisions are audited: the copy is hidden then). */
-    if (call->native_allowed && len &&
-        local_check(call, &d, d.op, d.path, len) == LOCAL_NO_DENY &&
-        (!d.path2 ||
-         local_check(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2) == LOCAL_NO_DENY)) {
-        long v = native(call);
-        if (v >= 0)
-            return v;
+     * decisions are audited: the copy is hidden then), and not for a call
+     * the broker served itself last time (the hints). */
+    if (call->native_allowed && len && (v1 == LOCAL_NO_DENY || v1 == LOCAL_HINTED) &&
+        v2 == LOCAL_NO_DENY) {
+        if (v1 == LOCAL_HINTED) {
+            atomic_fetch_add_explicit(&n_hinted, 1, memory_order_relaxed);
+        } else {
+            long v = native(call);
+            if (v >= 0)
+                return v;
+        }
+        d.hint = key;
     }
     if (len == 0 && d.out_kind == OUT_STAT && d.dirfd >= 0) {
         /* newfstatat(fd, "", AT_EMPTY_PATH) is fstat(fd) (glibc's fstat):
@@ -476,6 +526,7 @@ static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, si
     int c = sbx_ipc_client_call(call->ipc, d->tag, args, nargs, cf, &rep);
     if (c < 0)
         return sbx_trap_result_from(c);
+    hint_update(d->hint, rep.ext[0] == SBX_FILES_IPC_RES_NATIVE);
     if (rep.ext[0] == SBX_FILES_IPC_RES_FD && rep.fd >= 0 && d->tag == SBX_FILES_IPC_TAG_OPEN)
         return rep.fd;
     if (rep.fd >= 0)
@@ -512,4 +563,5 @@ void sbx_files_trap_get_stats(sbx_files_trap_stats *out)
     out->brokered = atomic_load(&n_brokered);
     out->prechecked = atomic_load(&n_prechecked);
     out->native = atomic_load(&n_native);
+    out->hinted = atomic_load(&n_hinted);
 }

@@ -37,6 +37,7 @@ typedef struct sbx_files_trap_stats {
     uint64_t brokered;   /* cross calls made */
     uint64_t prechecked; /* failed fast by the local pre-check */
     uint64_t native;     /* re-issued natively */
+    uint64_t hinted;     /* sent to the broker without a native attempt (a hint) */
 } sbx_files_trap_stats;
 void sbx_files_trap_get_stats(sbx_files_trap_stats *out);
 

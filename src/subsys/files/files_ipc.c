@@ -98,14 +98,15 @@ void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m)
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->lock, NULL);
     for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++)
-        m->e[i].task_fd = m->e[i].pidfd = -1;
+        m->e[i].task_fd = m->e[i].pidfd = m->e[i].root_fd = -1;
 }
 
 static void memo_forget(sbx_files_ipc_memo_entry *e)
 {
     sbx_close_keep_errno(e->task_fd);
     sbx_close_keep_errno(e->pidfd);
-    *e = (sbx_files_ipc_memo_entry){ .task_fd = -1, .pidfd = -1 };
+    sbx_close_keep_errno(e->root_fd);
+    *e = (sbx_files_ipc_memo_entry){ .task_fd = -1, .pidfd = -1, .root_fd = -1 };
 }
 
 void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
@@ -115,8 +116,12 @@ void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
     pthread_mutex_destroy(&m->lock);
 }
 
-/* A live memo entry for tid: *task gets a dup of its /proc fd. */
-static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, thread_status *ts)
+/* A live memo entry for tid: *task gets a dup of its /proc fd if need_fd,
+ * else proc_fd -1 (an absolute path needs only the ids and the pid).
+ * root (may be NULL): a dup of the entry's root fd, -1 if it has none yet
+ * (then the task fd is given too, to open it from). */
+static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, int *root,
+                      sbx_files_task *task, thread_status *ts)
 {
     bool hit = false;
     pthread_mutex_lock(&m->lock);
@@ -128,9 +133,17 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, sbx_files_task *task, th
             memo_forget(e); /* gone: a new thread with this tid is looked up afresh */
             break;
         }
-        int fd = fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0)
+        int rfd = root && e->root_fd >= 0 ? fcntl(e->root_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (root && e->root_fd >= 0 && rfd < 0)
             break;
+        need_fd = need_fd || (root && rfd < 0);
+        int fd = need_fd ? fcntl(e->task_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (need_fd && fd < 0) {
+            sbx_close_keep_errno(rfd);
+            break;
+        }
+        if (root)
+            *root = rfd;
         *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
         ts->ns_tid = tid;
         ts->creds = e->creds;
@@ -169,7 +182,25 @@ static void memo_put(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *tas
     sbx_files_ipc_memo_entry *e = &m->e[slot];
     memo_forget(e);
     *e = (sbx_files_ipc_memo_entry){ .ns_tid = tid, .pid = task->pid, .tid = task->tid,
-                                     .task_fd = fd, .pidfd = pidfd, .creds = ts->creds };
+                                     .task_fd = fd, .pidfd = pidfd, .root_fd = -1,
+                                     .creds = ts->creds };
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Keep a dup of root_fd in tid's entry, if it is still the thread that
+ * task names and has none yet. */
+static void memo_put_root(sbx_files_ipc_memo *m, pid_t tid, const sbx_files_task *task,
+                          int root_fd)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < SBX_FILES_IPC_MEMO_SIZE; i++) {
+        sbx_files_ipc_memo_entry *e = &m->e[i];
+        if (e->ns_tid == tid && e->task_fd >= 0 && e->tid == task->tid && e->pid == task->pid &&
+            e->root_fd < 0) {
+            e->root_fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+            break;
+        }
+    }
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -292,24 +323,47 @@ static void caller_done(caller *c)
     sbx_close_keep_errno(c->root_fd);
 }
 
+/* Does resolving this path argument read the thread's /proc entries (its
+ * cwd, a dirfd, /proc/self however spelled — "//proc", "/x/../proc" —,
+ * the fd itself for "")? Anything under /proc once canonical counts. */
+static bool needs_task(const sbx_arg *path)
+{
+    const char *p = path->v.str.ptr;
+    if (path->v.str.len == 0 || p[0] != '/')
+        return true;
+    if (!strstr(p, "proc"))
+        return false;
+    char canon[SBX_FILES_PATH_MAX];
+    int n = sbx_files_path_canon(p, path->v.str.len, canon, sizeof canon);
+    return n < 0 || (strncmp(canon, "/proc", 5) == 0 && (canon[5] == '\0' || canon[5] == '/'));
+}
+
 /* `fresh`: the call creates something and needs the umask of the moment
- * (the memo is bypassed). */
-static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fresh, caller *c)
+ * (the memo is bypassed). `need_fd`: c->task.proc_fd is used (needs_task);
+ * otherwise a memo hit leaves it -1. */
+static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fresh, bool need_fd,
+                       caller *c)
 {
     pid_t tid = (pid_t)ns_tid;
     bool memo = t->memo && !fresh && tid > 0;
-    if (!memo || !memo_find(t->memo, tid, &c->task, &c->st)) {
+    if (!memo || !memo_find(t->memo, tid, need_fd, t->landlock ? NULL : &c->root_fd, &c->task,
+                            &c->st)) {
+        sbx_files_creds_drop(); /* /proc is read as the broker */
         int r = find_thread(t->pid, tid, &c->task, &c->st);
         if (r < 0)
             return r;
         if (t->memo)
             memo_put(t->memo, tid, &c->task, &c->st);
     }
-    if (!t->landlock) {
-        /* Native calls are then performed inside the target's own view. */
-        char root[64];
-        snprintf(root, sizeof root, "/proc/%d/root", (int)c->task.pid);
-        c->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (!t->landlock && c->root_fd < 0) {
+        /* Native calls are then performed inside the target's own view:
+         * its root, through the thread's own /proc entry (the live task,
+         * never a pid's later owner), kept in the memo entry (a target
+         * cannot change its root: no capability in its namespace). */
+        sbx_files_creds_drop();
+        c->root_fd = openat(c->task.proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (c->root_fd >= 0 && t->memo)
+            memo_put_root(t->memo, tid, &c->task, c->root_fd);
     }
     return 0;
 }
@@ -320,6 +374,10 @@ static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
 {
     if (a->v.str.len == 0)
         return -ENOENT;
+    /* A relative path is resolved through the thread's /proc entries and
+     * the broker's own namespace, /proc/self through /proc: as the broker. */
+    if (needs_task(a))
+        sbx_files_creds_drop();
     int r = sbx_files_resolve(&c->task, dirfd, a->v.str.ptr, a->v.str.len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
 }
@@ -332,6 +390,11 @@ static sbx_files_result *run(const sbx_files_ipc_target *t, const caller *c, sbx
     call->landlock = t->landlock;
     call->creds = t->target_creds ? &c->st.creds : NULL;
     call->umask = c->st.creds.umask;
+    /* The pool thread stays in the target's identity after the call: the
+     * next call of the same target switches nothing (stable credentials;
+     * sbx_files_creds_keep reads the thread's identity back every time).
+     * The decision runs in it too, as a symlink's recheck always has. */
+    call->creds_kept = sbx_files_creds_keep(call->creds) == 0;
     static _Thread_local sbx_files_result res; /* large: off the stack */
     sbx_files_dispatch(t->files, call, &res);
     return &res;
@@ -450,7 +513,7 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (r < 0)
         return fail(info, r);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, creates(&call), &c)) < 0)
+    if ((r = caller_find(t, args[1].v.u32, creates(&call), needs_task(&args[3]), &c)) < 0)
         return fail(info, r);
     if (call.op == SBX_FILES_CALL_CHMOD && args[3].v.str.len == 0 &&
         (args[4].v.u32 & AT_EMPTY_PATH))
@@ -476,6 +539,7 @@ static int fd_stat(const caller *c, int dirfd, const sbx_files_call *call, void 
     char link[SBX_FILES_TASK_LINK_MAX];
     if (sbx_files_task_link(dirfd, link) < 0)
         return -EBADF;
+    sbx_files_creds_drop();
     SBX_AUTOCLOSE int fd = openat(c->task.proc_fd, link, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? -EBADF : sbx_neg_errno();
@@ -581,7 +645,7 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (call.op == SBX_FILES_CALL_UTIMENS && !call.times_now)
         memcpy(call.times, buf, TIMES_SIZE);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, false, &c)) < 0)
+    if ((r = caller_find(t, args[1].v.u32, false, needs_task(&args[3]), &c)) < 0)
         return fail(info, r);
     if (args[3].v.str.len == 0 && empty_ok) {
         if (call.op == SBX_FILES_CALL_UTIMENS)
@@ -642,7 +706,7 @@ static int files_ipc_rename_handler(sbx_ipc_info *info, const sbx_arg *args)
     int dirfd1 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
     int dirfd2 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[4].v.handle);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    int r = caller_find(t, args[1].v.u32, false, &c);
+    int r = caller_find(t, args[1].v.u32, false, needs_task(&args[3]) || needs_task(&args[5]), &c);
     if (r < 0)
         return fail(info, r);
     static _Thread_local char path[2][SBX_FILES_PATH_MAX];

@@ -65,6 +65,7 @@ typedef struct sbx_files_ipc_memo_entry {
     pid_t pid, tid;
     int task_fd;
     int pidfd; /* of the thread (sbx_files_thread_pidfd) */
+    int root_fd; /* its root (O_PATH), opened by the first call that needs it; -1 */
     sbx_files_creds creds;
 } sbx_files_ipc_memo_entry;
 typedef struct sbx_files_ipc_memo {

@@ -74,54 +74,133 @@ mode_t sbx_files_create_mode(mode_t mode, mode_t umask_bits, bool dir)
 
 /* ---- acting as the target ---- */
 
-typedef struct creds_saved {
-    bool applied;
-    bool groups_changed;
+/* A thread's filesystem identity as the kernel checks it. */
+typedef struct fs_identity {
     uid_t fsuid;
     gid_t fsgid;
     int ngroups;
     gid_t groups[SBX_FILES_MAX_GROUPS];
+} fs_identity;
+
+typedef struct creds_saved {
+    bool applied;
+    fs_identity id;
 } creds_saved;
+
+/* sbx_files_creds_keep: the thread's own identity from before it was
+ * switched (restored by sbx_files_creds_drop). */
+static _Thread_local bool t_kept;
+static _Thread_local fs_identity t_base;
+
+/* Reading never changes anything (setfsuid(-1) only answers). */
+static int identity_read(fs_identity *id)
+{
+    id->fsuid = (uid_t)setfsuid((uid_t)-1);
+    id->fsgid = (gid_t)setfsgid((gid_t)-1);
+    id->ngroups = getgroups(SBX_FILES_MAX_GROUPS, id->groups);
+    return id->ngroups < 0 ? -EPERM : 0;
+}
+
+static bool identity_is(const fs_identity *id, uid_t fsuid, gid_t fsgid, size_t ngroups,
+                        const gid_t *groups)
+{
+    return id->fsuid == fsuid && id->fsgid == fsgid && (size_t)id->ngroups == ngroups &&
+           memcmp(id->groups, groups, ngroups * sizeof(gid_t)) == 0;
+}
+
+/* Switch the calling thread from `cur` to the wanted identity, touching
+ * only what differs (each change is a new kernel cred), and check the
+ * result. Raw syscalls: the libc wrapper of setgroups would change every
+ * thread of the broker. */
+static int identity_switch(const fs_identity *cur, uid_t fsuid, gid_t fsgid, size_t ngroups,
+                           const gid_t *groups)
+{
+    if (((size_t)cur->ngroups != ngroups ||
+         memcmp(cur->groups, groups, ngroups * sizeof(gid_t)) != 0) &&
+        syscall(SYS_setgroups, ngroups, groups) < 0)
+        return -EPERM;
+    if (cur->fsgid != fsgid)
+        setfsgid(fsgid);
+    if (cur->fsuid != fsuid)
+        setfsuid(fsuid);
+    if ((gid_t)setfsgid((gid_t)-1) != fsgid || (uid_t)setfsuid((uid_t)-1) != fsuid)
+        return -EPERM;
+    return 0;
+}
+
+static void identity_set(const fs_identity *want)
+{
+    fs_identity cur;
+    if (identity_read(&cur) == 0 &&
+        identity_is(&cur, want->fsuid, want->fsgid, (size_t)want->ngroups, want->groups))
+        return;
+    (void)identity_switch(&cur, want->fsuid, want->fsgid, (size_t)want->ngroups, want->groups);
+}
 
 static void creds_restore(creds_saved *s)
 {
     if (!s->applied)
         return;
     int saved = errno;
-    setfsuid(s->fsuid);
-    setfsgid(s->fsgid);
-    if (s->groups_changed)
-        (void)syscall(SYS_setgroups, (size_t)s->ngroups, s->groups);
+    identity_set(&s->id);
     s->applied = false;
     errno = saved;
 }
 
-/* Switch the calling thread's filesystem identity (raw syscalls: the libc
- * wrappers of setgroups would change every thread of the broker). */
-static int creds_apply(const sbx_files_creds *c, creds_saved *s)
+void sbx_files_creds_drop(void)
 {
-    memset(s, 0, sizeof *s);
-    if (!c)
+    if (!t_kept)
+        return;
+    int saved = errno;
+    identity_set(&t_base);
+    t_kept = false;
+    errno = saved;
+}
+
+int sbx_files_creds_keep(const sbx_files_creds *c)
+{
+    if (!c) {
+        sbx_files_creds_drop();
+        return 0;
+    }
+    if (c->ngroups > SBX_FILES_MAX_GROUPS)
+        return -EINVAL;
+    int saved = errno;
+    fs_identity cur;
+    int r = identity_read(&cur);
+    if (r == 0 && !identity_is(&cur, c->fsuid, c->fsgid, c->ngroups, c->groups)) {
+        if (!t_kept)
+            t_base = cur;
+        t_kept = true;
+        if ((r = identity_switch(&cur, c->fsuid, c->fsgid, c->ngroups, c->groups)) < 0)
+            sbx_files_creds_drop();
+    }
+    errno = saved;
+    return r;
+}
+
+/* Act as ctx->creds for one operation: switch the calling thread's
+ * filesystem identity (only what differs from the current one) and
+ * restore it at the end of the scope. Nothing to do when the caller has
+ * put the thread in that identity already (SBX_FILES_OPS_CREDS_KEPT). */
+static int creds_apply(const sbx_files_ops_ctx *ctx, creds_saved *s)
+{
+    s->applied = false;
+    const sbx_files_creds *c = ctx->creds;
+    if (!c) {
+        sbx_files_creds_drop(); /* the broker's own identity, never a kept one */
+        return 0;
+    }
+    if (ctx->flags & SBX_FILES_OPS_CREDS_KEPT)
         return 0;
     if (c->ngroups > SBX_FILES_MAX_GROUPS)
         return -EINVAL;
-    s->fsuid = (uid_t)setfsuid((uid_t)-1);
-    s->fsgid = (gid_t)setfsgid((gid_t)-1);
-    s->ngroups = getgroups(SBX_FILES_MAX_GROUPS, s->groups);
-    if (s->ngroups < 0)
+    if (identity_read(&s->id) < 0)
         return -EPERM;
+    if (identity_is(&s->id, c->fsuid, c->fsgid, c->ngroups, c->groups))
+        return 0;
     s->applied = true;
-    if ((size_t)s->ngroups != c->ngroups ||
-        memcmp(s->groups, c->groups, c->ngroups * sizeof(gid_t)) != 0) {
-        if (syscall(SYS_setgroups, c->ngroups, c->groups) < 0) {
-            creds_restore(s);
-            return -EPERM;
-        }
-        s->groups_changed = true;
-    }
-    setfsgid(c->fsgid);
-    setfsuid(c->fsuid);
-    if ((gid_t)setfsgid((gid_t)-1) != c->fsgid || (uid_t)setfsuid((uid_t)-1) != c->fsuid) {
+    if (identity_switch(&s->id, c->fsuid, c->fsgid, c->ngroups, c->groups) < 0) {
         creds_restore(s);
         return -EPERM;
     }
@@ -355,7 +434,7 @@ int sbx_files_op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags,
     flags |= O_CLOEXEC;
 
     SBX_AUTOCREDS creds_saved saved;
-    if ((r = creds_apply(ctx->creds, &saved)) < 0)
+    if ((r = creds_apply(ctx, &saved)) < 0)
         return r;
 
     /* Fast path: one openat2 that refuses every symlink. Only a symlink on
@@ -421,7 +500,7 @@ static int query_at(const sbx_files_ops_ctx *ctx, const char *path, bool follow,
 int sbx_files_op_stat(const sbx_files_ops_ctx *ctx, const char *path, bool follow, struct stat *st)
 {
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -442,7 +521,7 @@ int sbx_files_op_statx(const sbx_files_ops_ctx *ctx, const char *path, bool foll
     if (at_flags & ~AT_STATX_SYNC_TYPE)
         return -EINVAL;
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -463,7 +542,7 @@ int sbx_files_op_access(const sbx_files_ops_ctx *ctx, const char *path, int mode
     if (mode & ~(R_OK | W_OK | X_OK))
         return -EINVAL;
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -487,7 +566,7 @@ int sbx_files_op_readlink(const sbx_files_ops_ctx *ctx, const char *path, char *
     if (size == 0 || size > INT_MAX)
         return -EINVAL;
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -515,7 +594,7 @@ static int parent_at(const sbx_files_ops_ctx *ctx, unsigned which, const char *p
 int sbx_files_op_mkdir(const sbx_files_ops_ctx *ctx, const char *path, mode_t mode)
 {
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -533,7 +612,7 @@ int sbx_files_op_mkdir(const sbx_files_ops_ctx *ctx, const char *path, mode_t mo
 static int remove_at(const sbx_files_ops_ctx *ctx, const char *path, bool is_dir)
 {
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -571,7 +650,7 @@ int sbx_files_op_rename(const sbx_files_ops_ctx *ctx, const char *from, const ch
     if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
         return -EINVAL;
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int d1 = -1;
@@ -618,7 +697,7 @@ int sbx_files_op_utimens(const sbx_files_ops_ctx *ctx, const char *path, const s
                          bool follow)
 {
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;
@@ -638,7 +717,7 @@ int sbx_files_op_chmod(const sbx_files_ops_ctx *ctx, const char *path, mode_t mo
     if (mode & (S_ISUID | S_ISGID | S_ISVTX))
         return -EPERM;
     SBX_AUTOCREDS creds_saved saved;
-    int r = creds_apply(ctx->creds, &saved);
+    int r = creds_apply(ctx, &saved);
     if (r < 0)
         return r;
     SBX_AUTOCLOSE int dir = -1;

@@ -15,9 +15,11 @@
  *    anything moves;
  *  - the kernel checks permissions as the target: when ctx->creds is set the
  *    calling thread switches its fsuid/fsgid/groups (per-thread, restored
- *    before return) for the duration of the call. A root broker thereby
- *    also drops CAP_DAC_OVERRIDE for the call (the kernel clears the fs
- *    capabilities when fsuid leaves 0).
+ *    before return; only what differs) for the duration of the call, or
+ *    the caller has switched it already and keeps it switched
+ *    (sbx_files_creds_keep, SBX_FILES_OPS_CREDS_KEPT). A root broker
+ *    thereby also drops CAP_DAC_OVERRIDE for the call (the kernel clears
+ *    the fs capabilities when fsuid leaves 0).
  * Results follow the kernel: 0 / fd / length, or a negative errno passed
  * through unchanged.
  *
@@ -51,6 +53,9 @@ typedef struct sbx_files_creds {
 
 /* Force the component walk even when openat2 exists (tests). */
 #define SBX_FILES_OPS_FORCE_WALK (1u << 0)
+/* The calling thread is in ctx->creds already (sbx_files_creds_keep
+ * succeeded for this call): no switch, no restore. */
+#define SBX_FILES_OPS_CREDS_KEPT (1u << 1)
 
 typedef struct sbx_files_ops_ctx {
     int root_fd;                  /* directory that "/" means (borrowed): the broker's "/",
@@ -61,6 +66,22 @@ typedef struct sbx_files_ops_ctx {
     void *recheck_arg;
     unsigned flags; /* SBX_FILES_OPS_* */
 } sbx_files_ops_ctx;
+
+/* Kept identities. Switching a thread's credentials costs a new kernel
+ * cred per change (and an RCU free of the old one), so a thread that
+ * serves one target after another may stay in the target's identity
+ * between calls: sbx_files_creds_keep(c) puts the calling thread in c's
+ * fsuid/fsgid/groups (read back from the kernel every time: nothing is
+ * trusted from an earlier call; a switch touches only what differs) and
+ * leaves it there; sbx_files_creds_keep(NULL) and sbx_files_creds_drop()
+ * give the thread back the identity it had before its first kept switch.
+ * A thread that keeps identities must drop before it does anything as the
+ * broker (/proc lookups, the broker's own paths, callbacks into the
+ * embedder) and never while an operation runs. An operation with
+ * ctx->creds NULL drops first. 0, -EINVAL (too many groups) or -EPERM
+ * (the switch failed: the thread is back in its own identity). */
+int sbx_files_creds_keep(const sbx_files_creds *c);
+void sbx_files_creds_drop(void);
 
 /* ---- open flags: the semantics the broker accepts ---- */
 
