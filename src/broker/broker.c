@@ -68,6 +68,10 @@ SBX_API int sbx_broker_new(sbx_broker **out)
         sbx_broker_free(b);
         return r;
     }
+    if ((r = sbx_pool_new(&b->pool)) < 0) {
+        sbx_broker_free(b);
+        return r;
+    }
     r = pthread_create(&b->thread, NULL, events_main, b);
     if (r != 0) {
         sbx_broker_free(b);
@@ -367,6 +371,7 @@ SBX_API void sbx_broker_free(sbx_broker *b)
         sbx_target_rec_free(b, rec);
     }
     free(b->targets);
+    sbx_pool_free(b->pool);
     sbx_runtime_free(b->runtime);
     sbx_cgroup_remove_broker_dirs();
     for (int k = 0; k < 2; k++)

@@ -13,6 +13,7 @@
 
 #include "broker/baseline.h"
 #include "broker/cgroup.h"
+#include "broker/pool.h"
 #include "policy/policy_object.h"
 
 /* ---- seams ----
@@ -112,6 +113,7 @@ struct sbx_broker {
     sbx_bpf nochildren;
     pthread_mutex_t spawn_lock;  /* serialises spawns (filters cache, next_id) */
     struct sbx_runtime *runtime; /* the default hooks' state (src/broker/runtime.c) */
+    sbx_pool *pool;              /* namespaces made ahead of spawns (src/broker/pool.c) */
 };
 
 /* Deliver one event to the callback (if any). */

@@ -1264,10 +1264,12 @@ static int send_go(int fd, const sbx_target_fds *fds)
     return 0;
 }
 
-static pid_t do_clone(int *pidfd)
+/* new_net false: the child inherits the calling thread's network
+ * namespace (a fresh one from the pool, entered for this clone). */
+static pid_t do_clone(int *pidfd, bool new_net)
 {
-    const uint64_t ns = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
-                        CLONE_NEWUTS | CLONE_NEWCGROUP;
+    const uint64_t ns = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                        CLONE_NEWCGROUP | (new_net ? CLONE_NEWNET : 0);
     struct clone_args ca;
     memset(&ca, 0, sizeof ca);
     ca.flags = ns | CLONE_PIDFD;
@@ -1452,14 +1454,31 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         m->tree_fd = fd;
     }
 
+    /* A pre-made network namespace (root broker): this thread enters it
+     * for the clone only. Loopback policies keep CLONE_NEWNET: their init
+     * brings lo up, which needs a namespace its user namespace owns. */
+    int home_net = -1;
+    bool pooled_net = !p->net_lo && sbx_pool_enter_netns(b->pool, &home_net) == 1;
     int pidfd = -1;
-    pid_t pid = do_clone(&pidfd);
-    if (pid < 0) {
-        info_fail(out, SBX_STEP_CLONE, errno, "new namespaces");
-        return SBX_ERROR_SPAWN;
-    }
+    pid_t pid = do_clone(&pidfd, !pooled_net);
+    int clone_errno = errno;
     if (pid == 0)
         child_main(p);
+    if (pooled_net) {
+        /* Back on every path, before anything else runs on this thread. */
+        if ((r = sbx_pool_leave_netns(home_net)) < 0) {
+            if (pid > 0) {
+                s.pid = pid;
+                s.pidfd = pidfd;
+            }
+            info_fail(out, SBX_STEP_CLONE, -r, "returning to the caller's network namespace");
+            return SBX_ERROR_SPAWN;
+        }
+    }
+    if (pid < 0) {
+        info_fail(out, SBX_STEP_CLONE, clone_errno, "new namespaces");
+        return SBX_ERROR_SPAWN;
+    }
     s.pid = pid;
     s.pidfd = pidfd;
     close_trees(p);
