@@ -185,6 +185,17 @@ static void try_v2(sbx_cgroup *cg, uint64_t id)
     cg->v2 = true;
 }
 
+void sbx_cgroup_warn_unlimited(const sbx_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
+                               char *warn, size_t warn_size, unsigned *n_warn)
+{
+    if (memory_bytes != UINT64_MAX && !cg->memory_limited)
+        sbx_warn_append(warn, warn_size, n_warn,
+                        "memory: no writable memory cgroup; enforced as RLIMIT_AS (address space, not resident memory)");
+    if (max_pids != UINT64_MAX && !cg->pids_limited)
+        sbx_warn_append(warn, warn_size, n_warn,
+                        "processes: no writable pids cgroup; enforced as RLIMIT_NPROC (counts every process of the outside uid)");
+}
+
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t id, uint64_t memory_bytes, uint64_t max_pids,
                        char *warn, size_t warn_size, unsigned *n_warn)
 {
@@ -228,12 +239,7 @@ void sbx_cgroup_create(sbx_cgroup *cg, uint64_t id, uint64_t memory_bytes, uint6
             }
         }
     }
-    if (memory_bytes != UINT64_MAX && !cg->memory_limited)
-        sbx_warn_append(warn, warn_size, n_warn,
-                        "memory: no writable memory cgroup; enforced as RLIMIT_AS (address space, not resident memory)");
-    if (max_pids != UINT64_MAX && !cg->pids_limited)
-        sbx_warn_append(warn, warn_size, n_warn,
-                        "processes: no writable pids cgroup; enforced as RLIMIT_NPROC (counts every process of the outside uid)");
+    sbx_cgroup_warn_unlimited(cg, memory_bytes, max_pids, warn, warn_size, n_warn);
 }
 
 int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid)

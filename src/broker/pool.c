@@ -28,6 +28,7 @@
 #include "base/cleanup.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "broker/cgroup.h"
 
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
@@ -46,19 +47,38 @@ struct sbx_pool {
     bool netns_wanted;     /* a spawn asked: keep the next one ready */
     bool netns_ok;         /* the broker may make network namespaces */
     bool netns_ready;      /* the thread lives in a fresh one nobody entered */
+    /* The next target's cgroup leaf, made with the last spawn's limits. */
+    bool cg_wanted;
+    bool cg_ok;            /* the broker can make cgroups at all */
+    uint64_t cg_mem, cg_pids;           /* the limits the next leaf gets */
+    bool cg_ready;
+    sbx_cgroup cg;
+    uint64_t cg_made_mem, cg_made_pids; /* the limits cg was made with */
+    sbx_cgroup discard[4];              /* leaves to remove (never handed out again) */
+    unsigned n_discard;
 };
 
-static void *pool_main(void *arg)
+static bool netns_work_locked(const sbx_pool *pl)
 {
-    sbx_pool *pl = arg;
-    pthread_mutex_lock(&pl->lock);
-    pl->tid = (pid_t)syscall(SYS_gettid);
-    pthread_cond_broadcast(&pl->ready);
-    for (;;) {
-        while (!pl->stopping && !(pl->netns_wanted && pl->netns_ok && !pl->netns_ready))
-            pthread_cond_wait(&pl->wake, &pl->lock);
-        if (pl->stopping)
-            break;
+    return pl->netns_wanted && pl->netns_ok && !pl->netns_ready;
+}
+
+static bool cg_work_locked(const sbx_pool *pl)
+{
+    return pl->cg_wanted && pl->cg_ok && !pl->cg_ready;
+}
+
+/* One step of work, with pl->lock held on entry and exit. */
+static void pool_step_locked(sbx_pool *pl)
+{
+    if (pl->n_discard > 0) {
+        sbx_cgroup dead = pl->discard[--pl->n_discard];
+        pthread_mutex_unlock(&pl->lock);
+        sbx_cgroup_destroy(&dead);
+        pthread_mutex_lock(&pl->lock);
+        return;
+    }
+    if (netns_work_locked(pl)) {
         pthread_mutex_unlock(&pl->lock);
         int r = unshare(CLONE_NEWNET) < 0 ? sbx_neg_errno() : 0;
         pthread_mutex_lock(&pl->lock);
@@ -70,9 +90,57 @@ static void *pool_main(void *arg)
         } else {
             pl->netns_ready = true;
         }
+        return;
+    }
+    /* A cgroup leaf: directories (and the limits of the last spawn) made
+     * here; the name is "0-<seq>", unique in the process. */
+    uint64_t mem = pl->cg_mem, pids = pl->cg_pids;
+    pthread_mutex_unlock(&pl->lock);
+    sbx_cgroup cg;
+    sbx_cgroup_create(&cg, 0, mem, pids, NULL, 0, NULL);
+    pthread_mutex_lock(&pl->lock);
+    if (!cg.memory[0] && !cg.pids[0]) {
+        pl->cg_ok = false; /* no cgroups here: spawns fall back as before */
+    } else if (pl->stopping) {
+        pthread_mutex_unlock(&pl->lock);
+        sbx_cgroup_destroy(&cg);
+        pthread_mutex_lock(&pl->lock);
+    } else {
+        pl->cg = cg;
+        pl->cg_made_mem = mem;
+        pl->cg_made_pids = pids;
+        pl->cg_ready = true;
+    }
+}
+
+static void *pool_main(void *arg)
+{
+    sbx_pool *pl = arg;
+    pthread_mutex_lock(&pl->lock);
+    pl->tid = (pid_t)syscall(SYS_gettid);
+    pthread_cond_broadcast(&pl->ready);
+    for (;;) {
+        while (!pl->stopping && !pl->n_discard && !netns_work_locked(pl) && !cg_work_locked(pl))
+            pthread_cond_wait(&pl->wake, &pl->lock);
+        if (pl->stopping)
+            break;
+        pool_step_locked(pl);
         pthread_cond_broadcast(&pl->ready);
     }
+    /* Removed here, by the thread that made them: a spawning thread may
+     * live in another mount namespace, where these paths do not exist. */
+    if (pl->cg_ready) {
+        pl->cg_ready = false;
+        sbx_cgroup_destroy(&pl->cg);
+    }
+    bool made_cg = pl->cg_wanted;
+    while (pl->n_discard > 0)
+        sbx_cgroup_destroy(&pl->discard[--pl->n_discard]);
     pthread_mutex_unlock(&pl->lock);
+    /* And our per-broker parents, seen from here (sbx_broker_free runs
+     * after every target's leaf is gone; still in use: harmless). */
+    if (made_cg)
+        sbx_cgroup_remove_broker_dirs();
     return NULL;
 }
 
@@ -110,6 +178,7 @@ int sbx_pool_new(sbx_pool **out)
         pl->holder = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
     pl->netns_ok = pl->holder >= 0;
+    pl->cg_ok = true;
     *out = pl;
     return 0;
 }
@@ -160,7 +229,7 @@ int sbx_pool_enter_netns(sbx_pool *pl, int *home)
         pl->netns_ready = false;
     }
     pl->netns_wanted = true;
-    if (pl->netns_ok && !pl->netns_ready)
+    if (netns_work_locked(pl))
         pthread_cond_signal(&pl->wake);
     pthread_mutex_unlock(&pl->lock);
     return entered;
@@ -181,7 +250,7 @@ int sbx_pool_wait_ready(sbx_pool *pl, const struct timespec *deadline)
     pthread_mutex_lock(&pl->lock);
     pl->netns_wanted = true;
     pthread_cond_signal(&pl->wake);
-    while (!pl->stopping && pl->netns_ok && !pl->netns_ready) {
+    while (!pl->stopping && (netns_work_locked(pl) || cg_work_locked(pl) || pl->n_discard)) {
         if (!deadline) {
             pthread_cond_wait(&pl->ready, &pl->lock);
         } else if (pthread_cond_timedwait(&pl->ready, &pl->lock, deadline) == ETIMEDOUT) {
@@ -193,4 +262,54 @@ int sbx_pool_wait_ready(sbx_pool *pl, const struct timespec *deadline)
         r = pl->netns_ok && pl->netns_ready ? 1 : 0;
     pthread_mutex_unlock(&pl->lock);
     return r;
+}
+
+bool sbx_pool_take_cgroup(sbx_pool *pl, uint64_t memory_bytes, uint64_t max_pids, sbx_cgroup *out)
+{
+    if (!pl)
+        return false;
+    bool got = false;
+    pthread_mutex_lock(&pl->lock);
+    if (pl->cg_ready && pl->cg_made_mem == memory_bytes && pl->cg_made_pids == max_pids) {
+        *out = pl->cg;
+        got = true;
+        pl->cg_ready = false;
+    } else if (pl->cg_ready && pl->n_discard < SBX_ARRAY_SIZE(pl->discard)) {
+        /* Made for other limits: removed, and one with these made next. */
+        pl->discard[pl->n_discard++] = pl->cg;
+        pl->cg_ready = false;
+    }
+    pl->cg_mem = memory_bytes;
+    pl->cg_pids = max_pids;
+    if (pl->n_discard || cg_work_locked(pl))
+        pthread_cond_signal(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
+    return got;
+}
+
+void sbx_pool_want_cgroup(sbx_pool *pl, uint64_t memory_bytes, uint64_t max_pids)
+{
+    if (!pl)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    pl->cg_wanted = true;
+    pl->cg_mem = memory_bytes;
+    pl->cg_pids = max_pids;
+    if (cg_work_locked(pl))
+        pthread_cond_signal(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+void sbx_pool_discard_cgroup(sbx_pool *pl, sbx_cgroup *cg)
+{
+    pthread_mutex_lock(&pl->lock);
+    bool queued = pl->n_discard < SBX_ARRAY_SIZE(pl->discard);
+    if (queued) {
+        pl->discard[pl->n_discard++] = *cg;
+        pthread_cond_signal(&pl->wake);
+    }
+    pthread_mutex_unlock(&pl->lock);
+    if (!queued)
+        sbx_cgroup_destroy(cg);
+    memset(cg, 0, sizeof *cg);
 }

@@ -10,7 +10,10 @@
 #define SBX_BROKER_POOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
+
+#include "broker/cgroup.h"
 
 typedef struct sbx_pool sbx_pool;
 
@@ -32,9 +35,27 @@ int sbx_pool_enter_netns(sbx_pool *pool, int *home);
  * then still in the namespace it entered). */
 int sbx_pool_leave_netns(int home);
 
-/* Wait until the next namespace is ready or cannot be made, up to
- * `deadline` (CLOCK_MONOTONIC; NULL: no limit). Returns 1 when one is
- * ready, 0 when the pool cannot make them, -ETIMEDOUT. (Tests.) */
+/* A pre-made cgroup leaf with exactly these limits written (UINT64_MAX:
+ * none), moved into *out (the caller destroys it as if it had made it
+ * with sbx_cgroup_create, id 0): true; false when none fits (the caller
+ * makes one). A leaf is handed out once. The next one is made with these
+ * limits; a ready leaf made for other limits is removed. Nothing is made
+ * before sbx_pool_want_cgroup. */
+bool sbx_pool_take_cgroup(sbx_pool *pool, uint64_t memory_bytes, uint64_t max_pids,
+                          sbx_cgroup *out);
+
+/* A spawn made a leaf itself (so cgroups work from the spawning threads):
+ * keep one ready from now on, with these limits. */
+void sbx_pool_want_cgroup(sbx_pool *pool, uint64_t memory_bytes, uint64_t max_pids);
+
+/* A taken leaf the caller cannot use (not reachable from its mount
+ * namespace): the pool thread, which made it, removes it. *cg is reset. */
+void sbx_pool_discard_cgroup(sbx_pool *pool, sbx_cgroup *cg);
+
+/* Wait until the pool has nothing left to make (the next namespace and
+ * leaf are ready, or cannot be made), up to `deadline` (CLOCK_MONOTONIC;
+ * NULL: no limit). Returns 1 when a network namespace is ready, 0 when
+ * the pool cannot make them, -ETIMEDOUT. (Tests.) */
 int sbx_pool_wait_ready(sbx_pool *pool, const struct timespec *deadline);
 
 #endif

@@ -1401,16 +1401,35 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     uint64_t mem = sbx_policy_effective_limit(pol, SBX_LIMIT_MEMORY);
     uint64_t procs = sbx_policy_effective_limit(pol, SBX_LIMIT_PROCESSES);
+    /* A leaf the pool made ahead (same limits), else one made here. */
+    bool pooled_cg = false;
+    int join = 0;
     if (mem != SBX_LIMIT_UNSET || procs != SBX_LIMIT_UNSET) {
-        sbx_cgroup_create(&s.cg, id, mem, procs, out->warnings, sizeof out->warnings,
-                          &out->n_warnings);
+        pooled_cg = sbx_pool_take_cgroup(b->pool, mem, procs, &s.cg);
+        /* Reachable from this thread? (It may live in another mount
+         * namespace than the pool thread that made the leaf.) */
+        if (pooled_cg && ((join = sbx_cgroup_open_self_attach(&s.cg, s.cg_join)) < 0 ||
+                          (s.cg.v2 && access(s.cg.memory, W_OK) < 0))) {
+            sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[0]));
+            sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[1]));
+            sbx_pool_discard_cgroup(b->pool, &s.cg);
+            pooled_cg = false;
+        }
+        if (pooled_cg)
+            sbx_cgroup_warn_unlimited(&s.cg, mem, procs, out->warnings, sizeof out->warnings,
+                                      &out->n_warnings);
+        else
+            sbx_cgroup_create(&s.cg, id, mem, procs, out->warnings, sizeof out->warnings,
+                              &out->n_warnings);
+        if (!pooled_cg && (s.cg.memory[0] || s.cg.pids[0]))
+            sbx_pool_want_cgroup(b->pool, mem, procs);
         s.cg_made = true;
     }
     plan_limits(p, pol, &s.cg, out);
     /* v1: the child joins by itself (see sbx_cgroup_open_self_attach). */
     bool self_join = false;
     if (s.cg_made) {
-        r = sbx_cgroup_open_self_attach(&s.cg, s.cg_join);
+        r = pooled_cg ? join : sbx_cgroup_open_self_attach(&s.cg, s.cg_join);
         if (r < 0) {
             info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, "opening the cgroup");
             return SBX_ERROR_SPAWN;
