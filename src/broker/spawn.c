@@ -422,8 +422,9 @@ static int move_high(plan *p, int fd)
     return n;
 }
 
-/* Receive GO and its fds; returns the bitmask of extra fds present. */
-static unsigned wait_go(plan *p, int extra[3])
+/* Receive a GO or FDS message and its fds; returns the bitmask of the
+ * extra fds present. */
+static unsigned wait_go(plan *p, uint32_t type, int extra[3])
 {
     sbx_sync_msg m;
     char cbuf[CMSG_SPACE(3 * sizeof(int))];
@@ -434,7 +435,7 @@ static unsigned wait_go(plan *p, int extra[3])
     do
         r = recvmsg(p->sync_fd, &mh, MSG_CMSG_CLOEXEC);
     while (r < 0 && errno == EINTR);
-    if (r != (ssize_t)sizeof m || m.type != SBX_SYNC_GO)
+    if (r != (ssize_t)sizeof m || m.type != type)
         _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
     int got[3];
     size_t ngot = 0;
@@ -534,6 +535,36 @@ __attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
     _exit(127);
 }
 
+/* The section hook's fds (FDS message), installed at 3/4/5 for the
+ * program: the broker runs the hook while init builds the view. */
+static void take_section_fds(plan *p)
+{
+    int extra[3] = { -1, -1, -1 };
+    unsigned mask = wait_go(p, SBX_SYNC_FDS, extra);
+    for (int i = 0; i < 3; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        /* The hook's fd replaces a caller-provided one for the same slot. */
+        int dst = SBX_TARGET_FD_SECTION + i;
+        size_t j = 0;
+        while (j < p->n_pairs && p->pairs[j].dst != dst)
+            j++;
+        if (j == p->n_pairs)
+            p->n_pairs++;
+        p->pairs[j].dst = dst;
+        p->pairs[j].src = move_high(p, extra[i]);
+        close(extra[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        bool present = false;
+        for (size_t j = 0; j < p->n_pairs; j++)
+            present |= p->pairs[j].dst == SBX_TARGET_FD_SECTION + i;
+        if (present)
+            p->envp[p->n_env++] = (char *)(uintptr_t)extra_env[i];
+    }
+    p->envp[p->n_env] = NULL;
+}
+
 /* The target's pid-1 init. */
 __attribute__((noreturn)) static void child_main(plan *p)
 {
@@ -576,29 +607,8 @@ __attribute__((noreturn)) static void child_main(plan *p)
         child_fail(p, SBX_STEP_FDS, -r);
 
     int extra[3] = { -1, -1, -1 };
-    unsigned mask = wait_go(p, extra);
-    for (int i = 0; i < 3; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        /* The hook's fd replaces a caller-provided one for the same slot. */
-        int dst = SBX_TARGET_FD_SECTION + i;
-        size_t j = 0;
-        while (j < p->n_pairs && p->pairs[j].dst != dst)
-            j++;
-        if (j == p->n_pairs)
-            p->n_pairs++;
-        p->pairs[j].dst = dst;
-        p->pairs[j].src = move_high(p, extra[i]);
-        close(extra[i]);
-    }
-    for (int i = 0; i < 3; i++) {
-        bool present = false;
-        for (size_t j = 0; j < p->n_pairs; j++)
-            present |= p->pairs[j].dst == SBX_TARGET_FD_SECTION + i;
-        if (present)
-            p->envp[p->n_env++] = (char *)(uintptr_t)extra_env[i];
-    }
-    p->envp[p->n_env] = NULL;
+    if (wait_go(p, SBX_SYNC_GO, extra) != 0)
+        child_fail(p, SBX_STEP_SYNC, EBADMSG);
 
     set_identity(p);
     /* Broker death is seen on the sync socket (init watches it for the
@@ -625,6 +635,8 @@ __attribute__((noreturn)) static void child_main(plan *p)
      * our code alone and needs none. */
     if (p->baseline && (r = sbx_bpf_load(p->baseline)) < 0)
         child_fail(p, SBX_STEP_SECCOMP, -r);
+
+    take_section_fds(p);
 
     sigset_t chld;
     sigemptyset(&chld);
@@ -1234,7 +1246,7 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
-static int send_go(int fd, const sbx_target_fds *fds)
+static int send_go(int fd, uint32_t type, const sbx_target_fds *fds)
 {
     int list[3];
     unsigned mask = 0;
@@ -1245,7 +1257,7 @@ static int send_go(int fd, const sbx_target_fds *fds)
             list[n++] = v[i];
             mask |= 1u << i;
         }
-    sbx_sync_msg m = { .type = SBX_SYNC_GO, .value = (int32_t)mask };
+    sbx_sync_msg m = { .type = type, .value = (int32_t)mask };
     char cbuf[CMSG_SPACE(3 * sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
     struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
@@ -1515,7 +1527,14 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, NULL);
         return SBX_ERROR_SPAWN;
     }
+    /* GO first: init builds the view while the section hook runs here;
+     * the hook's fds follow (FDS) and init takes them just before it
+     * forks the program. */
     sbx_target_fds hook_fds = { -1, -1, -1 };
+    if ((r = send_go(s.sync[0], SBX_SYNC_GO, &hook_fds)) < 0) {
+        info_fail(out, SBX_STEP_SYNC, -r, "sending go");
+        return SBX_ERROR_SPAWN;
+    }
     if (hooks.setup_section) {
         r = hooks.setup_section(hooks.userdata, id, pid, pol, &hook_fds);
         s.section_made = true;
@@ -1527,17 +1546,19 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
             return SBX_ERROR_SPAWN;
         }
     }
-    r = send_go(s.sync[0], &hook_fds);
+    r = send_go(s.sync[0], SBX_SYNC_FDS, &hook_fds);
     sbx_close_keep_errno(hook_fds.section_fd);
     sbx_close_keep_errno(hook_fds.broker_fd);
     sbx_close_keep_errno(hook_fds.channel_fd);
+    pid_t prog = 0;
+    /* A child that failed meanwhile (its end is closed: EPIPE) said why. */
+    int rc = converse(&s, out, &prog);
+    if (rc < 0)
+        return rc;
     if (r < 0) {
-        info_fail(out, SBX_STEP_SYNC, -r, "sending go");
+        info_fail(out, SBX_STEP_SYNC, -r, "sending the section fds");
         return SBX_ERROR_SPAWN;
     }
-    pid_t prog = 0;
-    if ((r = converse(&s, out, &prog)) < 0)
-        return r;
     if (prog <= 0) {
         info_fail(out, SBX_STEP_SYNC, EPROTO, "program pid not reported");
         return SBX_ERROR_SPAWN;
