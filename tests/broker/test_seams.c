@@ -20,6 +20,7 @@
 #include <sbx/ipc.h>
 
 #include "broker/broker_internal.h"
+#include "broker/runtime.h"
 #include "common.h"
 
 static sbx_broker *B;
@@ -256,5 +257,35 @@ Test(seams, caller_extra_fds_at_fixed_numbers)
     close(sp[0]);
     close(sp[1]);
     sbx_policy_unref(q);
+    sbx_policy_unref(p);
+}
+
+/* A policy spawned again after its last target ended is not compiled
+ * again; past the cache's idle entries the least recently used goes. */
+Test(seams, compiled_policy_kept_between_spawns)
+{
+    sbx_policy *p = probe_policy(B);
+    uint64_t c0 = sbx_runtime_compiles(B->runtime);
+    for (int i = 0; i < 3; i++) {
+        sbx_event e = run_probe(B, &L, p, "exit", "0");
+        cr_assert_eq(e.type, SBX_EVENT_EXITED);
+        cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    }
+    cr_assert_eq(sbx_runtime_compiles(B->runtime), c0 + 1);
+    /* Five other policies push p out (four idle entries are kept). */
+    sbx_policy *q[5];
+    for (int i = 0; i < 5; i++) {
+        q[i] = probe_policy(B);
+        sbx_event e = run_probe(B, &L, q[i], "exit", "0");
+        cr_assert_eq(e.type, SBX_EVENT_EXITED);
+        cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    }
+    cr_assert_eq(sbx_runtime_compiles(B->runtime), c0 + 6);
+    sbx_event e = run_probe(B, &L, p, "exit", "0");
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(sbx_runtime_compiles(B->runtime), c0 + 7);
+    for (int i = 0; i < 5; i++)
+        sbx_policy_unref(q[i]);
     sbx_policy_unref(p);
 }
