@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -147,6 +148,9 @@ typedef struct plan {
     const sbx_policy *policy;
     int devnull;
     int cg_join[2];                   /* v1 "tasks" files the child joins itself, or -1 */
+    void *prog_stack;                 /* the program process's stack until it execs */
+    size_t prog_stack_size;
+    int prog_sfd;                     /* init's signalfd, closed in the program */
 } plan;
 
 static const char *const step_names[SBX_STEP_COUNT_] = {
@@ -565,6 +569,18 @@ static void take_section_fds(plan *p)
     p->envp[p->n_env] = NULL;
 }
 
+/* The program process, on its own stack in init's memory (CLONE_VM |
+ * CLONE_VFORK: init is suspended until the exec or the exit). */
+static int program_main(void *arg)
+{
+    plan *p = arg;
+    close(p->prog_sfd);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* exec keeps the mask */
+    run_program(p, p->exec_fd);
+}
+
 /* The target's pid-1 init. */
 __attribute__((noreturn)) static void child_main(plan *p)
 {
@@ -644,15 +660,13 @@ __attribute__((noreturn)) static void child_main(plan *p)
     CHECK(SBX_STEP_FORK, sigprocmask(SIG_BLOCK, &chld, NULL));
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     CHECK(SBX_STEP_FORK, sfd);
-    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+    /* The program shares init's memory until it execs and init waits
+     * meanwhile (posix_spawn's way): no copy of init's page tables, none
+     * for execve to tear down. */
+    p->prog_sfd = sfd;
+    pid_t pid = (pid_t)clone(program_main, (char *)p->prog_stack + p->prog_stack_size,
+                             CLONE_VM | CLONE_VFORK | SIGCHLD, p);
     CHECK(SBX_STEP_FORK, pid);
-    if (pid == 0) {
-        close(sfd);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL); /* exec keeps the mask */
-        run_program(p, p->exec_fd);
-    }
     /* Init keeps nothing of the program's fds (nor the exec pipe: its
      * end-of-file tells the broker the exec happened). */
     int ikeep[2] = { p->sync_fd, sfd };
@@ -754,6 +768,8 @@ static void spawn_res_free(spawn_res *s)
     if (s->p) {
         close_trees(s->p);
         free(s->p->envp);
+        if (s->p->prog_stack)
+            munmap(s->p->prog_stack, s->p->prog_stack_size);
     }
     free(s->p);
 }
@@ -1352,6 +1368,13 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         ogid = getegid();
     }
 
+    p->prog_stack_size = 256 << 10;
+    p->prog_stack = mmap(NULL, p->prog_stack_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p->prog_stack == MAP_FAILED) {
+        p->prog_stack = NULL;
+        return -ENOMEM;
+    }
     s.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (s.devnull < 0) {
         info_fail(out, SBX_STEP_PREPARE, errno, "/dev/null");
