@@ -254,7 +254,15 @@ static void handle_exit(sbx_broker *b, uint64_t id)
         ev.type = SBX_EVENT_KILLED;
         ev.signal = si.si_code == CLD_EXITED ? SIGKILL : si.si_status;
     }
-    bool oom = sbx_cgroup_oom_kills(&rec->cg) > 0;
+    /* v1: an OOM kill in the cgroup signals its oom_control eventfd
+     * first; with none reported and none pending there was no kill, and
+     * the counter need not be read on every exit. */
+    bool oom_possible = true;
+    if (rec->oom_efd >= 0 && !rec->limit_reported) {
+        uint64_t v;
+        oom_possible = read(rec->oom_efd, &v, sizeof v) == (ssize_t)sizeof v;
+    }
+    bool oom = oom_possible && sbx_cgroup_oom_kills(&rec->cg) > 0;
     ev.memory_limit = oom;
     if (oom && !rec->limit_reported) {
         sbx_event lim = { .type = SBX_EVENT_LIMIT, .target_id = rec->id, .pid = rec->pid,

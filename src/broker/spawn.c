@@ -729,6 +729,7 @@ typedef struct spawn_res {
     int exit_status;
     int chan[2];    /* opts->channel: [0] broker end, [1] target end */
     int cg_join[2]; /* the plan's cgroup "tasks" fds (broker copies) */
+    int oom_efd;    /* v1 OOM eventfd, or -1 */
 } spawn_res;
 
 static void close_trees(plan *p)
@@ -758,6 +759,7 @@ static void spawn_res_free(spawn_res *s)
     sbx_close_keep_errno(s->devnull);
     sbx_close_keep_errno(s->cg_join[0]);
     sbx_close_keep_errno(s->cg_join[1]);
+    sbx_close_keep_errno(s->oom_efd);
     sbx_close_keep_errno(s->sync[0]);
     sbx_close_keep_errno(s->sync[1]);
     sbx_close_keep_errno(s->execp[0]);
@@ -1343,7 +1345,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     __attribute__((cleanup(spawn_res_free))) spawn_res s = {
         .devnull = -1, .sync = { -1, -1 }, .execp = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
-        .chan = { -1, -1 }, .cg_join = { -1, -1 },
+        .chan = { -1, -1 }, .cg_join = { -1, -1 }, .oom_efd = -1,
     };
     s.p = calloc(1, sizeof *s.p);
     if (!s.p)
@@ -1573,6 +1575,9 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     sbx_close_keep_errno(hook_fds.section_fd);
     sbx_close_keep_errno(hook_fds.broker_fd);
     sbx_close_keep_errno(hook_fds.channel_fd);
+    /* While the child sets up: the OOM watch (eventfd + event_control). */
+    if (s.cg_made && s.cg.memory_limited && (s.oom_efd = sbx_cgroup_oom_eventfd(&s.cg)) < 0)
+        s.oom_efd = -1;
     pid_t prog = 0;
     /* A child that failed meanwhile (its end is closed: EPIPE) said why. */
     int rc = converse(&s, out, &prog);
@@ -1595,9 +1600,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     rec->pid = prog;
     rec->pidfd = sbx_steal_fd(&s.pidfd);
     rec->sync_fd = sbx_steal_fd(&s.sync[0]);
-    rec->oom_efd = s.cg_made && s.cg.memory_limited ? sbx_cgroup_oom_eventfd(&s.cg) : -1;
-    if (rec->oom_efd < 0)
-        rec->oom_efd = -1;
+    rec->oom_efd = sbx_steal_fd(&s.oom_efd);
     rec->cg = s.cg;
     s.cg_made = false;
     s.section_made = false;
