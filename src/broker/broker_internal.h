@@ -18,9 +18,10 @@
 
 /* ---- seams ----
  *
- * setup_section (IPC seam): called by sbx_broker_spawn in the suspended
- *   phase — child cloned, uid/gid maps written, cgroup attached, nothing
- *   of the target has run. Fill `fds` with the section memfd / fd socket /
+ * setup_section (IPC seam): called by sbx_broker_spawn once the child is
+ *   cloned, its uid/gid maps written and its cgroup attached, while its
+ *   init builds the view (our code: the program does not exist yet; init
+ *   waits for these fds before it forks it). Fill `fds` with the section memfd / fd socket /
  *   channel (-1 = none); the fds are TAKEN (spawn closes them after
  *   sending them to the child). Return 0 or -errno (spawn then fails at
  *   SBX_STEP_SECTION).

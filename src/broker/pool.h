@@ -2,10 +2,11 @@
  *
  * A background thread per broker keeps the next network namespace ready
  * (when the broker may make one: CAP_SYS_ADMIN), so that a spawn does not
- * pay for creating it inside clone (the costliest namespace by far). A
- * namespace is handed out once and never reused: every target still gets
- * namespaces of its own. Nothing is made before the first spawn asks, and
- * the pool's fd count never changes (leak checks count fds). */
+ * pay for creating it inside clone (the costliest namespace by far), and
+ * the next cgroup leaf with the last spawn's limits. Each is handed out
+ * once and never reused: every target still gets namespaces and cgroups
+ * of its own. Nothing is made before the first spawn asks, and the pool's
+ * fd count never changes after sbx_pool_new (leak checks count fds). */
 #ifndef SBX_BROKER_POOL_H
 #define SBX_BROKER_POOL_H
 
