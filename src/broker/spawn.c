@@ -195,9 +195,12 @@ __attribute__((noreturn)) static void child_fail(const plan *p, sbx_spawn_step s
             child_fail(p, (step), errno);                  \
     } while (0)
 
+/* mkdir -p; beneath the staging root "/tmp" (which exists) its own
+ * component is not made again. */
 static int mkdir_p(char *path, mode_t mode)
 {
-    for (char *s = path + 1; *s; s++) {
+    size_t skip = strncmp(path, "/tmp/", 5) == 0 ? 5 : 1;
+    for (char *s = path + skip; *s; s++) {
         if (*s != '/')
             continue;
         *s = '\0';
@@ -218,13 +221,20 @@ static char *staged(char *buf, size_t size, const char *dst)
     return buf;
 }
 
-static int make_parent(char *path)
+/* The parent of a staged path; `last` holds the parent made last (mounts
+ * come sorted, so siblings in /dev or /etc share it): not made twice. */
+static int make_parent(char *path, char *last, size_t last_size)
 {
     char *slash = strrchr(path, '/');
     if (!slash || slash == path)
         return 0;
     *slash = '\0';
-    int r = mkdir_p(path, 0755);
+    int r = 0;
+    if (strcmp(path, last) != 0) {
+        r = mkdir_p(path, 0755);
+        if (r == 0)
+            sbx_safe_format(last, last_size, "%s", path);
+    }
     *slash = '/';
     return r;
 }
@@ -267,10 +277,11 @@ static void build_view(plan *p)
     CHECK(SBX_STEP_MOUNT, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
     CHECK(SBX_STEP_MOUNT, mount("sbx-root", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
     char buf[PATH_MAX + 8];
+    char last_parent[PATH_MAX + 8] = "/tmp";
     for (size_t i = 0; i < p->n_mounts; i++) {
         mount_entry *m = &p->mounts[i];
         char *dst = staged(buf, sizeof buf, m->dst);
-        CHECK(SBX_STEP_MOUNT, make_parent(dst));
+        CHECK(SBX_STEP_MOUNT, make_parent(dst, last_parent, sizeof last_parent));
         switch (m->kind) {
         case M_SYMLINK:
             CHECK(SBX_STEP_MOUNT, symlink(m->src, dst));
@@ -289,12 +300,11 @@ static void build_view(plan *p)
                 /* A file view inside a read-only directory view (a program
                  * in the working directory) lands on the file that is
                  * already there: nothing to create. */
-                struct stat st;
-                if (lstat(dst, &st) < 0) {
-                    int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-                    CHECK(SBX_STEP_MOUNT, fd);
+                int fd = open(dst, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+                if (fd < 0 && errno != EEXIST)
+                    child_fail(p, SBX_STEP_MOUNT, errno);
+                if (fd >= 0)
                     close(fd);
-                }
             } else {
                 CHECK(SBX_STEP_MOUNT, mkdir_p(dst, 0755));
             }
