@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,11 +116,10 @@ static void pool_step_locked(sbx_pool *pl)
 static void *pool_main(void *arg)
 {
     sbx_pool *pl = arg;
-    /* Background work: the spawn it serves (the broker thread, the new
-     * child) must not wait for a CPU while this thread makes the next
-     * namespace. Lowest priority, not SCHED_IDLE: under sustained load it
-     * still gets its share, else every spawn would fall back. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    /* Normal priority on purpose: making a namespace or a cgroup takes
+     * global kernel locks (rtnl, cgroup_mutex) that spawns, exits and
+     * cgroup removals wait for; a starved low-priority holder would
+     * stall them under load. */
     pthread_mutex_lock(&pl->lock);
     pl->tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&pl->ready);
