@@ -21,8 +21,8 @@
  * setup_section (IPC seam): called by sbx_broker_spawn once the child is
  *   cloned, its uid/gid maps written and its cgroup attached, while its
  *   init builds the view (our code: the program does not exist yet; init
- *   waits for these fds before it forks it). Fill `fds` with the section memfd / fd socket /
- *   channel (-1 = none); the fds are TAKEN (spawn closes them after
+ *   waits for these fds before it starts it). Fill `fds` with the section
+ *   memfd / fd socket / channel (-1 = none); the fds are TAKEN (spawn closes them after
  *   sending them to the child). Return 0 or -errno (spawn then fails at
  *   SBX_STEP_SECTION).
  * child_install_filter (interception seam): runs in the program's process
@@ -115,7 +115,7 @@ struct sbx_broker {
     sbx_bpf nochildren;
     pthread_mutex_t spawn_lock;  /* serialises spawns (filters cache, next_id) */
     struct sbx_runtime *runtime; /* the default hooks' state (src/broker/runtime.c) */
-    sbx_pool *pool;              /* namespaces made ahead of spawns (src/broker/pool.c) */
+    sbx_pool *pool;              /* netns and cgroup leaves made ahead (src/broker/pool.c) */
 };
 
 /* Deliver one event to the callback (if any). */
