@@ -68,6 +68,10 @@ SBX_API int sbx_broker_new(sbx_broker **out)
         sbx_broker_free(b);
         return r;
     }
+    if ((r = sbx_pool_new(&b->pool)) < 0) {
+        sbx_broker_free(b);
+        return r;
+    }
     r = pthread_create(&b->thread, NULL, events_main, b);
     if (r != 0) {
         sbx_broker_free(b);
@@ -250,7 +254,15 @@ static void handle_exit(sbx_broker *b, uint64_t id)
         ev.type = SBX_EVENT_KILLED;
         ev.signal = si.si_code == CLD_EXITED ? SIGKILL : si.si_status;
     }
-    bool oom = sbx_cgroup_oom_kills(&rec->cg) > 0;
+    /* v1: an OOM kill in the cgroup signals its oom_control eventfd
+     * first; with none reported and none pending there was no kill, and
+     * the counter need not be read on every exit. */
+    bool oom_possible = true;
+    if (rec->oom_efd >= 0 && !rec->limit_reported) {
+        uint64_t v;
+        oom_possible = read(rec->oom_efd, &v, sizeof v) == (ssize_t)sizeof v;
+    }
+    bool oom = oom_possible && sbx_cgroup_oom_kills(&rec->cg) > 0;
     ev.memory_limit = oom;
     /* The namespace is empty: no denial is pending any more. */
     ev.denied_unreported = sbx_runtime_denials_unreported(b->runtime, rec->id);
@@ -369,6 +381,7 @@ SBX_API void sbx_broker_free(sbx_broker *b)
         sbx_target_rec_free(b, rec);
     }
     free(b->targets);
+    sbx_pool_free(b->pool);
     sbx_runtime_free(b->runtime);
     sbx_cgroup_remove_broker_dirs();
     for (int k = 0; k < 2; k++)

@@ -13,14 +13,16 @@
 
 #include "broker/baseline.h"
 #include "broker/cgroup.h"
+#include "broker/pool.h"
 #include "policy/policy_object.h"
 
 /* ---- seams ----
  *
- * setup_section (IPC seam): called by sbx_broker_spawn in the suspended
- *   phase — child cloned, uid/gid maps written, cgroup attached, nothing
- *   of the target has run. Fill `fds` with the section memfd / fd socket /
- *   channel (-1 = none); the fds are TAKEN (spawn closes them after
+ * setup_section (IPC seam): called by sbx_broker_spawn once the child is
+ *   cloned, its uid/gid maps written and its cgroup attached, while its
+ *   init builds the view (our code: the program does not exist yet; init
+ *   waits for these fds before it starts it). Fill `fds` with the section
+ *   memfd / fd socket / channel (-1 = none); the fds are TAKEN (spawn closes them after
  *   sending them to the child). Return 0 or -errno (spawn then fails at
  *   SBX_STEP_SECTION).
  * child_install_filter (interception seam): runs in the program's process
@@ -58,12 +60,13 @@ int sbx_broker_set_hooks(sbx_broker *broker, const sbx_broker_hooks *hooks);
 /* ---- sync-socket protocol (SOCK_SEQPACKET, one message per record) ---- */
 
 enum {
-    SBX_SYNC_GO = 1,       /* broker → child: setup done, proceed (extra fds attached) */
+    SBX_SYNC_GO = 1,       /* broker → child: maps written, cgroup attached: proceed */
     SBX_SYNC_ERROR = 2,    /* child → broker: step + errno */
     SBX_SYNC_LISTENER = 3, /* child → broker: the interception listener (SCM_RIGHTS) */
     SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS */
     SBX_SYNC_STARTED = 5,  /* reserved: exec success is the exec pipe's end-of-file */
     SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
+    SBX_SYNC_FDS = 7,      /* broker → child: the section hook's fds, taken before the program fork */
 };
 
 typedef struct sbx_sync_msg {
@@ -112,6 +115,7 @@ struct sbx_broker {
     sbx_bpf nochildren;
     pthread_mutex_t spawn_lock;  /* serialises spawns (filters cache, next_id) */
     struct sbx_runtime *runtime; /* the default hooks' state (src/broker/runtime.c) */
+    sbx_pool *pool;              /* netns and cgroup leaves made ahead (src/broker/pool.c) */
 };
 
 /* Deliver one event to the callback (if any). */

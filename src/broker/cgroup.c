@@ -253,6 +253,25 @@ static int try_v1(const char *name, uint64_t id, char *out, size_t size)
     return make_dirs(base, id, out, size);
 }
 
+void sbx_cgroup_warn_unlimited(const sbx_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
+                               char *warn, size_t warn_size, unsigned *n_warn)
+{
+    /* A v2 leaf without the controller: say so (the usual cause is a
+     * hierarchy that does not delegate it to us). */
+    if (memory_bytes != UINT64_MAX && !cg->memory_limited)
+        sbx_warn_append(warn, warn_size, n_warn,
+                        "memory: %s; enforced as RLIMIT_AS (address space, not resident memory)",
+                        cg->v2 && !cg->v2_memory
+                            ? "the cgroup v2 leaf has no memory controller and no v1 memory cgroup is writable"
+                            : "no writable memory cgroup");
+    if (max_pids != UINT64_MAX && !cg->pids_limited)
+        sbx_warn_append(warn, warn_size, n_warn,
+                        "processes: %s; enforced as RLIMIT_NPROC (counts every process of the outside uid)",
+                        cg->v2 && !cg->v2_pids
+                            ? "the cgroup v2 leaf has no pids controller and no v1 pids cgroup is writable"
+                            : "no writable pids cgroup");
+}
+
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t id, uint64_t memory_bytes, uint64_t max_pids,
                        char *warn, size_t warn_size, unsigned *n_warn)
 {
@@ -287,20 +306,7 @@ void sbx_cgroup_create(sbx_cgroup *cg, uint64_t id, uint64_t memory_bytes, uint6
         snprintf(num, sizeof num, "%" PRIu64, max_pids);
         cg->pids_limited = write_file(cg->pids, "pids.max", num) == 0;
     }
-    /* A v2 leaf without the controller: say so (the usual cause is a
-     * hierarchy that does not delegate it to us). */
-    if (memory_bytes != UINT64_MAX && !cg->memory_limited)
-        sbx_warn_append(warn, warn_size, n_warn,
-                        "memory: %s; enforced as RLIMIT_AS (address space, not resident memory)",
-                        cg->v2 && !cg->v2_memory
-                            ? "the cgroup v2 leaf has no memory controller and no v1 memory cgroup is writable"
-                            : "no writable memory cgroup");
-    if (max_pids != UINT64_MAX && !cg->pids_limited)
-        sbx_warn_append(warn, warn_size, n_warn,
-                        "processes: %s; enforced as RLIMIT_NPROC (counts every process of the outside uid)",
-                        cg->v2 && !cg->v2_pids
-                            ? "the cgroup v2 leaf has no pids controller and no v1 pids cgroup is writable"
-                            : "no writable pids cgroup");
+    sbx_cgroup_warn_unlimited(cg, memory_bytes, max_pids, warn, warn_size, n_warn);
 }
 
 int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid)

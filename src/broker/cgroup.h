@@ -34,6 +34,11 @@ void sbx_cgroup_set_roots_for_test(const char *dir, bool v1);
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t target_id, uint64_t memory_bytes,
                        uint64_t max_pids, char *warn, size_t warn_size, unsigned *n_warn);
 
+/* The warnings sbx_cgroup_create appends for limits `cg` does not hold
+ * (a pre-made leaf handed to a spawn: src/broker/pool.c). */
+void sbx_cgroup_warn_unlimited(const sbx_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
+                               char *warn, size_t warn_size, unsigned *n_warn);
+
 /* Move `pid` into every created cgroup. Returns 0 or -errno. */
 int sbx_cgroup_attach(const sbx_cgroup *cg, pid_t pid);
 

@@ -391,8 +391,13 @@ typedef struct compiled {
     void *buf;
     size_t size;
     unsigned users;
+    uint64_t last_used; /* idle entries: the oldest is dropped first */
     struct compiled *next;
 } compiled;
+
+/* Compiled policies kept while no target uses them: a broker spawning
+ * the same few policies again and again compiles each once. */
+#define CACHE_IDLE_MAX 4
 
 /* ---- per-target state ---- */
 
@@ -428,6 +433,8 @@ struct sbx_runtime {
     pthread_mutex_t lock; /* targets, cache, pool */
     rt_target *targets;
     compiled *cache;
+    uint64_t cache_clock;      /* under lock: orders the cache's idle entries */
+    uint64_t compiles;         /* under lock: sbx_runtime_compiles */
     sbx_ipc_pool **pools; /* grown when the last is full (each thread waits on
                              at most ~127 channels with futex_waitv) */
     size_t n_pools;
@@ -459,6 +466,7 @@ static int cache_get(sbx_runtime *rt, const sbx_policy *pol, compiled **out)
     for (compiled *c = rt->cache; c; c = c->next)
         if (c->policy == pol) {
             c->users++;
+            c->last_used = ++rt->cache_clock;
             *out = c;
             return 0;
         }
@@ -472,7 +480,9 @@ static int cache_get(sbx_runtime *rt, const sbx_policy *pol, compiled **out)
         return r;
     }
     c->policy = sbx_policy_ref((sbx_policy *)(uintptr_t)pol);
+    rt->compiles++;
     c->users = 1;
+    c->last_used = ++rt->cache_clock;
     c->next = rt->cache;
     rt->cache = c;
     *out = c;
@@ -484,14 +494,24 @@ static void cache_put(sbx_runtime *rt, compiled *c)
 {
     if (!c || --c->users > 0)
         return;
-    for (compiled **pp = &rt->cache; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    free(c->buf);
-    sbx_policy_unref(c->policy);
-    free(c);
+    /* Kept (the policy is frozen: the compiled form stays right); past
+     * CACHE_IDLE_MAX idle entries the least recently used one goes. */
+    unsigned idle = 0;
+    compiled **oldest = NULL;
+    for (compiled **pp = &rt->cache; *pp; pp = &(*pp)->next) {
+        if ((*pp)->users)
+            continue;
+        idle++;
+        if (!oldest || (*pp)->last_used < (*oldest)->last_used)
+            oldest = pp;
+    }
+    if (idle <= CACHE_IDLE_MAX || !oldest)
+        return;
+    compiled *victim = *oldest;
+    *oldest = victim->next;
+    free(victim->buf);
+    sbx_policy_unref(victim->policy);
+    free(victim);
 }
 
 static sbx_audit_decision audit_kind(sbx_files_action a)
@@ -1182,6 +1202,14 @@ size_t sbx_runtime_live_targets(sbx_runtime *rt)
     pthread_mutex_lock(&rt->lock);
     for (rt_target *t = rt->targets; t; t = t->next)
         n++;
+    pthread_mutex_unlock(&rt->lock);
+    return n;
+}
+
+uint64_t sbx_runtime_compiles(sbx_runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    uint64_t n = rt->compiles;
     pthread_mutex_unlock(&rt->lock);
     return n;
 }

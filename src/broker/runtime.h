@@ -87,5 +87,7 @@ int sbx_runtime_seed_compiled(sbx_runtime *rt, sbx_policy *policy, const void *b
 uint64_t sbx_runtime_ipc_calls(sbx_runtime *rt);
 /* Test seam: live per-target records. */
 size_t sbx_runtime_live_targets(sbx_runtime *rt);
+/* Test seam: policies compiled so far (a cached one is not recompiled). */
+uint64_t sbx_runtime_compiles(sbx_runtime *rt);
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -147,6 +148,9 @@ typedef struct plan {
     const sbx_policy *policy;
     int devnull;
     int cg_join[2];                   /* v1 "tasks" files the child joins itself, or -1 */
+    void *prog_stack;                 /* the program process's stack until it execs */
+    size_t prog_stack_size;
+    int prog_sfd;                     /* init's signalfd, closed in the program */
 } plan;
 
 static const char *const step_names[SBX_STEP_COUNT_] = {
@@ -191,9 +195,12 @@ __attribute__((noreturn)) static void child_fail(const plan *p, sbx_spawn_step s
             child_fail(p, (step), errno);                  \
     } while (0)
 
+/* mkdir -p; beneath the staging root "/tmp" (which exists) its own
+ * component is not made again. */
 static int mkdir_p(char *path, mode_t mode)
 {
-    for (char *s = path + 1; *s; s++) {
+    size_t skip = strncmp(path, "/tmp/", 5) == 0 ? 5 : 1;
+    for (char *s = path + skip; *s; s++) {
         if (*s != '/')
             continue;
         *s = '\0';
@@ -214,13 +221,20 @@ static char *staged(char *buf, size_t size, const char *dst)
     return buf;
 }
 
-static int make_parent(char *path)
+/* The parent of a staged path; `last` holds the parent made last (mounts
+ * come sorted, so siblings in /dev or /etc share it): not made twice. */
+static int make_parent(char *path, char *last, size_t last_size)
 {
     char *slash = strrchr(path, '/');
     if (!slash || slash == path)
         return 0;
     *slash = '\0';
-    int r = mkdir_p(path, 0755);
+    int r = 0;
+    if (strcmp(path, last) != 0) {
+        r = mkdir_p(path, 0755);
+        if (r == 0)
+            sbx_safe_format(last, last_size, "%s", path);
+    }
     *slash = '/';
     return r;
 }
@@ -263,10 +277,11 @@ static void build_view(plan *p)
     CHECK(SBX_STEP_MOUNT, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
     CHECK(SBX_STEP_MOUNT, mount("sbx-root", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
     char buf[PATH_MAX + 8];
+    char last_parent[PATH_MAX + 8] = "/tmp";
     for (size_t i = 0; i < p->n_mounts; i++) {
         mount_entry *m = &p->mounts[i];
         char *dst = staged(buf, sizeof buf, m->dst);
-        CHECK(SBX_STEP_MOUNT, make_parent(dst));
+        CHECK(SBX_STEP_MOUNT, make_parent(dst, last_parent, sizeof last_parent));
         switch (m->kind) {
         case M_SYMLINK:
             CHECK(SBX_STEP_MOUNT, symlink(m->src, dst));
@@ -285,12 +300,11 @@ static void build_view(plan *p)
                 /* A file view inside a read-only directory view (a program
                  * in the working directory) lands on the file that is
                  * already there: nothing to create. */
-                struct stat st;
-                if (lstat(dst, &st) < 0) {
-                    int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-                    CHECK(SBX_STEP_MOUNT, fd);
+                int fd = open(dst, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+                if (fd < 0 && errno != EEXIST)
+                    child_fail(p, SBX_STEP_MOUNT, errno);
+                if (fd >= 0)
                     close(fd);
-                }
             } else {
                 CHECK(SBX_STEP_MOUNT, mkdir_p(dst, 0755));
             }
@@ -422,8 +436,9 @@ static int move_high(plan *p, int fd)
     return n;
 }
 
-/* Receive GO and its fds; returns the bitmask of extra fds present. */
-static unsigned wait_go(plan *p, int extra[3])
+/* Receive a GO or FDS message and its fds; returns the bitmask of the
+ * extra fds present. */
+static unsigned wait_go(plan *p, uint32_t type, int extra[3])
 {
     sbx_sync_msg m;
     char cbuf[CMSG_SPACE(3 * sizeof(int))];
@@ -434,7 +449,7 @@ static unsigned wait_go(plan *p, int extra[3])
     do
         r = recvmsg(p->sync_fd, &mh, MSG_CMSG_CLOEXEC);
     while (r < 0 && errno == EINTR);
-    if (r != (ssize_t)sizeof m || m.type != SBX_SYNC_GO)
+    if (r != (ssize_t)sizeof m || m.type != type)
         _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
     int got[3];
     size_t ngot = 0;
@@ -534,6 +549,48 @@ __attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
     _exit(127);
 }
 
+/* The section hook's fds (FDS message), installed at 3/4/5 for the
+ * program: the broker runs the hook while init builds the view. */
+static void take_section_fds(plan *p)
+{
+    int extra[3] = { -1, -1, -1 };
+    unsigned mask = wait_go(p, SBX_SYNC_FDS, extra);
+    for (int i = 0; i < 3; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        /* The hook's fd replaces a caller-provided one for the same slot. */
+        int dst = SBX_TARGET_FD_SECTION + i;
+        size_t j = 0;
+        while (j < p->n_pairs && p->pairs[j].dst != dst)
+            j++;
+        if (j == p->n_pairs)
+            p->n_pairs++;
+        p->pairs[j].dst = dst;
+        p->pairs[j].src = move_high(p, extra[i]);
+        close(extra[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        bool present = false;
+        for (size_t j = 0; j < p->n_pairs; j++)
+            present |= p->pairs[j].dst == SBX_TARGET_FD_SECTION + i;
+        if (present)
+            p->envp[p->n_env++] = (char *)(uintptr_t)extra_env[i];
+    }
+    p->envp[p->n_env] = NULL;
+}
+
+/* The program process, on its own stack in init's memory (CLONE_VM |
+ * CLONE_VFORK: init is suspended until the exec or the exit). */
+static int program_main(void *arg)
+{
+    plan *p = arg;
+    close(p->prog_sfd);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* exec keeps the mask */
+    run_program(p, p->exec_fd);
+}
+
 /* The target's pid-1 init. */
 __attribute__((noreturn)) static void child_main(plan *p)
 {
@@ -576,29 +633,8 @@ __attribute__((noreturn)) static void child_main(plan *p)
         child_fail(p, SBX_STEP_FDS, -r);
 
     int extra[3] = { -1, -1, -1 };
-    unsigned mask = wait_go(p, extra);
-    for (int i = 0; i < 3; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        /* The hook's fd replaces a caller-provided one for the same slot. */
-        int dst = SBX_TARGET_FD_SECTION + i;
-        size_t j = 0;
-        while (j < p->n_pairs && p->pairs[j].dst != dst)
-            j++;
-        if (j == p->n_pairs)
-            p->n_pairs++;
-        p->pairs[j].dst = dst;
-        p->pairs[j].src = move_high(p, extra[i]);
-        close(extra[i]);
-    }
-    for (int i = 0; i < 3; i++) {
-        bool present = false;
-        for (size_t j = 0; j < p->n_pairs; j++)
-            present |= p->pairs[j].dst == SBX_TARGET_FD_SECTION + i;
-        if (present)
-            p->envp[p->n_env++] = (char *)(uintptr_t)extra_env[i];
-    }
-    p->envp[p->n_env] = NULL;
+    if (wait_go(p, SBX_SYNC_GO, extra) != 0)
+        child_fail(p, SBX_STEP_SYNC, EBADMSG);
 
     set_identity(p);
     /* Broker death is seen on the sync socket (init watches it for the
@@ -626,21 +662,21 @@ __attribute__((noreturn)) static void child_main(plan *p)
     if (p->baseline && (r = sbx_bpf_load(p->baseline)) < 0)
         child_fail(p, SBX_STEP_SECCOMP, -r);
 
+    take_section_fds(p);
+
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     CHECK(SBX_STEP_FORK, sigprocmask(SIG_BLOCK, &chld, NULL));
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     CHECK(SBX_STEP_FORK, sfd);
-    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+    /* The program shares init's memory until it execs and init waits
+     * meanwhile (posix_spawn's way): no copy of init's page tables, none
+     * for execve to tear down. */
+    p->prog_sfd = sfd;
+    pid_t pid = (pid_t)clone(program_main, (char *)p->prog_stack + p->prog_stack_size,
+                             CLONE_VM | CLONE_VFORK | SIGCHLD, p);
     CHECK(SBX_STEP_FORK, pid);
-    if (pid == 0) {
-        close(sfd);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL); /* exec keeps the mask */
-        run_program(p, p->exec_fd);
-    }
     /* Init keeps nothing of the program's fds (nor the exec pipe: its
      * end-of-file tells the broker the exec happened). */
     int ikeep[2] = { p->sync_fd, sfd };
@@ -703,6 +739,7 @@ typedef struct spawn_res {
     int exit_status;
     int chan[2];    /* opts->channel: [0] broker end, [1] target end */
     int cg_join[2]; /* the plan's cgroup "tasks" fds (broker copies) */
+    int oom_efd;    /* v1 OOM eventfd, or -1 */
 } spawn_res;
 
 static void close_trees(plan *p)
@@ -732,6 +769,7 @@ static void spawn_res_free(spawn_res *s)
     sbx_close_keep_errno(s->devnull);
     sbx_close_keep_errno(s->cg_join[0]);
     sbx_close_keep_errno(s->cg_join[1]);
+    sbx_close_keep_errno(s->oom_efd);
     sbx_close_keep_errno(s->sync[0]);
     sbx_close_keep_errno(s->sync[1]);
     sbx_close_keep_errno(s->execp[0]);
@@ -742,6 +780,8 @@ static void spawn_res_free(spawn_res *s)
     if (s->p) {
         close_trees(s->p);
         free(s->p->envp);
+        if (s->p->prog_stack)
+            munmap(s->p->prog_stack, s->p->prog_stack_size);
     }
     free(s->p);
 }
@@ -1234,7 +1274,7 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
-static int send_go(int fd, const sbx_target_fds *fds)
+static int send_go(int fd, uint32_t type, const sbx_target_fds *fds)
 {
     int list[3];
     unsigned mask = 0;
@@ -1245,7 +1285,7 @@ static int send_go(int fd, const sbx_target_fds *fds)
             list[n++] = v[i];
             mask |= 1u << i;
         }
-    sbx_sync_msg m = { .type = SBX_SYNC_GO, .value = (int32_t)mask };
+    sbx_sync_msg m = { .type = type, .value = (int32_t)mask };
     char cbuf[CMSG_SPACE(3 * sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
     struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
@@ -1264,10 +1304,12 @@ static int send_go(int fd, const sbx_target_fds *fds)
     return 0;
 }
 
-static pid_t do_clone(int *pidfd)
+/* new_net false: the child inherits the calling thread's network
+ * namespace (a fresh one from the pool, entered for this clone). */
+static pid_t do_clone(int *pidfd, bool new_net)
 {
-    const uint64_t ns = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
-                        CLONE_NEWUTS | CLONE_NEWCGROUP;
+    const uint64_t ns = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                        CLONE_NEWCGROUP | (new_net ? CLONE_NEWNET : 0);
     struct clone_args ca;
     memset(&ca, 0, sizeof ca);
     ca.flags = ns | CLONE_PIDFD;
@@ -1313,7 +1355,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     __attribute__((cleanup(spawn_res_free))) spawn_res s = {
         .devnull = -1, .sync = { -1, -1 }, .execp = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
-        .chan = { -1, -1 }, .cg_join = { -1, -1 },
+        .chan = { -1, -1 }, .cg_join = { -1, -1 }, .oom_efd = -1,
     };
     s.p = calloc(1, sizeof *s.p);
     if (!s.p)
@@ -1338,6 +1380,13 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         ogid = getegid();
     }
 
+    p->prog_stack_size = 256 << 10;
+    p->prog_stack = mmap(NULL, p->prog_stack_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p->prog_stack == MAP_FAILED) {
+        p->prog_stack = NULL;
+        return -ENOMEM;
+    }
     s.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (s.devnull < 0) {
         info_fail(out, SBX_STEP_PREPARE, errno, "/dev/null");
@@ -1399,16 +1448,35 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     uint64_t mem = sbx_policy_effective_limit(pol, SBX_LIMIT_MEMORY);
     uint64_t procs = sbx_policy_effective_limit(pol, SBX_LIMIT_PROCESSES);
+    /* A leaf the pool made ahead (same limits), else one made here. */
+    bool pooled_cg = false;
+    int join = 0;
     if (mem != SBX_LIMIT_UNSET || procs != SBX_LIMIT_UNSET) {
-        sbx_cgroup_create(&s.cg, id, mem, procs, out->warnings, sizeof out->warnings,
-                          &out->n_warnings);
+        pooled_cg = sbx_pool_take_cgroup(b->pool, mem, procs, &s.cg);
+        /* Reachable from this thread? (It may live in another mount
+         * namespace than the pool thread that made the leaf.) */
+        if (pooled_cg && ((join = sbx_cgroup_open_self_attach(&s.cg, s.cg_join)) < 0 ||
+                          (s.cg.v2 && access(s.cg.memory, W_OK) < 0))) {
+            sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[0]));
+            sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[1]));
+            sbx_pool_discard_cgroup(b->pool, &s.cg);
+            pooled_cg = false;
+        }
+        if (pooled_cg)
+            sbx_cgroup_warn_unlimited(&s.cg, mem, procs, out->warnings, sizeof out->warnings,
+                                      &out->n_warnings);
+        else
+            sbx_cgroup_create(&s.cg, id, mem, procs, out->warnings, sizeof out->warnings,
+                              &out->n_warnings);
+        if (!pooled_cg && (s.cg.memory[0] || s.cg.pids[0]))
+            sbx_pool_want_cgroup(b->pool, mem, procs);
         s.cg_made = true;
     }
     plan_limits(p, pol, &s.cg, out);
     /* v1: the child joins by itself (see sbx_cgroup_open_self_attach). */
     bool self_join = false;
     if (s.cg_made) {
-        r = sbx_cgroup_open_self_attach(&s.cg, s.cg_join);
+        r = pooled_cg ? join : sbx_cgroup_open_self_attach(&s.cg, s.cg_join);
         if (r < 0) {
             info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, "opening the cgroup");
             return SBX_ERROR_SPAWN;
@@ -1452,14 +1520,31 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         m->tree_fd = fd;
     }
 
+    /* A pre-made network namespace (root broker): this thread enters it
+     * for the clone only. Loopback policies keep CLONE_NEWNET: their init
+     * brings lo up, which needs a namespace its user namespace owns. */
+    int home_net = -1;
+    bool pooled_net = !p->net_lo && sbx_pool_enter_netns(b->pool, &home_net) == 1;
     int pidfd = -1;
-    pid_t pid = do_clone(&pidfd);
-    if (pid < 0) {
-        info_fail(out, SBX_STEP_CLONE, errno, "new namespaces");
-        return SBX_ERROR_SPAWN;
-    }
+    pid_t pid = do_clone(&pidfd, !pooled_net);
+    int clone_errno = errno;
     if (pid == 0)
         child_main(p);
+    if (pooled_net) {
+        /* Back on every path, before anything else runs on this thread. */
+        if ((r = sbx_pool_leave_netns(home_net)) < 0) {
+            if (pid > 0) {
+                s.pid = pid;
+                s.pidfd = pidfd;
+            }
+            info_fail(out, SBX_STEP_CLONE, -r, "returning to the caller's network namespace");
+            return SBX_ERROR_SPAWN;
+        }
+    }
+    if (pid < 0) {
+        info_fail(out, SBX_STEP_CLONE, clone_errno, "new namespaces");
+        return SBX_ERROR_SPAWN;
+    }
     s.pid = pid;
     s.pidfd = pidfd;
     close_trees(p);
@@ -1477,7 +1562,14 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, NULL);
         return SBX_ERROR_SPAWN;
     }
+    /* GO first: init builds the view while the section hook runs here;
+     * the hook's fds follow (FDS) and init takes them just before it
+     * forks the program. */
     sbx_target_fds hook_fds = { -1, -1, -1 };
+    if ((r = send_go(s.sync[0], SBX_SYNC_GO, &hook_fds)) < 0) {
+        info_fail(out, SBX_STEP_SYNC, -r, "sending go");
+        return SBX_ERROR_SPAWN;
+    }
     if (hooks.setup_section) {
         r = hooks.setup_section(hooks.userdata, id, pid, pol, &hook_fds);
         s.section_made = true;
@@ -1489,17 +1581,22 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
             return SBX_ERROR_SPAWN;
         }
     }
-    r = send_go(s.sync[0], &hook_fds);
+    r = send_go(s.sync[0], SBX_SYNC_FDS, &hook_fds);
     sbx_close_keep_errno(hook_fds.section_fd);
     sbx_close_keep_errno(hook_fds.broker_fd);
     sbx_close_keep_errno(hook_fds.channel_fd);
+    /* While the child sets up: the OOM watch (eventfd + event_control). */
+    if (s.cg_made && s.cg.memory_limited && (s.oom_efd = sbx_cgroup_oom_eventfd(&s.cg)) < 0)
+        s.oom_efd = -1;
+    pid_t prog = 0;
+    /* A child that failed meanwhile (its end is closed: EPIPE) said why. */
+    int rc = converse(&s, out, &prog);
+    if (rc < 0)
+        return rc;
     if (r < 0) {
-        info_fail(out, SBX_STEP_SYNC, -r, "sending go");
+        info_fail(out, SBX_STEP_SYNC, -r, "sending the section fds");
         return SBX_ERROR_SPAWN;
     }
-    pid_t prog = 0;
-    if ((r = converse(&s, out, &prog)) < 0)
-        return r;
     if (prog <= 0) {
         info_fail(out, SBX_STEP_SYNC, EPROTO, "program pid not reported");
         return SBX_ERROR_SPAWN;
@@ -1513,9 +1610,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     rec->pid = prog;
     rec->pidfd = sbx_steal_fd(&s.pidfd);
     rec->sync_fd = sbx_steal_fd(&s.sync[0]);
-    rec->oom_efd = s.cg_made && s.cg.memory_limited ? sbx_cgroup_oom_eventfd(&s.cg) : -1;
-    if (rec->oom_efd < 0)
-        rec->oom_efd = -1;
+    rec->oom_efd = sbx_steal_fd(&s.oom_efd);
     rec->cg = s.cg;
     s.cg_made = false;
     s.section_made = false;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -198,6 +199,18 @@ int main(int argc, char **argv)
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(arg)) };
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         return connect(s, (struct sockaddr *)&a, sizeof a) == 0 ? 1 : 0;
+    }
+    if (!strcmp(cmd, "lo_down")) { /* lo exists, is down, and cannot be brought up */
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            return 1;
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags & IFF_UP))
+            return 1;
+        ifr.ifr_flags |= IFF_UP;
+        return ioctl(s, SIOCSIFFLAGS, &ifr) == 0 ? 1 : 0;
     }
     if (!strcmp(cmd, "caps"))
         return caps_zero();

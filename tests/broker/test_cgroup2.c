@@ -97,11 +97,14 @@ static bool read_has(const char *file, const char *what)
     return strstr(buf, what) != NULL;
 }
 
-/* The only directory in `dir` (our broker's sbx/<pid>), into out. */
-static bool only_leaf(const char *dir, char *out, size_t size)
+/* The only leaf of target `id` in `dir` (our broker's sbx/<pid>), into
+ * out. Leaves are `<id>-<seq>`; the broker may hold a pre-made `0-<seq>`
+ * one for the next spawn beside it. */
+static bool only_leaf(const char *dir, uint64_t id, char *out, size_t size)
 {
     char cmd[400];
-    snprintf(cmd, sizeof cmd, "find %s -mindepth 1 -maxdepth 1 -type d", dir);
+    snprintf(cmd, sizeof cmd, "find %s -mindepth 1 -maxdepth 1 -type d -name '%llu-*'", dir,
+             (unsigned long long)id);
     FILE *f = popen(cmd, "r");
     if (!f)
         return false;
@@ -149,7 +152,8 @@ static void leaf_lifecycle(bool v1)
     cr_assert_eq(spawn_sleep(p, &info), 0, "%s", info.error);
     char bdir[320], leaf[600], f[700];
     snprintf(bdir, sizeof bdir, "%s/sbx/%d", g_root, (int)getpid());
-    cr_assert(only_leaf(bdir, leaf, sizeof leaf), "no single leaf under %s", bdir);
+    cr_assert(only_leaf(bdir, info.id, leaf, sizeof leaf), "no single leaf of target %llu under %s",
+              (unsigned long long)info.id, bdir);
     /* Joined: init (the pid-1 of the target's namespace) and the program. */
     snprintf(f, sizeof f, "%s/cgroup.procs", leaf);
     cr_expect(contains_pid(f, info.init_pid), "init %d not in %s", (int)info.init_pid, f);

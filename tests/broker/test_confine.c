@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -104,6 +108,153 @@ Test(confine, no_network)
     expect_ok(p, "connect", port);
     sbx_policy_unref(p);
     close(s);
+}
+
+/* The pooled network namespace (root broker) is as empty as a cloned one:
+ * lo is down and the target cannot bring it up. */
+Test(confine, no_interface_up)
+{
+    cr_assert_geq(sbx_pool_wait_ready(B->pool, NULL), 0);
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "lo_down", NULL);
+    expect_ok(p, "lo_down", NULL); /* the second from the pool if the first was not */
+    sbx_policy_unref(p);
+}
+
+static ino_t ns_ino(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    return st.st_ino;
+}
+
+static ino_t target_netns(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+    return ns_ino(path);
+}
+
+/* Whether the target's network namespace is owned by our user namespace
+ * (a pooled one) rather than by the target's own. */
+static bool netns_owned_by_us(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    int u = ioctl(fd, NS_GET_USERNS);
+    close(fd);
+    cr_assert_geq(u, 0, "NS_GET_USERNS: %s", strerror(errno));
+    struct stat st;
+    cr_assert_eq(fstat(u, &st), 0);
+    close(u);
+    return st.st_ino == ns_ino("/proc/self/ns/user");
+}
+
+/* Pooled or not, live targets never share a network namespace with each
+ * other or with the broker. */
+Test(confine, each_target_has_its_own_netns)
+{
+    sbx_policy *p = probe_policy(B);
+    enum { N = 8 };
+    sbx_target_info info[N];
+    ino_t ino[N];
+    int pooled = 0;
+    bool can_pool = false; /* a root broker (CAP_SYS_ADMIN) */
+    for (int i = 0; i < N; i++) {
+        if (i % 2 == 0) { /* odd ones may find the pool still refilling */
+            int w = sbx_pool_wait_ready(B->pool, NULL);
+            cr_assert_geq(w, 0);
+            can_pool |= w == 1;
+        }
+        cr_assert_eq(spawn_probe(B, p, &info[i], "sleep", "5000", NULL), 0, "%s", info[i].error);
+        ino[i] = target_netns(info[i].init_pid);
+        cr_assert_eq(target_netns(info[i].pid), ino[i]);
+        pooled += netns_owned_by_us(info[i].init_pid);
+    }
+    ino_t self = ns_ino("/proc/self/ns/net");
+    for (int i = 0; i < N; i++) {
+        cr_assert_neq(ino[i], self, "target %d shares the broker's netns", i);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(ino[i], ino[j], "targets %d and %d share a netns", j, i);
+    }
+    if (geteuid() == 0)
+        cr_assert(can_pool, "a root broker made no network namespace ahead");
+    if (can_pool)
+        cr_assert_geq(pooled, N / 2, "the pool was not used (%d of %d)", pooled, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sbx_broker_kill(B, info[i].id, SIGKILL), 0);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
+}
+
+typedef struct thread_spawn {
+    sbx_policy *p;
+    ino_t before, after, target;
+    ino_t after_failed;
+    int unshared;
+} thread_spawn;
+
+/* A spawning thread in a network namespace of its own (not the broker's
+ * main one) is returned to exactly that one, also after a failed spawn. */
+static void *spawn_in_own_netns(void *arg)
+{
+    thread_spawn *t = arg;
+    t->unshared = unshare(CLONE_NEWNET);
+    struct stat st;
+    stat("/proc/thread-self/ns/net", &st);
+    t->before = st.st_ino;
+    sbx_pool_wait_ready(B->pool, NULL);
+    sbx_target_info info;
+    if (spawn_probe(B, t->p, &info, "sleep", "3000", NULL) != 0)
+        return (void *)1;
+    stat("/proc/thread-self/ns/net", &st);
+    t->after = st.st_ino;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)info.init_pid);
+    stat(path, &st);
+    t->target = st.st_ino;
+    sbx_broker_kill(B, info.id, SIGKILL);
+    sbx_pool_wait_ready(B->pool, NULL);
+    char *argv[] = { (char *)"missing", NULL };
+    sbx_spawn_options o = { .path = "/bin/definitely-missing", .argv = argv,
+                            .stdin_fd = SBX_STDIO_NULL, .stdout_fd = SBX_STDIO_NULL,
+                            .stderr_fd = SBX_STDIO_NULL };
+    if (sbx_broker_spawn(B, t->p, &o, &info) != SBX_ERROR_SPAWN || info.failed_step != SBX_STEP_EXEC)
+        return (void *)2;
+    stat("/proc/thread-self/ns/net", &st);
+    t->after_failed = st.st_ino;
+    return NULL;
+}
+
+Test(confine, spawning_thread_returns_to_its_netns)
+{
+    sbx_policy *p = probe_policy(B);
+    ino_t main_before = ns_ino("/proc/thread-self/ns/net");
+    cr_assert_geq(sbx_pool_wait_ready(B->pool, NULL), 0);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "sleep", "3000", NULL), 0, "%s", info.error);
+    cr_assert_eq(ns_ino("/proc/thread-self/ns/net"), main_before);
+    cr_assert_neq(target_netns(info.init_pid), main_before);
+    cr_assert_eq(sbx_broker_kill(B, info.id, SIGKILL), 0);
+
+    thread_spawn t = { .p = p };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, spawn_in_own_netns, &t), 0);
+    void *ret = NULL;
+    pthread_join(th, &ret);
+    cr_assert_null(ret, "thread spawn failed: %p", ret);
+    cr_assert_eq(t.unshared, 0);
+    cr_assert_neq(t.before, main_before);
+    cr_assert_eq(t.after, t.before, "the spawning thread left its netns");
+    cr_assert_eq(t.after_failed, t.before, "a failed spawn left the thread elsewhere");
+    cr_assert_neq(t.target, t.before);
+    cr_assert_neq(t.target, main_before);
+    /* Other threads were never moved. */
+    cr_assert_eq(ns_ino("/proc/thread-self/ns/net"), main_before);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
 }
 
 Test(confine, no_capabilities_no_new_privs)

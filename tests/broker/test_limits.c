@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "base/fd.h"
+#include "broker/broker_internal.h"
 #include "common.h"
 
 static sbx_broker *B;
@@ -439,4 +440,80 @@ Test(limits, concurrent_brokers_never_fall_back)
     cr_assert_null(bad1, "first broker fell back");
     cr_assert_null(bad2, "second broker fell back");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "other process: status %d", st);
+}
+
+/* The target's cgroup path (relative to the controller's root) in the
+ * controller `ctl` ("memory", "pids"). */
+static void target_cgroup(pid_t pid, const char *ctl, char *out, size_t size)
+{
+    char path[64], line[512], key[32];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
+    snprintf(key, sizeof key, ":%s:", ctl);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    out[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        char *k = strstr(line, key);
+        if (k) {
+            snprintf(out, size, "%s", k + strlen(key));
+            out[strcspn(out, "\n")] = '\0';
+        }
+    }
+    fclose(f);
+    cr_assert(out[0], "no %s cgroup for %d", ctl, (int)pid);
+}
+
+static unsigned long long cg_value(const char *ctl, const char *dir, const char *file)
+{
+    char path[1024], buf[64] = "";
+    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/%s", ctl, dir, file);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    cr_assert(fgets(buf, sizeof buf, f));
+    fclose(f);
+    return strtoull(buf, NULL, 10);
+}
+
+/* Pre-made leaves (the pool): a leaf goes to one target only, holds the
+ * limits of the target that gets it, and a policy with other limits
+ * gets a leaf with its own. */
+Test(limits, premade_cgroup_leaves_are_fresh_and_exact)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    sbx_policy *p = probe_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
+    sbx_policy *q = probe_policy(B);
+    sbx_policy_set_limit(q, SBX_LIMIT_MEMORY, 32ull << 20);
+    sbx_policy_set_limit(q, SBX_LIMIT_PROCESSES, 5);
+    enum { N = 5 };
+    sbx_policy *pol[N] = { p, p, p, q, q };
+    unsigned long long mem[N] = { 64ull << 20, 64ull << 20, 64ull << 20, 32ull << 20, 32ull << 20 };
+    unsigned long long pids[N] = { 8, 8, 8, 5, 5 };
+    sbx_target_info info[N];
+    char memcg[N][512], pidcg[N][512];
+    int premade = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_geq(sbx_pool_wait_ready(B->pool, NULL), 0);
+        cr_assert_eq(spawn_probe(B, pol[i], &info[i], "sleep", "5000", NULL), 0, "%s", info[i].error);
+        cr_assert_eq(info[i].n_warnings, 0, "%s", info[i].warnings);
+        target_cgroup(info[i].pid, "memory", memcg[i], sizeof memcg[i]);
+        target_cgroup(info[i].pid, "pids", pidcg[i], sizeof pidcg[i]);
+        premade += strstr(memcg[i], "/0-") != NULL;
+        cr_assert_eq(cg_value("memory", memcg[i], "memory.limit_in_bytes"), mem[i], "%d: %s", i, memcg[i]);
+        cr_assert_eq(cg_value("pids", pidcg[i], "pids.max"), pids[i], "%d: %s", i, pidcg[i]);
+        for (int j = 0; j < i; j++) {
+            cr_assert_str_neq(memcg[i], memcg[j]);
+            cr_assert_str_neq(pidcg[i], pidcg[j]);
+        }
+    }
+    /* 1, 2 and 4 found a leaf made for their limits. */
+    cr_assert_geq(premade, 3, "pre-made leaves used: %d", premade);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sbx_broker_kill(B, info[i].id, SIGKILL), 0);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    sbx_policy_unref(p);
+    sbx_policy_unref(q);
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -19,6 +20,7 @@
 #include <sbx/ipc.h>
 
 #include "broker/broker_internal.h"
+#include "broker/runtime.h"
 #include "common.h"
 
 static sbx_broker *B;
@@ -86,6 +88,49 @@ Test(seams, target_services_without_section)
     sbx_policy *p = probe_policy(B);
     sbx_event e = run_probe(B, &L, p, "notarget", NULL);
     cr_assert_eq(e.code, 0);
+    sbx_policy_unref(p);
+}
+
+/* The hook runs while init builds the target (GO comes first, the
+ * hook's fds after it): by the time a slow hook returns, init has set
+ * no_new_privs, and it has not forked the program — it waits for the fds. */
+static int slow_hook_saw_setup, slow_hook_saw_program;
+
+static int slow_section(void *ud, uint64_t id, pid_t pid, const sbx_policy *pol,
+                        sbx_target_fds *fds)
+{
+    char path[96], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    for (int i = 0; i < 200 && !slow_hook_saw_setup; i++) {
+        usleep(5000);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        slow_hook_saw_setup = strstr(buf, "NoNewPrivs:\t1") != NULL;
+    }
+    usleep(50000); /* init would fork now if it did not wait for us */
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        slow_hook_saw_program = fgetc(f) != EOF;
+        fclose(f);
+    }
+    return make_section(ud, id, pid, pol, fds);
+}
+
+Test(seams, section_hook_overlaps_init_setup)
+{
+    sbx_broker_hooks h = { .setup_section = slow_section, .on_target_exit = count_exit };
+    cr_assert_eq(sbx_broker_set_hooks(B, &h), 0);
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "target", NULL);
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0, "target services check %d", e.code);
+    cr_assert(slow_hook_saw_setup, "init did not proceed while the hook ran");
+    cr_assert_not(slow_hook_saw_program, "the program was forked before its section fds");
     sbx_policy_unref(p);
 }
 
@@ -212,5 +257,35 @@ Test(seams, caller_extra_fds_at_fixed_numbers)
     close(sp[0]);
     close(sp[1]);
     sbx_policy_unref(q);
+    sbx_policy_unref(p);
+}
+
+/* A policy spawned again after its last target ended is not compiled
+ * again; past the cache's idle entries the least recently used goes. */
+Test(seams, compiled_policy_kept_between_spawns)
+{
+    sbx_policy *p = probe_policy(B);
+    uint64_t c0 = sbx_runtime_compiles(B->runtime);
+    for (int i = 0; i < 3; i++) {
+        sbx_event e = run_probe(B, &L, p, "exit", "0");
+        cr_assert_eq(e.type, SBX_EVENT_EXITED);
+        cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    }
+    cr_assert_eq(sbx_runtime_compiles(B->runtime), c0 + 1);
+    /* Five other policies push p out (four idle entries are kept). */
+    sbx_policy *q[5];
+    for (int i = 0; i < 5; i++) {
+        q[i] = probe_policy(B);
+        sbx_event e = run_probe(B, &L, q[i], "exit", "0");
+        cr_assert_eq(e.type, SBX_EVENT_EXITED);
+        cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    }
+    cr_assert_eq(sbx_runtime_compiles(B->runtime), c0 + 6);
+    sbx_event e = run_probe(B, &L, p, "exit", "0");
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(sbx_runtime_compiles(B->runtime), c0 + 7);
+    for (int i = 0; i < 5; i++)
+        sbx_policy_unref(q[i]);
     sbx_policy_unref(p);
 }
