@@ -1195,3 +1195,105 @@ CONF(modes_and_metadata_calls)
     cr_expect_eq(st.st_mode & 07777, 0666);
     cr_expect_neq(st.st_mtime, 1000000000);
 }
+
+/* chdir into brokered directories (decided like opening the directory
+ * for reading; the kernel's own search check applies), getcwd naming
+ * them, and every relative call from there decided on its canonical path
+ * and performed by the broker — including paths that lead back into the
+ * view, which the kernel in the target would resolve in the host's tree
+ * (the host's /tmp, not the target's). Refusals: no rule, deny rule,
+ * QUERY only, ".." out of the grant, a symlink out of it; no existence
+ * oracle. The cwd renamed and removed; threads share it. */
+CONF(chdir_into_brokered_dirs)
+{
+    mkd("rw/locked", 0700); /* root's, no search for the target's uid */
+    size_t dl = strlen(D);
+    char want[8192];
+    snprintf(want, sizeof want,
+             "chdir-ro ok\n"
+             "getcwd ok %zu 'D/ro'\n"
+             "libc-getcwd ok 'D/ro'\n"
+             "getcwd-exact ok %zu 'D/ro'\n"
+             "getcwd-short ERANGE\n"
+             "getcwd-zero ERANGE\n"
+             "getcwd-efault EFAULT\n"
+             "rel-read ok 'RO'\n"
+             "rel-stat ok reg 5\n"
+             "rel-write EACCES\n"
+             "rel-create EACCES\n"
+             "rel-dotdot-secret EACCES\n"
+             "rel-dotdot-secret-stat EACCES\n"
+             "rel-dotdot-allowed ok 'RW'\n"
+             "rel-dot ok dir\n"
+             "chdir-rel-sub ok\n"
+             "getcwd-sub ok %zu 'D/ro/sub'\n"
+             "sub-rel-read ok 'INNER'\n"
+             "chdir-dotdot-granted ok\n"
+             "getcwd-back ok %zu 'D/ro'\n"
+             "chdir-dotdot-parent-refused EACCES\n"
+             "getcwd-unchanged ok %zu 'D/ro'\n"
+             "chdir-norule EACCES\n"
+             "chdir-norule-missing EACCES\n" /* no oracle: as the existing one */
+             "chdir-denyrule EACCES\n"
+             "chdir-query EACCES\n"
+             "chdir-missing ENOENT\n"
+             "chdir-file ENOTDIR\n"
+             "chdir-locked EACCES\n" /* the kernel's search check, as the target */
+             "chdir-empty ENOENT\n"
+             "chdir-efault EFAULT\n"
+             "chdir-rel-escape ok\n" /* lexically /etc: the view's skeleton */
+             "rel-escape-is-view-etc ok same=1\n"
+             "chdir-ro-4 ok\n"
+             "chdir-link-out EACCES\n"
+             "chdir-link-in ok\n"
+             "getcwd-link-in ok %zu 'D/ro/sub'\n"
+             "still-there ok %zu 'D/ro/sub'\n"
+             "chdir-rw ok\n"
+             "rw-create ok\n"
+             "rw-mkdir ok\n"
+             "rw-rename ok\n"
+             "rw-access ok\n"
+             "rw-rename-out EACCES\n"
+             "rw-unlink ok\n"
+             "rw-rmdir ok\n"
+             "rw-rel-deny EACCES\n"
+             "mkdir-old ok\n"
+             "chdir-old ok\n"
+             "rename-cwd ok\n"
+             "getcwd-renamed ok %zu 'D/rw/renamed'\n"
+             "create-in-renamed ok\n"
+             "unlink-in-renamed ok\n"
+             "rmdir-cwd ok\n"
+             "getcwd-removed ENOENT\n"
+             "libc-getcwd-removed ENOENT\n"
+             "create-in-removed ENOENT\n"
+             "chdir-ro-again ok\n"
+             "rel-into-view ok 'MINE'\n"
+             "rel-into-view-stat ok reg 4\n"
+             "rel-into-view-access ok\n"
+             "chdir-rel-into-view ok\n"
+             "rel-into-view-is-view-tmp ok same=1\n"
+             "getcwd-view ok 5 '/tmp'\n"
+             "view-rel-read ok 'MINE'\n"
+             "chdir-ro-3 ok\n"
+             "fchdir-view ok\n"
+             "getcwd-fchdir ok 5 '/tmp'\n"
+             "fchdir-rel-read ok 'MINE'\n"
+             "chdir-usr ok\n"
+             "getcwd-usr ok 5 '/usr'\n"
+             "chdir-root ok\n"
+             "getcwd-root ok 2 '/'\n"
+             "thread-chdir ok\n"
+             "thread-rel-read ok 'INNER'\n"
+             "thread-getcwd ok %zu 'D/ro/sub'\n",
+             dl + 4, dl + 4, dl + 8, dl + 4, dl + 4, dl + 8, dl + 8, dl + 12, dl + 8);
+    run r;
+    run_probe(be, "chdir", NULL, &r);
+    expect_output(&r, "chdir", want);
+    /* what the refused calls would have made or moved */
+    cr_expect_str_eq(content("ro/new"), "-");
+    cr_expect_str_eq(content("no/stolen"), "-");
+    cr_expect_str_eq(content("rw/made-dir"), "-");
+    cr_expect_str_eq(content("rw/renamed"), "-");
+    cr_expect_str_eq(content("rw/x"), "-");
+}

@@ -24,7 +24,7 @@ static const char *const op_names[SBX_FILES_CALL_COUNT_] = {
     [SBX_FILES_CALL_UNLINK] = "unlink", [SBX_FILES_CALL_RMDIR] = "rmdir",
     [SBX_FILES_CALL_RENAME] = "rename", [SBX_FILES_CALL_CHDIR] = "chdir",
     [SBX_FILES_CALL_TRUNCATE] = "truncate", [SBX_FILES_CALL_UTIMENS] = "utimens",
-    [SBX_FILES_CALL_CHMOD] = "chmod",
+    [SBX_FILES_CALL_CHMOD] = "chmod", [SBX_FILES_CALL_GETCWD] = "getcwd",
 };
 
 const char *sbx_files_call_op_name(sbx_files_call_op op)
@@ -217,6 +217,27 @@ static void handle_chmod(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
     res->value = sbx_files_op_chmod(ops, c->path, c->mode, c->follow);
 }
 
+/* chdir: the target controls the path (judged like opening the directory
+ * for reading). The directory is opened O_PATH|O_DIRECTORY as the target
+ * (the kernel checks search permission on the way), a final symlink
+ * followed only after its target passes the same policy. Safe: the fd
+ * names the matched directory; the backend makes it the caller's cwd with
+ * fchdir in the target (or its init), where the kernel's own MAY_EXEC
+ * check on the directory happens with the target's ids. Every later
+ * relative call is still decided on its canonical path. */
+static void handle_chdir(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
+                         sbx_files_result *res)
+{
+    int fd = sbx_files_op_open(ops, c->path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) {
+        res->value = fd;
+        return;
+    }
+    res->kind = SBX_FILES_RES_FD;
+    res->fd = fd;
+    res->value = 0;
+}
+
 static void audit(const sbx_files_dispatcher *d, const sbx_files_call *c,
                   const sbx_files_decision *dec, long result)
 {
@@ -273,9 +294,12 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
     /* Brokered exec-checks are refused: exec is native-only. */
     if (dec.action == SBX_FILES_BROKER && c->op == SBX_FILES_CALL_ACCESS && (c->flags & X_OK))
         dec.action = SBX_FILES_REFUSE;
-    /* chdir can only be done by the kernel in the target (notify backend). */
-    if (c->op == SBX_FILES_CALL_CHDIR && dec.action != SBX_FILES_REFUSE &&
-        dec.action != SBX_FILES_TERMINATE && !(dec.action == SBX_FILES_NATIVE && c->landlock))
+    /* chdir is performed as an O_PATH open of the directory, which the
+     * backend then makes the caller's cwd; a backend that cannot do that
+     * for this caller gets only the kernel's own chdir (CONTINUE). */
+    if (c->op == SBX_FILES_CALL_CHDIR && !c->chdir_fd &&
+        (dec.action == SBX_FILES_BROKER ||
+         (dec.action == SBX_FILES_NATIVE && !c->landlock)))
         dec.action = SBX_FILES_REFUSE;
 
     switch (dec.action) {
@@ -352,6 +376,9 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         break;
     case SBX_FILES_CALL_CHMOD:
         handle_chmod(&ops, c, res);
+        break;
+    case SBX_FILES_CALL_CHDIR:
+        handle_chdir(&ops, c, res);
         break;
     default:
         res->value = -ENOSYS;

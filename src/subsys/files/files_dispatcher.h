@@ -38,6 +38,7 @@ typedef enum sbx_files_call_op {
     SBX_FILES_CALL_TRUNCATE, /* truncate */
     SBX_FILES_CALL_UTIMENS,  /* utimensat with a path */
     SBX_FILES_CALL_CHMOD,    /* chmod, fchmodat, fchmodat2 */
+    SBX_FILES_CALL_GETCWD,   /* getcwd: no path input; answered by the backend, never dispatched */
     SBX_FILES_CALL_COUNT_
 } sbx_files_call_op;
 
@@ -122,6 +123,11 @@ typedef struct sbx_files_call {
     int target_root_fd; /* O_PATH fd of the target's root, -1 if unknown */
     bool landlock;      /* the target is confined to its view by Landlock */
     const sbx_files_creds *creds; /* the target's identity, NULL: the broker's */
+    /* CHDIR: the backend can make a directory fd the caller's cwd (trap:
+     * the handler fchdir()s; notify: the target's init shares the caller's
+     * fs_struct). false: only a CONTINUE can serve it, else it is refused
+     * with the policy's errno. */
+    bool chdir_fd;
 } sbx_files_call;
 
 typedef enum sbx_files_result_kind {

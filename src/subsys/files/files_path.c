@@ -265,6 +265,35 @@ int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, si
     return -ENOENT;
 }
 
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+
+static bool same_mount_inode(int a, int b)
+{
+    struct statx sa, sb;
+    unsigned mask = STATX_INO | STATX_MNT_ID;
+    if (statx(a, "", AT_EMPTY_PATH, mask, &sa) < 0 || statx(b, "", AT_EMPTY_PATH, mask, &sb) < 0)
+        return false;
+    if ((sa.stx_mask & sb.stx_mask & mask) != mask)
+        return false;
+    return sa.stx_dev_major == sb.stx_dev_major && sa.stx_dev_minor == sb.stx_dev_minor &&
+           sa.stx_ino == sb.stx_ino && sa.stx_mnt_id == sb.stx_mnt_id;
+}
+
+bool sbx_files_task_dir_in_view(const sbx_files_task *task, int dirfd, const char *name)
+{
+    char link[SBX_FILES_TASK_LINK_MAX];
+    if (!name || name[0] != '/' || sbx_files_task_link(dirfd, link) < 0)
+        return false;
+    SBX_AUTOCLOSE int obj = openat(task->proc_fd, link, O_PATH | O_CLOEXEC);
+    SBX_AUTOCLOSE int root = openat(task->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (obj < 0 || root < 0)
+        return false;
+    SBX_AUTOCLOSE int theirs = open_dir_noflw(root, name, RESOLVE_IN_ROOT);
+    return theirs >= 0 && same_mount_inode(theirs, obj);
+}
+
 /* /proc/self and /proc/thread-self name the calling process and thread as
  * the target's own procfs numbers them: the broker performs /proc calls
  * inside the target's root (its /proc is the target's pid namespace's),

@@ -94,6 +94,16 @@ int sbx_files_task_link(int dirfd, char link[SBX_FILES_TASK_LINK_MAX]);
  * back to it), -ENAMETOOLONG. */
 int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, size_t cap);
 
+/* Is the target's directory `dirfd` (or its cwd) inside its own view:
+ * does `name` (its canonical name, from sbx_files_task_dir_path), opened
+ * under the target's root without following symlinks, reach the same
+ * inode on the same mount? false for a directory the broker opened
+ * outside the view (a brokered chdir, a brokered dirfd), and whenever it
+ * cannot be told. A relative path against such a base must not be left
+ * to the kernel in the target: it resolves physically in the broker's
+ * tree, outside the view (see sbx_files_dispatch's callers). */
+bool sbx_files_task_dir_in_view(const sbx_files_task *task, int dirfd, const char *name);
+
 /* Resolve the target's path argument path[0..len) (a private copy; no NUL
  * inside) given with `dirfd` to a canonical absolute path with /proc/self
  * rewritten. An empty path is -ENOENT (callers handle AT_EMPTY_PATH
