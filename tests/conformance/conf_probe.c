@@ -28,6 +28,7 @@
 #include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1220,6 +1221,40 @@ static void c_chdir(void)
     t_getcwd("thread-getcwd", 4096);
 }
 
+/* A forked child's chdir: it does not share the program's fs_struct. */
+static void c_chdir_fork(void)
+{
+    res("chdir-ro", RAW(SYS_chdir, P("ro")));
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        long r = RAW(SYS_chdir, P("rw"));
+        char b[4096];
+        long n = RAW(SYS_getcwd, b, sizeof b);
+        bool in_rw = n > 0 && !strcmp(b, P("rw"));
+        long v = RAW(SYS_chdir, "/tmp"); /* the view: the kernel's own chdir */
+        (void)!write(pfd[1], &r, sizeof r);
+        (void)!write(pfd[1], &in_rw, sizeof in_rw);
+        (void)!write(pfd[1], &v, sizeof v);
+        _exit(0);
+    }
+    long r = -EIO, v = -EIO;
+    bool in_rw = false;
+    close(pfd[1]);
+    if (pid < 0 || read(pfd[0], &r, sizeof r) != sizeof r ||
+        read(pfd[0], &in_rw, sizeof in_rw) != sizeof in_rw || read(pfd[0], &v, sizeof v) != sizeof v)
+        r = -EIO;
+    close(pfd[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    line("child-chdir-brokered", "%s in_rw=%d", ename(r), in_rw);
+    res("child-chdir-view", v);
+    t_getcwd("parent-cwd-unchanged", 4096);
+    t_open("parent-rel-read", "file", O_RDONLY);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -1286,6 +1321,8 @@ int main(int argc, char **argv)
         c_opath();
     else if (!strcmp(c, "chdir"))
         c_chdir();
+    else if (!strcmp(c, "chdir_fork"))
+        c_chdir_fork();
     else if (!strcmp(c, "x32"))
         c_x32();
     else if (!strcmp(c, "int80"))

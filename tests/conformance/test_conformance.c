@@ -237,6 +237,8 @@ static int g_deny_errno;
 static bool g_deny_in_view;
 /* The next policy also allows reading D/no (the race detectors' control). */
 static bool g_allow_no;
+/* The next policy lets the target fork. */
+static bool g_allow_children;
 
 static sbx_policy *policy(sbx_backend be)
 {
@@ -246,6 +248,8 @@ static sbx_policy *policy(sbx_backend be)
         cr_assert_eq(sbx_policy_set_deny_errno(p, g_deny_errno), 0);
     cr_assert_eq(sbx_policy_set_backend(p, be), 0);
     cr_assert_eq(sbx_policy_add_view(p, g_probe_dir, SBX_VIEW_EXEC), 0);
+    if (g_allow_children)
+        cr_assert_eq(sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_CHILDREN), 0);
 #if CONF_ASAN
     /* an ASan probe reserves terabytes of shadow: no RLIMIT_AS fallback */
     cr_assert_eq(sbx_policy_set_job_level(p, SBX_JOB_NONE), 0);
@@ -1296,4 +1300,36 @@ CONF(chdir_into_brokered_dirs)
     cr_expect_str_eq(content("rw/made-dir"), "-");
     cr_expect_str_eq(content("rw/renamed"), "-");
     cr_expect_str_eq(content("rw/x"), "-");
+}
+
+/* A forked child does not share the program's fs_struct. The trap
+ * backend serves its brokered chdir like any other (the child's handler
+ * fchdir()s itself); the notify backend cannot reach the child's cwd and
+ * refuses it (a documented limit) — and above all must not change the
+ * program's cwd on the child's behalf. Not a CONF case: the backends
+ * differ here by design. */
+static void chdir_from_fork(sbx_backend be, const char *child_line)
+{
+    g_allow_children = true;
+    char want[4096];
+    snprintf(want, sizeof want,
+             "chdir-ro ok\n"
+             "%s\n"
+             "child-chdir-view ok\n"
+             "parent-cwd-unchanged ok %zu 'D/ro'\n"
+             "parent-rel-read ok 'RO'\n",
+             child_line, strlen(D) + 4);
+    run r;
+    run_probe(be, "chdir_fork", NULL, &r);
+    expect_output(&r, "chdir_fork", want);
+}
+
+Test(conf, notify_chdir_from_a_fork_is_refused)
+{
+    chdir_from_fork(SBX_BACKEND_NOTIFY, "child-chdir-brokered EACCES in_rw=0");
+}
+
+Test(conf, trap_chdir_from_a_fork_is_served)
+{
+    chdir_from_fork(SBX_BACKEND_TRAP, "child-chdir-brokered ok in_rw=1");
 }
