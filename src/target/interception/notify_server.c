@@ -595,7 +595,7 @@ static int chdir_through_peer(notify_state *s, const sbx_files_task *task, int d
 
 int sbx_notify_fs_peer_answer(int sock)
 {
-    sbx_notify_fs_msg m;
+    sbx_notify_fs_msg m = { 0 };
     char cbuf[CMSG_SPACE(4 * sizeof(int))];
     struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
