@@ -769,7 +769,8 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
                                                    ? rt_on_denied
                                                    : NULL,
                                   .denied_ctx = t, .fs_peer_fd = t->fs_peer_fd,
-                                  .fs_peer_pid = t->fs_peer_fd >= 0 ? t->init_pid : 0 };
+                                  .fs_peer_pid = t->fs_peer_fd >= 0 ? t->init_pid : 0,
+                                  .fs_peer_prog = pid };
     if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, serve_main, t) != 0) {
         /* Nobody will answer: the target's intercepted calls would hang.
          * Closing the listener makes them fail (ENOSYS) instead. */

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -475,6 +476,40 @@ Test(e2e, cd_into_a_brokered_directory)
     cr_expect(!strncmp(r.out, want, strlen(want)), "%s", r.out);
     cr_expect(strstr(r.out, "secret.txt: Permission denied"), "%s", r.out);
     cr_expect(!strstr(r.out, "no\n"), "%s", r.out);
+    sbx_policy_unref(p);
+}
+
+/* A broker without CAP_SYS_PTRACE cannot kcmp the target's init (never
+ * exec'd, not dumpable): it compares the caller with the program
+ * instead. The shell's cd still works; a subshell's (a fork, its own
+ * fs_struct) is still refused and leaves the shell's cwd alone. */
+Test(e2e, cd_without_cap_sys_ptrace)
+{
+    /* This thread's capabilities pass to the notify thread it starts. */
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    cr_assert_eq(syscall(SYS_capget, &h, d), 0);
+    d[CAP_SYS_PTRACE / 32].effective &= ~(1u << (CAP_SYS_PTRACE % 32));
+    d[CAP_SYS_PTRACE / 32].permitted &= ~(1u << (CAP_SYS_PTRACE % 32));
+    cr_assert_eq(syscall(SYS_capset, &h, d), 0);
+    rt_write_file("ro.txt", "ok\n");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", rt_path("ro.txt"));
+    *strrchr(dir, '/') = '\0';
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, dir);
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/ro.txt", dir);
+    rule(p, SBX_FILES_ALLOW_READONLY, pat);
+    rt_run r;
+    cr_assert_eq(rt_sh(p, cmd("cd %s && pwd && cat ro.txt; (cd /var/tmp && echo SUB); pwd", dir), &r),
+                 0);
+    char want[8400];
+    snprintf(want, sizeof want, "%s\nok\n", dir);
+    cr_expect(!strncmp(r.out, want, strlen(want)), "%s", r.out);
+    cr_expect(!strstr(r.out, "SUB"), "%s", r.out);
+    snprintf(want, sizeof want, "\n%s\n", dir);
+    cr_expect(strstr(r.out + 1, want), "the shell's cwd after the subshell: %s", r.out);
     sbx_policy_unref(p);
 }
 

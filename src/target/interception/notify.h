@@ -77,6 +77,11 @@ typedef struct sbx_notify_config {
      * thread only. */
     int fs_peer_fd;
     pid_t fs_peer_pid;
+    /* The program the peer forked with CLONE_FS (0: none): an unprivileged
+     * broker may not kcmp the peer itself (init never exec'd and is not
+     * dumpable, so its mm belongs to the broker's user namespace), and
+     * then compares with the program instead (see shares_fs_with_peer). */
+    pid_t fs_peer_prog;
 } sbx_notify_config;
 
 /* The fs peer's protocol: a request (type SBX_NOTIFY_FS_CHDIR, seq, one

@@ -529,14 +529,23 @@ static void kill_target(notify_state *s, pid_t tgid)
 /* ---- brokered chdir and getcwd ---- */
 
 /* Does thread tid share the fs peer's fs_struct (cwd, root, umask)? The
- * program does (init forks it with CLONE_FS); its own forks and a program
- * that unshared CLONE_FS do not, and must never get the peer's cwd
- * changed on their behalf. */
+ * program does (init forks it with CLONE_FS); its own forks do not, and
+ * must never get the peer's — the program's — cwd changed on their
+ * behalf. kcmp needs ptrace read access to both tasks: a broker without
+ * CAP_SYS_PTRACE over init (unprivileged: init's mm is the broker's user
+ * namespace's, and init is not dumpable) compares tid with the program
+ * instead, which shares init's fs_struct unless it unshared CLONE_FS
+ * itself; in that case only init's cwd (and that of the program's other
+ * threads that kept it: the same process) moves, and the check of the
+ * caller's cwd after the change refuses the call. */
 static bool shares_fs_with_peer(const notify_state *s, pid_t tid)
 {
     if (s->cfg->fs_peer_pid <= 0)
         return false;
-    return syscall(SYS_kcmp, s->cfg->fs_peer_pid, tid, KCMP_FS, 0, 0) == 0;
+    long r = syscall(SYS_kcmp, s->cfg->fs_peer_pid, tid, KCMP_FS, 0, 0);
+    if (r < 0 && errno == EPERM && s->cfg->fs_peer_prog > 0)
+        r = syscall(SYS_kcmp, s->cfg->fs_peer_prog, tid, KCMP_FS, 0, 0);
+    return r == 0;
 }
 
 static bool same_object(int a, int b)
