@@ -499,11 +499,13 @@ Test(e2e, cd_without_cap_sys_ptrace)
     sbx_policy *p = pol();
     rule(p, SBX_FILES_ALLOW_READONLY, dir);
     char pat[4200];
-    snprintf(pat, sizeof pat, "%s/ro.txt", dir);
+    snprintf(pat, sizeof pat, "%s/**", dir);
     rule(p, SBX_FILES_ALLOW_READONLY, pat);
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
     rt_run r;
-    cr_assert_eq(rt_sh(p, cmd("cd %s && pwd && cat ro.txt; (cd /var/tmp && echo SUB); pwd", dir), &r),
-                 0);
+    cr_assert_eq(rt_sh(p, cmd("cd %s && pwd && cat ro.txt; (cd sub && echo SUB); pwd", dir), &r), 0);
     char want[8400];
     snprintf(want, sizeof want, "%s\nok\n", dir);
     cr_expect(!strncmp(r.out, want, strlen(want)), "%s", r.out);
