@@ -1208,7 +1208,23 @@ CONF(modes_and_metadata_calls)
  * (the host's /tmp, not the target's). Refusals: no rule, deny rule,
  * QUERY only, ".." out of the grant, a symlink out of it; no existence
  * oracle. The cwd renamed and removed; threads share it. */
+static void chdir_case(sbx_backend be);
+
 CONF(chdir_into_brokered_dirs)
+{
+    chdir_case(be);
+}
+
+/* The same with a deny rule inside the view: no CONTINUE and no native
+ * re-issue at all (trap: getcwd forwarded to the notify base, view
+ * directories opened by the broker inside the target's root). */
+CONF(chdir_without_native_passthrough)
+{
+    g_deny_in_view = true;
+    chdir_case(be);
+}
+
+static void chdir_case(sbx_backend be)
 {
     mkd("rw/locked", 0700); /* root's, no search for the target's uid */
     size_t dl = strlen(D);
