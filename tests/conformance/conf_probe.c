@@ -1013,6 +1013,33 @@ static void c_opath(void)
 }
 
 /* Odd arguments: bad pointers, empty and overlong paths, odd dirfds. */
+/* What an O_PATH open answers, beyond "ok". */
+static void c_opath_limits(void)
+{
+    long d = RAW(SYS_open, P("ro"), O_PATH | O_DIRECTORY, 0);
+    char dents[4096];
+    long g = d < 0 ? d : RAW(SYS_getdents64, (int)d, dents, sizeof dents);
+    res("opath-dir-getdents", g < 0 ? g : 0);
+    long f = RAW(SYS_open, P("ro/file"), O_PATH, 0);
+    char b[8];
+    long n = f < 0 ? f : RAW(SYS_read, (int)f, b, sizeof b);
+    if (n < 0)
+        res("opath-file-read", n);
+    else
+        line("opath-file-read", "ok %ld", n);
+    int fl = f < 0 ? 0 : fcntl((int)f, F_GETFL);
+    line("opath-flags", "%s", (fl & O_PATH) ? "path" : (fl & O_ACCMODE) == O_RDONLY ? "rdonly" : "?");
+    long u = RAW(SYS_open, P("ro/unreadable"), O_PATH, 0);
+    res("opath-unreadable", u);
+    long q = RAW(SYS_open, P("ro/fifo"), O_PATH, 0);
+    res("opath-fifo", q);
+    res("opath-dir-fchdir", d < 0 ? d : RAW(SYS_fchdir, (int)d));
+    const long fds[] = { d, f, u, q };
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close((int)fds[i]);
+}
+
 static void c_args(void)
 {
     res("empty-path", RAW(SYS_open, "", O_RDONLY, 0));
@@ -1321,6 +1348,8 @@ int main(int argc, char **argv)
         c_opath();
     else if (!strcmp(c, "chdir"))
         c_chdir();
+    else if (!strcmp(c, "opath_limits"))
+        c_opath_limits();
     else if (!strcmp(c, "chdir_fork"))
         c_chdir_fork();
     else if (!strcmp(c, "x32"))

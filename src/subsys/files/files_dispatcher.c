@@ -116,6 +116,11 @@ static void handle_open(const sbx_files_ops_ctx *ops, const sbx_files_call *c, s
 {
     int fd = sbx_files_op_open(ops, c->path, c->flags,
                                sbx_files_create_mode(c->mode, c->umask, false));
+    if (fd >= 0 && (c->flags & O_PATH) && c->no_opath_fd) {
+        int rd = sbx_files_op_reopen_readable(ops, fd);
+        close(fd);
+        fd = rd;
+    }
     if (fd < 0) {
         res->value = fd;
         return;

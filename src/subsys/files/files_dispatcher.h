@@ -128,6 +128,11 @@ typedef struct sbx_files_call {
      * fs_struct). false: only a CONTINUE can serve it, else it is refused
      * with the policy's errno. */
     bool chdir_fd;
+    /* OPEN with O_PATH: the backend cannot pass O_PATH files (notify):
+     * answer a read-only fd of the same regular file or directory instead
+     * (sbx_files_op_reopen_readable; the grant that allows O_PATH is a
+     * read grant), EBADF for other objects. */
+    bool no_opath_fd;
 } sbx_files_call;
 
 typedef enum sbx_files_result_kind {

@@ -742,6 +742,7 @@ static int handle(notify_state *s)
         d.call.creds = s->cfg->target_creds ? &ti.creds : NULL;
         d.call.umask = ti.creds.umask;
         d.call.chdir_fd = d.call.op == SBX_FILES_CALL_CHDIR && shares_fs_with_peer(s, task.tid);
+        d.call.no_opath_fd = true; /* SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files */
         sbx_files_dispatch(s->cfg->files, &d.call, res);
         if (res->kind == SBX_FILES_RES_CONTINUE && s->n_rel && base_outside_view(s, &task)) {
             if (slot->root_fd < 0)
