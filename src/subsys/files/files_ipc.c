@@ -356,12 +356,23 @@ static sbx_files_result *run_in_view(const sbx_files_ipc_target *t, caller *c, s
                                      const int *bases, size_t n)
 {
     sbx_files_result *res = run(t, c, call);
-    if (res->kind != SBX_FILES_RES_CONTINUE)
+    if (res->kind != SBX_FILES_RES_CONTINUE || n == 0)
         return res;
+    const sbx_files_view_mounts *m = NULL;
+    if (t->memo) {
+        pthread_mutex_lock(&t->memo->lock);
+        if (t->memo->mounts_state == 0)
+            t->memo->mounts_state =
+                sbx_files_view_mounts_read(c->task.proc_fd, &t->memo->mounts) == 0 ? 1 : -1;
+        if (t->memo->mounts_state > 0)
+            m = &t->memo->mounts; /* immutable from now on */
+        pthread_mutex_unlock(&t->memo->lock);
+    }
     for (size_t i = 0; i < n; i++) {
         static _Thread_local char base[SBX_FILES_PATH_MAX];
-        if (sbx_files_task_dir_path(&c->task, bases[i], base, sizeof base) >= 0 &&
-            sbx_files_task_dir_in_view(&c->task, bases[i], base))
+        if (m ? sbx_files_task_dir_on_mounts(&c->task, bases[i], m)
+              : (sbx_files_task_dir_path(&c->task, bases[i], base, sizeof base) >= 0 &&
+                 sbx_files_task_dir_in_view(&c->task, bases[i], base)))
             continue;
         c->no_native = true;
         if (c->root_fd < 0)

@@ -77,6 +77,10 @@ typedef struct sbx_files_ipc_memo {
     pthread_mutex_t lock;
     unsigned next; /* round-robin victim */
     sbx_files_ipc_memo_entry e[SBX_FILES_IPC_MEMO_SIZE];
+    /* The target's own mounts, read once (it cannot mount): 0 not yet,
+     * 1 `mounts` is valid (and no longer written), -1 unavailable. */
+    int mounts_state;
+    sbx_files_view_mounts mounts;
 } sbx_files_ipc_memo;
 void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m);
 /* Close the memo's fds. */

@@ -70,6 +70,8 @@ typedef struct notify_state {
     int rel_base[2];
     size_t n_rel;
     uint32_t fs_seq; /* last fs peer request */
+    int mounts_state; /* 0: not read yet, 1: `mounts` holds the target's, -1: unavailable */
+    sbx_files_view_mounts mounts;
 } notify_state;
 
 /* What a decoded call wants back besides the return value. */
@@ -663,7 +665,15 @@ static int handle_getcwd(notify_state *s, const sbx_files_task *task)
  * perform it again inside the target's root instead. */
 static bool base_outside_view(notify_state *s, const sbx_files_task *task)
 {
+    if (s->mounts_state == 0)
+        s->mounts_state = sbx_files_view_mounts_read(task->proc_fd, &s->mounts) == 0 ? 1 : -1;
     for (size_t i = 0; i < s->n_rel; i++) {
+        if (s->mounts_state > 0) {
+            /* one statx: is the base on one of the target's own mounts? */
+            if (!sbx_files_task_dir_on_mounts(task, s->rel_base[i], &s->mounts))
+                return true;
+            continue;
+        }
         char base[SBX_FILES_PATH_MAX];
         if (sbx_files_task_dir_path(task, s->rel_base[i], base, sizeof base) < 0 ||
             !sbx_files_task_dir_in_view(task, s->rel_base[i], base))
