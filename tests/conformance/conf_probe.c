@@ -1248,6 +1248,35 @@ static void c_chdir(void)
     t_getcwd("thread-getcwd", 4096);
 }
 
+#define TRAP_MAGIC 0x5342585452415021ull /* SBX_TRAP_MAGIC: the trap's native re-issue */
+
+/* Calls Landlock does not mediate (stat, access, readlink, chmod,
+ * utimensat), issued by the program itself with the trap's native
+ * re-issue marker, relative to a brokered cwd and a brokered dirfd: the
+ * kernel would reach the host's tree unchecked, so they must still be
+ * the broker's. */
+static void c_magic(void)
+{
+    struct stat st;
+    char b[64];
+    struct timespec ts[2] = { { 1, 0 }, { 1, 0 } };
+    res("chdir", RAW(SYS_chdir, P("ro")));
+    res("stat", RAW(SYS_newfstatat, AT_FDCWD, "../no/secret", &st, 0, 0, TRAP_MAGIC));
+    res("statx", RAW(SYS_statx, AT_FDCWD, "../no/secret", 0, STATX_SIZE, &st, TRAP_MAGIC));
+    res("access", RAW(SYS_faccessat, AT_FDCWD, "../no/secret", F_OK, 0, 0, TRAP_MAGIC));
+    res("readlink", RAW(SYS_readlinkat, AT_FDCWD, "../no/link", b, sizeof b, 0, TRAP_MAGIC));
+    res("chmod", RAW(SYS_fchmodat, AT_FDCWD, "../no/mine", 0666, 0, 0, TRAP_MAGIC));
+    res("utimens", RAW(SYS_utimensat, AT_FDCWD, "../no/mine", ts, 0, 0, TRAP_MAGIC));
+    res("chdir-root", RAW(SYS_chdir, "/"));
+    long d = RAW(SYS_open, P("ro"), O_RDONLY | O_DIRECTORY, 0);
+    res("dirfd", d < 0 ? d : 0);
+    res("dirfd-stat", RAW(SYS_newfstatat, (int)d, "../no/secret", &st, 0, 0, TRAP_MAGIC));
+    res("dirfd-chmod", RAW(SYS_fchmodat, (int)d, "../no/mine", 0666, 0, 0, TRAP_MAGIC));
+    res("view-stat", RAW(SYS_newfstatat, AT_FDCWD, "/usr", &st, 0, 0, TRAP_MAGIC));
+    if (d >= 0)
+        close((int)d);
+}
+
 /* A forked child's chdir: it does not share the program's fs_struct. */
 static void c_chdir_fork(void)
 {
@@ -1352,6 +1381,8 @@ int main(int argc, char **argv)
         c_opath_limits();
     else if (!strcmp(c, "chdir_fork"))
         c_chdir_fork();
+    else if (!strcmp(c, "magic"))
+        c_magic();
     else if (!strcmp(c, "x32"))
         c_x32();
     else if (!strcmp(c, "int80"))

@@ -1204,6 +1204,37 @@ CONF(modes_and_metadata_calls)
  * (the host's /tmp, not the target's). Refusals: no rule, deny rule,
  * QUERY only, ".." out of the grant, a symlink out of it; no existence
  * oracle. The cwd renamed and removed; threads share it. */
+/* The trap's native re-issue marker is no way around the broker for
+ * calls Landlock does not check (stat, access, readlink, chmod,
+ * utimensat): relative to a brokered cwd or dirfd they would reach the
+ * host's tree. A file of the target's own uid outside every grant keeps
+ * its mode and times. */
+CONF(escape_magic_unmediated_calls)
+{
+    put("no/mine", "MINE", 0600);
+    cr_assert_eq(chown(P("no/mine"), 65534, 65534), 0);
+    struct stat before, after;
+    cr_assert_eq(stat(P("no/mine"), &before), 0);
+    run r;
+    run_probe(be, "magic", NULL, &r);
+    expect_output(&r, "magic",
+                  "chdir ok\n"
+                  "stat EACCES\n"
+                  "statx EACCES\n"
+                  "access EACCES\n"
+                  "readlink EACCES\n"
+                  "chmod EACCES\n"
+                  "utimens EACCES\n"
+                  "chdir-root ok\n"
+                  "dirfd ok\n"
+                  "dirfd-stat EACCES\n"
+                  "dirfd-chmod EACCES\n"
+                  "view-stat ok\n");
+    cr_assert_eq(stat(P("no/mine"), &after), 0);
+    cr_expect_eq(after.st_mode & 07777, 0600);
+    cr_expect_eq(after.st_mtime, before.st_mtime);
+}
+
 static void chdir_case(sbx_backend be);
 
 CONF(chdir_into_brokered_dirs)

@@ -34,6 +34,21 @@ const char *sbx_files_call_op_name(sbx_files_call_op op)
     return op_names[op];
 }
 
+bool sbx_files_op_landlock_mediated(sbx_files_call_op op)
+{
+    switch (op) {
+    case SBX_FILES_CALL_OPEN:
+    case SBX_FILES_CALL_MKDIR:
+    case SBX_FILES_CALL_UNLINK:
+    case SBX_FILES_CALL_RMDIR:
+    case SBX_FILES_CALL_RENAME:
+    case SBX_FILES_CALL_TRUNCATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need)
 {
     switch (op) {
@@ -326,7 +341,9 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
     case SBX_FILES_NATIVE:
         if (c->landlock) {
             /* Landlock bounds whatever the kernel reaches, however the
-             * target rewrites the path after we read it. */
+             * target rewrites the path after we read it (for the calls it
+             * mediates; see sbx_files_op_landlock_mediated and the limits
+             * in docs/files.md for the others). */
             res->kind = SBX_FILES_RES_CONTINUE;
             res->value = 0;
             return 0;

@@ -160,6 +160,15 @@ typedef struct sbx_files_result {
 int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *call,
                        sbx_files_result *res);
 
+/* Does Landlock mediate `op` (check the object the kernel reaches, however
+ * the path was spelled)? open (except O_PATH), mkdir, unlink, rmdir,
+ * rename, truncate: yes. stat, statx, access, readlink, chmod, utimensat,
+ * chdir: no — a native (CONTINUE'd, or the trap's magic re-issue) call of
+ * these with a path relative to a directory outside the view (a brokered
+ * cwd or dirfd) would reach the host's tree unchecked, so the broker never
+ * leaves them to the kernel (chdir excepted: see files.md). Pure. */
+bool sbx_files_op_landlock_mediated(sbx_files_call_op op);
+
 /* What a call of `op` with these flags needs (SBX_FILES_NEED_*), or a
  * negative errno for flags that are refused outright. */
 int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need);

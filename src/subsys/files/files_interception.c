@@ -331,6 +331,14 @@ static long decode(const sbx_trap_call *call, decoded *d)
     }
 }
 
+/* A call Landlock does not mediate (stat, access, readlink, chmod,
+ * utimensat: sbx_files_op_landlock_mediated). */
+static bool unmediated(int nr)
+{
+    const sbx_files_syscall *sc = sbx_files_syscall_find(nr);
+    return sc && !sbx_files_op_landlock_mediated(sc->op) && sc->op != SBX_FILES_CALL_CHDIR;
+}
+
 static long native(const sbx_trap_call *call)
 {
     atomic_fetch_add_explicit(&n_native, 1, memory_order_relaxed);
@@ -385,7 +393,7 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
      * for its authoritative answer. A failed attempt changes nothing.
      * Only with native re-issue allowed and a local copy to read (not when
      * decisions are audited: the copy is hidden then). */
-    if (call->native_allowed && len &&
+    if (call->native_allowed && len && !unmediated(call->nr) &&
         local_check(call, &d, d.op, d.path, len) == LOCAL_NO_DENY &&
         (!d.path2 ||
          local_check(call, &d, SBX_FILES_OP_RENAME_DST, d.path2, len2) == LOCAL_NO_DENY)) {
@@ -399,6 +407,13 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
         return sbx_trap_syscall6(SYS_fstat, (uint64_t)d.dirfd, (uint64_t)(uintptr_t)d.out, 0, 0,
                                  0, 0);
     }
+    /* Calls Landlock does not mediate (stat, access, readlink, chmod,
+     * utimensat) are never native in a spawned target: its notify filter
+     * sends them to the broker whatever the magic says (notify_filter.c),
+     * which decides them authoritatively — one hop, not a failed native
+     * attempt and a cross call. */
+    if (call->native_allowed && call->forward_allowed && unmediated(call->nr))
+        return sbx_trap_forward(call);
     if (!call->ipc)
         return -EIO;
     return brokered(call, &d, len, len2);

@@ -334,7 +334,7 @@ static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
 }
 
 /* Fill in who calls and run the one dispatcher. */
-static sbx_files_result *run(const sbx_files_ipc_target *t, const caller *c, sbx_files_call *call)
+static sbx_files_result *run(const sbx_files_ipc_target *t, caller *c, sbx_files_call *call)
 {
     call->pid = c->task.pid; /* the calling thread's process: t->pid or a descendant */
     call->target_root_fd = c->root_fd;
@@ -678,10 +678,8 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (args[3].v.str.len == 0 && empty_ok) {
         if (call.op == SBX_FILES_CALL_UTIMENS)
             return fail(info, -EPERM); /* futimens of an fd is native, never brokered */
-        if (t->landlock) {
-            sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_NATIVE);
-            return 0;
-        }
+        /* Not NATIVE: the target's notify filter would send the re-issue
+         * back to the broker anyway (stat is not Landlock-mediated). */
         if ((r = fd_stat(&c, dirfd, &call, buf)) < 0)
             return fail(info, r);
         sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_VALUE);
