@@ -1,6 +1,6 @@
 /* The cwd bench target: `cwd_loop MODE DIR PATH N BATCH` first chdir()s
  * to DIR ("-": stays), then N times: open+close PATH (MODE open), chdir
- * PATH (MODE chdir) or getcwd (MODE getcwd), and prints the mean ns of
+ * PATH (MODE chdir), stat PATH (MODE stat) or getcwd (MODE getcwd), and prints the mean ns of
  * one per batch of BATCH (one number a line). Unmodified as far as sbx is
  * concerned: it does not link libsbx. */
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +31,11 @@ int main(int argc, char **argv)
         perror(argv[2]);
         return 1;
     }
-    int m = !strcmp(mode, "open") ? 0 : !strcmp(mode, "chdir") ? 1 : !strcmp(mode, "getcwd") ? 2 : -1;
+    int m = !strcmp(mode, "open")     ? 0
+            : !strcmp(mode, "chdir")  ? 1
+            : !strcmp(mode, "getcwd") ? 2
+            : !strcmp(mode, "stat")   ? 3
+                                      : -1;
     if (m < 0)
         return 2;
     char buf[PATH_MAX];
@@ -45,8 +50,11 @@ int main(int argc, char **argv)
                     close(fd);
             } else if (m == 1) {
                 bad = chdir(path) < 0;
-            } else {
+            } else if (m == 2) {
                 bad = !getcwd(buf, sizeof buf);
+            } else {
+                struct stat st;
+                bad = stat(path, &st) < 0;
             }
             if (bad) {
                 perror(mode);
