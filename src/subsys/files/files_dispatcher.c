@@ -339,11 +339,15 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         audit(d, c, &dec, res->value);
         return 0;
     case SBX_FILES_NATIVE:
-        if (c->landlock) {
+        if (c->landlock && c->op != SBX_FILES_CALL_CHMOD && c->op != SBX_FILES_CALL_UTIMENS) {
             /* Landlock bounds whatever the kernel reaches, however the
              * target rewrites the path after we read it (for the calls it
-             * mediates; see sbx_files_op_landlock_mediated and the limits
-             * in docs/files.md for the others). */
+             * mediates; see sbx_files_op_landlock_mediated). chmod and
+             * utimensat change what they reach without Landlock's check:
+             * a racing thread could turn the path relative to a brokered
+             * cwd and reach a host file of the target's uid, so those are
+             * performed below, inside the target's root. (stat, access,
+             * readlink only read metadata; docs/files.md, limits.) */
             res->kind = SBX_FILES_RES_CONTINUE;
             res->value = 0;
             return 0;

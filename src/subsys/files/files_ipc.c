@@ -336,6 +336,9 @@ static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
 /* Fill in who calls and run the one dispatcher. */
 static sbx_files_result *run(const sbx_files_ipc_target *t, caller *c, sbx_files_call *call)
 {
+    /* chmod and utimensat are never left to the kernel (files_dispatcher.c). */
+    if (c->root_fd < 0 && (call->op == SBX_FILES_CALL_CHMOD || call->op == SBX_FILES_CALL_UTIMENS))
+        c->root_fd = open_root(c->task.pid);
     call->pid = c->task.pid; /* the calling thread's process: t->pid or a descendant */
     call->target_root_fd = c->root_fd;
     call->landlock = t->landlock && !c->no_native;

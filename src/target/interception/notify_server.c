@@ -747,7 +747,12 @@ static int handle(notify_state *s)
         res->value = fd_stat(&task, &d, res);
     } else {
         d.call.pid = ti.tgid;
-        d.call.target_root_fd = s->cfg->landlock ? -1 : slot->root_fd;
+        /* chmod and utimensat are performed in the target's root even
+         * under Landlock (files_dispatcher.c). */
+        if ((d.call.op == SBX_FILES_CALL_CHMOD || d.call.op == SBX_FILES_CALL_UTIMENS) &&
+            slot->root_fd < 0)
+            slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        d.call.target_root_fd = slot->root_fd;
         d.call.landlock = s->cfg->landlock;
         d.call.creds = s->cfg->target_creds ? &ti.creds : NULL;
         d.call.umask = ti.creds.umask;
