@@ -331,12 +331,14 @@ static long decode(const sbx_trap_call *call, decoded *d)
     }
 }
 
-/* A call Landlock does not mediate (stat, access, readlink, chmod,
- * utimensat: sbx_files_op_landlock_mediated). */
+/* Calls Landlock does not mediate (stat, access, readlink, chmod,
+ * utimensat: sbx_files_op_landlock_mediated), by syscall number; filled by
+ * sbx_files_trap_register, read-only afterwards. */
+static bool unmediated_nr[SBX_TRAP_MAX_NR];
+
 static bool unmediated(int nr)
 {
-    const sbx_files_syscall *sc = sbx_files_syscall_find(nr);
-    return sc && !sbx_files_op_landlock_mediated(sc->op) && sc->op != SBX_FILES_CALL_CHDIR;
+    return nr >= 0 && nr < SBX_TRAP_MAX_NR && unmediated_nr[nr];
 }
 
 static long native(const sbx_trap_call *call)
@@ -586,6 +588,10 @@ int sbx_files_trap_register(void)
     for (size_t i = 0; i < sbx_files_syscall_count; i++) {
         const sbx_files_syscall *sc = &sbx_files_syscalls[i];
         int r = 0;
+        if (sc->kind == SBX_FILES_SC_BROKERED && sc->nr >= 0 && sc->nr < SBX_TRAP_MAX_NR)
+            unmediated_nr[sc->nr] = !sbx_files_op_landlock_mediated(sc->op) &&
+                                    sc->op != SBX_FILES_CALL_CHDIR &&
+                                    sc->op != SBX_FILES_CALL_GETCWD;
         if (sc->kind == SBX_FILES_SC_BROKERED && sc->op == SBX_FILES_CALL_GETCWD)
             r = sbx_trap_register(sc->nr, h_getcwd, NULL);
         else if (sc->kind == SBX_FILES_SC_BROKERED)
