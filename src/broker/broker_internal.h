@@ -50,6 +50,13 @@ typedef struct sbx_broker_hooks {
      * broker answers EPERM and reports); spawn then loads no separate
      * baseline. The hook's filter install failing fails the spawn. */
     bool (*reports_denials)(void *ud, const sbx_policy *policy);
+    /* The broker's end of the target's fs peer socket (takes fd): the
+     * target's init serves it (sbx_notify_fs_peer_answer) and shares the
+     * program's fs_struct (it forks the program with CLONE_FS), so it can
+     * make a brokered directory the program's cwd. init_pid as the
+     * broker's pid namespace numbers it. Called before on_listener; with
+     * no hook the socket is not made. */
+    void (*on_fs_peer)(void *ud, uint64_t target_id, pid_t init_pid, int fd);
     void *userdata;
 } sbx_broker_hooks;
 

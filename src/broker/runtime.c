@@ -415,6 +415,8 @@ typedef struct rt_target {
     sbx_notify_config cfg;
     int listener;
     int stop_fd;
+    int fs_peer_fd;  /* the target init's fs peer socket (brokered chdir), or -1 */
+    pid_t init_pid;
     pthread_t thread;
     bool thread_started;
     /* A target without interception: its listener carries only the
@@ -651,6 +653,7 @@ static void target_free(sbx_runtime *rt, rt_target *t)
     }
     sbx_close_keep_errno(t->listener);
     sbx_close_keep_errno(t->stop_fd);
+    sbx_close_keep_errno(t->fs_peer_fd);
     sbx_ipc_server_free(t->server);
     sbx_files_ipc_memo_destroy(&t->memo);
     sbx_ipc_section_free(t->section);
@@ -670,7 +673,8 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
         return -ENOMEM;
     t->rt = rt;
     t->id = id;
-    t->listener = t->stop_fd = -1;
+    t->listener = t->stop_fd = t->fs_peer_fd = -1;
+    t->init_pid = init_pid;
     sbx_files_ipc_memo_init(&t->memo);
     pthread_mutex_lock(&rt->lock);
     int r = cache_get(rt, pol, &t->comp);
@@ -1027,7 +1031,9 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
                                   .on_denied = sbx_runtime_reports_denials(t->decider.policy)
                                                    ? rt_on_denied
                                                    : NULL,
-                                  .denied_ctx = t };
+                                  .denied_ctx = t, .fs_peer_fd = t->fs_peer_fd,
+                                  .fs_peer_pid = t->fs_peer_fd >= 0 ? t->init_pid : 0,
+                                  .fs_peer_prog = pid };
     if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, serve_main, t) != 0) {
         /* Nobody will answer: the target's intercepted calls would hang.
          * Closing the listener makes them fail (ENOSYS) instead. */
@@ -1037,6 +1043,25 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
         return;
     }
     t->thread_started = true;
+}
+
+/* Hook: the broker's end of the target init's fs peer socket, before
+ * the listener: the notify thread makes brokered directories the
+ * program's cwd through it. */
+static void rt_on_fs_peer(void *ud, uint64_t id, pid_t init_pid, int fd)
+{
+    sbx_runtime *rt = ud;
+    pthread_mutex_lock(&rt->lock);
+    rt_target *t = rt->targets;
+    while (t && t->id != id)
+        t = t->next;
+    pthread_mutex_unlock(&rt->lock);
+    if (!t || t->fs_peer_fd >= 0) {
+        close(fd);
+        return;
+    }
+    t->fs_peer_fd = fd;
+    t->init_pid = init_pid;
 }
 
 static void rt_on_target_exit(void *ud, uint64_t id)
@@ -1096,6 +1121,7 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
                                  .child_install_filter = rt_child_install_filter,
                                  .reports_denials = rt_reports_denials,
                                  .on_listener = rt_on_listener,
+                                 .on_fs_peer = rt_on_fs_peer,
                                  .on_target_exit = rt_on_target_exit,
                                  .userdata = rt };
     *out = rt;

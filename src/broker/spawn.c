@@ -46,6 +46,7 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/runtime.h"
+#include "target/interception/notify.h"
 
 extern char **environ;
 
@@ -123,6 +124,7 @@ typedef struct rlim_entry {
 
 typedef struct plan {
     int sync_fd;
+    int fs_peer_fd;                   /* init's end of the fs peer socket, or -1 */
     int exec_fd;                      /* write end of the broker's exec pipe (close-on-exec) */
     unsigned fd_base;                 /* every moved fd lands at >= fd_base */
     uid_t uid;
@@ -614,13 +616,17 @@ __attribute__((noreturn)) static void child_main(plan *p)
 
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
-    int keep[MAX_FD_PAIRS + 2 + MAX_MOUNTS];
+    int keep[MAX_FD_PAIRS + 3 + MAX_MOUNTS];
     size_t nk = 0;
     for (size_t i = 0; i < p->n_pairs; i++) {
         p->pairs[i].src = move_high(p, p->pairs[i].src);
         keep[nk++] = p->pairs[i].src;
     }
     keep[nk++] = p->sync_fd;
+    if (p->fs_peer_fd >= 0) {
+        p->fs_peer_fd = move_high(p, p->fs_peer_fd);
+        keep[nk++] = p->fs_peer_fd;
+    }
     p->exec_fd = move_high(p, p->exec_fd);
     keep[nk++] = p->exec_fd;
     for (size_t i = 0; i < p->n_mounts; i++)
@@ -672,28 +678,49 @@ __attribute__((noreturn)) static void child_main(plan *p)
     CHECK(SBX_STEP_FORK, sfd);
     /* The program shares init's memory until it execs and init waits
      * meanwhile (posix_spawn's way): no copy of init's page tables, none
-     * for execve to tear down. */
+     * for execve to tear down. CLONE_FS: init shares the program's cwd
+     * (and root and umask), so it can make a brokered directory the
+     * program's cwd for the notify backend (sbx_notify_fs_peer_answer).
+     * From here on init resolves no path and creates nothing, so the
+     * program's chdir and umask cannot affect it. The program's own
+     * children get their own copy. */
     p->prog_sfd = sfd;
+    unsigned long fs = p->fs_peer_fd >= 0 ? CLONE_FS : 0;
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan cannot follow a switch to a stack of our own (it warns on
+     * stderr at the first noreturn call): a plain fork there. */
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | fs, 0, NULL, NULL, 0);
+    if (pid == 0)
+        program_main(p);
+#else
     pid_t pid = (pid_t)clone(program_main, (char *)p->prog_stack + p->prog_stack_size,
-                             CLONE_VM | CLONE_VFORK | SIGCHLD, p);
+                             (int)(CLONE_VM | CLONE_VFORK | SIGCHLD | fs), p);
+#endif
     CHECK(SBX_STEP_FORK, pid);
     /* Init keeps nothing of the program's fds (nor the exec pipe: its
      * end-of-file tells the broker the exec happened). */
-    int ikeep[2] = { p->sync_fd, sfd };
-    (void)sbx_close_all_except(ikeep, 2);
+    int ikeep[3] = { p->sync_fd, sfd, p->fs_peer_fd };
+    (void)sbx_close_all_except(ikeep, p->fs_peer_fd >= 0 ? 3 : 2);
     /* Reap everything; leave when the program ends (reporting its status)
      * or when the broker is gone (the socket hangs up). Init's exit takes
-     * the rest of the namespace with it. */
+     * the rest of the namespace with it. Meanwhile answer the broker's
+     * chdir requests (fs peer). */
     for (;;) {
-        struct pollfd pf[2] = { { .fd = p->sync_fd, .events = POLLRDHUP },
-                                { .fd = sfd, .events = POLLIN } };
-        if (poll(pf, 2, -1) < 0) {
+        struct pollfd pf[3] = { { .fd = p->sync_fd, .events = POLLRDHUP },
+                                { .fd = sfd, .events = POLLIN },
+                                { .fd = p->fs_peer_fd, .events = POLLIN } };
+        if (poll(pf, p->fs_peer_fd >= 0 ? 3 : 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             _exit(0);
         }
         if (pf[0].revents & (POLLHUP | POLLRDHUP | POLLERR))
             _exit(0);
+        if (p->fs_peer_fd >= 0 && (pf[2].revents & (POLLIN | POLLHUP | POLLERR)) &&
+            sbx_notify_fs_peer_answer(p->fs_peer_fd) < 0) {
+            close(p->fs_peer_fd); /* the broker's end is gone: no more requests */
+            p->fs_peer_fd = -1;
+        }
         struct signalfd_siginfo ssi;
         while (read(sfd, &ssi, sizeof ssi) > 0)
             ;
@@ -740,6 +767,7 @@ typedef struct spawn_res {
     int chan[2];    /* opts->channel: [0] broker end, [1] target end */
     int cg_join[2]; /* the plan's cgroup "tasks" fds (broker copies) */
     int oom_efd;    /* v1 OOM eventfd, or -1 */
+    int fsp[2];     /* fs peer socket: [0] broker end, [1] init's */
 } spawn_res;
 
 static void close_trees(plan *p)
@@ -772,6 +800,8 @@ static void spawn_res_free(spawn_res *s)
     sbx_close_keep_errno(s->oom_efd);
     sbx_close_keep_errno(s->sync[0]);
     sbx_close_keep_errno(s->sync[1]);
+    sbx_close_keep_errno(s->fsp[0]);
+    sbx_close_keep_errno(s->fsp[1]);
     sbx_close_keep_errno(s->execp[0]);
     sbx_close_keep_errno(s->execp[1]);
     for (size_t i = 0; i < s->n_strings; i++)
@@ -1355,7 +1385,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     __attribute__((cleanup(spawn_res_free))) spawn_res s = {
         .devnull = -1, .sync = { -1, -1 }, .execp = { -1, -1 }, .pidfd = -1, .listener = -1, .id = id, .b = b,
-        .chan = { -1, -1 }, .cg_join = { -1, -1 }, .oom_efd = -1,
+        .chan = { -1, -1 }, .cg_join = { -1, -1 }, .oom_efd = -1, .fsp = { -1, -1 },
     };
     s.p = calloc(1, sizeof *s.p);
     if (!s.p)
@@ -1496,6 +1526,14 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         return SBX_ERROR_SPAWN;
     }
     p->sync_fd = s.sync[1];
+    p->fs_peer_fd = -1;
+    if (hooks.on_fs_peer) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s.fsp) < 0) {
+            info_fail(out, SBX_STEP_PREPARE, errno, "fs peer socket");
+            return SBX_ERROR_SPAWN;
+        }
+        p->fs_peer_fd = s.fsp[1];
+    }
     if (pipe2(s.execp, O_CLOEXEC) < 0) {
         info_fail(out, SBX_STEP_PREPARE, errno, "exec pipe");
         return SBX_ERROR_SPAWN;
@@ -1549,6 +1587,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     s.pidfd = pidfd;
     close_trees(p);
     close(sbx_steal_fd(&s.sync[1]));
+    sbx_close_keep_errno(sbx_steal_fd(&s.fsp[1]));
     close(sbx_steal_fd(&s.execp[1]));
     sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[0]));
     sbx_close_keep_errno(sbx_steal_fd(&s.cg_join[1]));
@@ -1622,6 +1661,8 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     out->channel_fd = sbx_steal_fd(&s.chan[0]);
     out->id = id;
     out->pid = prog;
+    if (s.fsp[0] >= 0)
+        hooks.on_fs_peer(hooks.userdata, id, pid, sbx_steal_fd(&s.fsp[0]));
     if (listener >= 0) {
         if (hooks.on_listener)
             hooks.on_listener(hooks.userdata, id, prog, listener, p->landlock_abi > 0);

@@ -64,9 +64,11 @@ Test(learn_policy, strongest_semantics_per_path)
     sbx_learn_add(l, "rename", "/d/src", "/d/dst", 0, false, 0);
     sbx_learn_add(l, "mkdir", "/d/m", NULL, 0755, false, 0);
     sbx_learn_add(l, "open", "/d/secret", NULL, O_RDONLY, true, EACCES);
+    sbx_learn_add(l, "chdir", "/d/cd", NULL, 0, false, 0); /* needs what an opendir needs */
     sbx_learn_options o = { .collapse = 8 };
     char *t = gen(l, &o);
     cr_assert_str_eq(rule(t, "/d/a"), "allow-readonly");
+    cr_assert_str_eq(rule(t, "/d/cd"), "allow-readonly");
     cr_assert_str_eq(rule(t, "/d/q"), "allow-query");
     cr_assert_str_eq(rule(t, "/d/w"), "allow-any");
     cr_assert_str_eq(rule(t, "/d/src"), "allow-any");

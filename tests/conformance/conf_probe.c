@@ -28,6 +28,7 @@
 #include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1012,6 +1013,33 @@ static void c_opath(void)
 }
 
 /* Odd arguments: bad pointers, empty and overlong paths, odd dirfds. */
+/* What an O_PATH open answers, beyond "ok". */
+static void c_opath_limits(void)
+{
+    long d = RAW(SYS_open, P("ro"), O_PATH | O_DIRECTORY, 0);
+    char dents[4096];
+    long g = d < 0 ? d : RAW(SYS_getdents64, (int)d, dents, sizeof dents);
+    res("opath-dir-getdents", g < 0 ? g : 0);
+    long f = RAW(SYS_open, P("ro/file"), O_PATH, 0);
+    char b[8];
+    long n = f < 0 ? f : RAW(SYS_read, (int)f, b, sizeof b);
+    if (n < 0)
+        res("opath-file-read", n);
+    else
+        line("opath-file-read", "ok %ld", n);
+    int fl = f < 0 ? 0 : fcntl((int)f, F_GETFL);
+    line("opath-flags", "%s", (fl & O_PATH) ? "path" : (fl & O_ACCMODE) == O_RDONLY ? "rdonly" : "?");
+    long u = RAW(SYS_open, P("ro/unreadable"), O_PATH, 0);
+    res("opath-unreadable", u);
+    long q = RAW(SYS_open, P("ro/fifo"), O_PATH, 0);
+    res("opath-fifo", q);
+    res("opath-dir-fchdir", d < 0 ? d : RAW(SYS_fchdir, (int)d));
+    const long fds[] = { d, f, u, q };
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close((int)fds[i]);
+}
+
 static void c_args(void)
 {
     res("empty-path", RAW(SYS_open, "", O_RDONLY, 0));
@@ -1058,6 +1086,229 @@ static void c_args(void)
     res("access-cwd", RAW(SYS_access, "creat-rel", W_OK));
     res("unlink-cwd", RAW(SYS_unlink, "creat-rel"));
     close(rw);
+}
+
+/* getcwd through the raw syscall with a buffer of `size` bytes: "ok N
+ * 'name'" with the scratch tree's prefix written as "D". */
+static void t_getcwd(const char *label, size_t size)
+{
+    char buf[4200];
+    memset(buf, 'X', sizeof buf);
+    long n = RAW(SYS_getcwd, buf, size);
+    if (n < 0) {
+        res(label, n);
+        return;
+    }
+    size_t dl = strlen(g_dir);
+    if ((size_t)n != strlen(buf) + 1)
+        line(label, "ok %ld bad-length", n);
+    else if (!strncmp(buf, g_dir, dl) && (buf[dl] == '\0' || buf[dl] == '/'))
+        line(label, "ok %ld 'D%s'", n, buf + dl);
+    else
+        line(label, "ok %ld '%s'", n, buf);
+}
+
+/* libc's getcwd (what programs use): the name or the errno. */
+static void t_libc_getcwd(const char *label)
+{
+    char buf[4096];
+    if (!getcwd(buf, sizeof buf)) {
+        res(label, -errno);
+        return;
+    }
+    size_t dl = strlen(g_dir);
+    if (!strncmp(buf, g_dir, dl))
+        line(label, "ok 'D%s'", buf + dl);
+    else
+        line(label, "ok '%s'", buf);
+}
+
+/* Is the cwd the directory `abs` names (same device and inode)? */
+static void same_dir_as(const char *label, const char *abs)
+{
+    struct stat a, b;
+    long r = RAW(SYS_newfstatat, AT_FDCWD, "", &a, AT_EMPTY_PATH);
+    long q = RAW(SYS_stat, abs, &b);
+    if (r < 0 || q < 0)
+        res(label, r < 0 ? r : q);
+    else
+        line(label, "ok same=%d", a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+}
+
+static void *chdir_thread(void *arg)
+{
+    return (void *)RAW(SYS_chdir, (const char *)arg);
+}
+
+/* chdir into brokered directories and what follows from there. */
+static void c_chdir(void)
+{
+    /* into a READONLY directory, and relative calls from there */
+    res("chdir-ro", RAW(SYS_chdir, P("ro")));
+    t_getcwd("getcwd", 4096);
+    t_libc_getcwd("libc-getcwd");
+    size_t need = strlen(P("ro")) + 1;
+    t_getcwd("getcwd-exact", need);
+    t_getcwd("getcwd-short", need - 1);
+    t_getcwd("getcwd-zero", 0);
+    res("getcwd-efault", RAW(SYS_getcwd, (char *)8, 4096));
+    t_open("rel-read", "file", O_RDONLY);
+    t_stat("rel-stat", "sub/inner");
+    t_open("rel-write", "file", O_WRONLY);
+    t_open("rel-create", "new", O_WRONLY | O_CREAT | O_EXCL);
+    t_open("rel-dotdot-secret", "../no/secret", O_RDONLY);
+    t_stat("rel-dotdot-secret-stat", "../no/secret");
+    t_open("rel-dotdot-allowed", "../rw/file", O_RDONLY);
+    t_open("rel-dot", ".", O_RDONLY | O_DIRECTORY);
+    res("chdir-rel-sub", RAW(SYS_chdir, "sub"));
+    t_getcwd("getcwd-sub", 4096);
+    t_open("sub-rel-read", "inner", O_RDONLY);
+    res("chdir-dotdot-granted", RAW(SYS_chdir, ".."));
+    t_getcwd("getcwd-back", 4096);
+    res("chdir-dotdot-parent-refused", RAW(SYS_chdir, ".."));
+    t_getcwd("getcwd-unchanged", 4096);
+    /* refusals: no rule, deny rule, QUERY only, missing, a file */
+    res("chdir-norule", RAW(SYS_chdir, P("no")));
+    res("chdir-norule-missing", RAW(SYS_chdir, P("no/missing")));
+    res("chdir-denyrule", RAW(SYS_chdir, P("rw/deny")));
+    res("chdir-query", RAW(SYS_chdir, P("q")));
+    res("chdir-missing", RAW(SYS_chdir, P("ro/missing")));
+    res("chdir-file", RAW(SYS_chdir, P("ro/file")));
+    res("chdir-locked", RAW(SYS_chdir, P("rw/locked")));
+    res("chdir-empty", RAW(SYS_chdir, ""));
+    res("chdir-efault", RAW(SYS_chdir, (char *)8));
+    res("chdir-rel-escape", RAW(SYS_chdir, "../../../../../../etc"));
+    same_dir_as("rel-escape-is-view-etc", "/etc"); /* the view's /etc, not the host's */
+    res("chdir-ro-4", RAW(SYS_chdir, P("ro")));
+    /* symlinks: out of the grant refused, into another grant followed */
+    res("chdir-link-out", RAW(SYS_chdir, P("rw/dl")));
+    res("chdir-link-in", RAW(SYS_chdir, P("rw/todir")));
+    t_getcwd("getcwd-link-in", 4096);
+    t_getcwd("still-there", 4096);
+    /* ANY: create, rename, remove relative to the cwd */
+    res("chdir-rw", RAW(SYS_chdir, P("rw")));
+    long fd = RAW(SYS_open, "made", O_WRONLY | O_CREAT | O_EXCL, 0644);
+    res("rw-create", fd);
+    if (fd >= 0)
+        close((int)fd);
+    res("rw-mkdir", RAW(SYS_mkdir, "made-dir", 0755));
+    res("rw-rename", RAW(SYS_rename, "made", "made-dir/moved"));
+    res("rw-access", RAW(SYS_access, "made-dir/moved", W_OK));
+    res("rw-rename-out", RAW(SYS_rename, "made-dir/moved", "../no/stolen"));
+    res("rw-unlink", RAW(SYS_unlink, "made-dir/moved"));
+    res("rw-rmdir", RAW(SYS_rmdir, "made-dir"));
+    t_open("rw-rel-deny", "deny/secret", O_RDONLY);
+    /* the cwd renamed, then removed */
+    res("mkdir-old", RAW(SYS_mkdir, "old", 0755));
+    res("chdir-old", RAW(SYS_chdir, "old"));
+    res("rename-cwd", RAW(SYS_rename, P("rw/old"), P("rw/renamed")));
+    t_getcwd("getcwd-renamed", 4096);
+    fd = RAW(SYS_open, "in-renamed", O_WRONLY | O_CREAT | O_EXCL, 0644);
+    res("create-in-renamed", fd);
+    if (fd >= 0)
+        close((int)fd);
+    res("unlink-in-renamed", RAW(SYS_unlink, P("rw/renamed/in-renamed")));
+    res("rmdir-cwd", RAW(SYS_rmdir, P("rw/renamed")));
+    t_getcwd("getcwd-removed", 4096);
+    t_libc_getcwd("libc-getcwd-removed");
+    t_open("create-in-removed", "x", O_WRONLY | O_CREAT);
+    /* back into the view: absolute, relative from a brokered cwd, fchdir */
+    int tmp = (int)RAW(SYS_open, "/tmp", O_RDONLY | O_DIRECTORY, 0);
+    fd = RAW(SYS_open, "/tmp/conf-mine", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        (void)!write((int)fd, "MINE", 4);
+        close((int)fd);
+    }
+    res("chdir-ro-again", RAW(SYS_chdir, P("ro")));
+    t_open("rel-into-view", "../../../../../../../tmp/conf-mine", O_RDONLY);
+    t_stat("rel-into-view-stat", "../../../../../../../tmp/conf-mine");
+    res("rel-into-view-access", RAW(SYS_access, "../../../../../../../tmp/conf-mine", R_OK));
+    res("chdir-rel-into-view", RAW(SYS_chdir, "../../../../../../../tmp"));
+    same_dir_as("rel-into-view-is-view-tmp", "/tmp");
+    t_getcwd("getcwd-view", 4096);
+    t_open("view-rel-read", "conf-mine", O_RDONLY);
+    res("chdir-ro-3", RAW(SYS_chdir, P("ro")));
+    res("fchdir-view", RAW(SYS_fchdir, tmp));
+    t_getcwd("getcwd-fchdir", 4096);
+    t_open("fchdir-rel-read", "conf-mine", O_RDONLY);
+    res("chdir-usr", RAW(SYS_chdir, "/usr"));
+    t_getcwd("getcwd-usr", 4096);
+    res("chdir-root", RAW(SYS_chdir, "/"));
+    t_getcwd("getcwd-root", 4096);
+    close(tmp);
+    /* threads share the cwd: chdir in one, relative calls in another */
+    pthread_t th;
+    void *rv = NULL;
+    static char sub[4096];
+    snprintf(sub, sizeof sub, "%s", P("ro/sub"));
+    if (pthread_create(&th, NULL, chdir_thread, sub) == 0)
+        pthread_join(th, &rv);
+    res("thread-chdir", (long)rv);
+    t_open("thread-rel-read", "inner", O_RDONLY);
+    t_getcwd("thread-getcwd", 4096);
+}
+
+#define TRAP_MAGIC 0x5342585452415021ull /* SBX_TRAP_MAGIC: the trap's native re-issue */
+
+/* Calls Landlock does not mediate (stat, access, readlink, chmod,
+ * utimensat), issued by the program itself with the trap's native
+ * re-issue marker, relative to a brokered cwd and a brokered dirfd: the
+ * kernel would reach the host's tree unchecked, so they must still be
+ * the broker's. */
+static void c_magic(void)
+{
+    struct stat st;
+    char b[64];
+    struct timespec ts[2] = { { 1, 0 }, { 1, 0 } };
+    res("chdir", RAW(SYS_chdir, P("ro")));
+    res("stat", RAW(SYS_newfstatat, AT_FDCWD, "../no/secret", &st, 0, 0, TRAP_MAGIC));
+    res("statx", RAW(SYS_statx, AT_FDCWD, "../no/secret", 0, STATX_SIZE, &st, TRAP_MAGIC));
+    res("access", RAW(SYS_faccessat, AT_FDCWD, "../no/secret", F_OK, 0, 0, TRAP_MAGIC));
+    res("readlink", RAW(SYS_readlinkat, AT_FDCWD, "../no/link", b, sizeof b, 0, TRAP_MAGIC));
+    res("chmod", RAW(SYS_fchmodat, AT_FDCWD, "../no/mine", 0666, 0, 0, TRAP_MAGIC));
+    res("utimens", RAW(SYS_utimensat, AT_FDCWD, "../no/mine", ts, 0, 0, TRAP_MAGIC));
+    res("chdir-root", RAW(SYS_chdir, "/"));
+    long d = RAW(SYS_open, P("ro"), O_RDONLY | O_DIRECTORY, 0);
+    res("dirfd", d < 0 ? d : 0);
+    res("dirfd-stat", RAW(SYS_newfstatat, (int)d, "../no/secret", &st, 0, 0, TRAP_MAGIC));
+    res("dirfd-chmod", RAW(SYS_fchmodat, (int)d, "../no/mine", 0666, 0, 0, TRAP_MAGIC));
+    res("view-stat", RAW(SYS_newfstatat, AT_FDCWD, "/usr", &st, 0, 0, TRAP_MAGIC));
+    if (d >= 0)
+        close((int)d);
+}
+
+/* A forked child's chdir: it does not share the program's fs_struct. */
+static void c_chdir_fork(void)
+{
+    res("chdir-ro", RAW(SYS_chdir, P("ro")));
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        long r = RAW(SYS_chdir, P("rw"));
+        char b[4096];
+        long n = RAW(SYS_getcwd, b, sizeof b);
+        bool in_rw = n > 0 && !strcmp(b, P("rw"));
+        long v = RAW(SYS_chdir, "/tmp"); /* the view: the kernel's own chdir */
+        (void)!write(pfd[1], &r, sizeof r);
+        (void)!write(pfd[1], &in_rw, sizeof in_rw);
+        (void)!write(pfd[1], &v, sizeof v);
+        _exit(0);
+    }
+    long r = -EIO, v = -EIO;
+    bool in_rw = false;
+    close(pfd[1]);
+    if (pid < 0 || read(pfd[0], &r, sizeof r) != sizeof r ||
+        read(pfd[0], &in_rw, sizeof in_rw) != sizeof in_rw || read(pfd[0], &v, sizeof v) != sizeof v)
+        r = -EIO;
+    close(pfd[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    line("child-chdir-brokered", "%s in_rw=%d", ename(r), in_rw);
+    res("child-chdir-view", v);
+    t_getcwd("parent-cwd-unchanged", 4096);
+    t_open("parent-rel-read", "file", O_RDONLY);
 }
 
 int main(int argc, char **argv)
@@ -1124,6 +1375,14 @@ int main(int argc, char **argv)
         c_badptr();
     else if (!strcmp(c, "opath"))
         c_opath();
+    else if (!strcmp(c, "chdir"))
+        c_chdir();
+    else if (!strcmp(c, "opath_limits"))
+        c_opath_limits();
+    else if (!strcmp(c, "chdir_fork"))
+        c_chdir_fork();
+    else if (!strcmp(c, "magic"))
+        c_magic();
     else if (!strcmp(c, "x32"))
         c_x32();
     else if (!strcmp(c, "int80"))

@@ -177,11 +177,52 @@ Test(files_dispatcher, actions, .init = setup, .fini = teardown)
                                            .target_root_fd = troot }), 1000);
     close(troot);
     cr_expect_eq(f.audits, before);
-    /* chdir: only native under Landlock. */
+    /* chdir: a backend that cannot apply a directory fd gets only the
+     * kernel's own chdir (native under Landlock); one that can gets an
+     * O_PATH fd of the directory, brokered or (without Landlock) opened
+     * inside the target's root. */
     run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = g_n, .landlock = true });
     cr_expect_eq(g_res.kind, SBX_FILES_RES_CONTINUE);
     cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = g_b, .landlock = true }),
                  -EACCES);
+    troot = open("/", O_PATH | O_DIRECTORY);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = g_n,
+                                           .target_root_fd = troot }),
+                 -EACCES);
+    before = f.audits;
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = g_b, .landlock = true,
+                                           .chdir_fd = true }),
+                 1000);
+    cr_expect_eq(f.audits, before + 1, "a brokered chdir is audited");
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = g_n,
+                                           .target_root_fd = troot, .chdir_fd = true }),
+                 1000);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = P(g_b, "f"),
+                                           .chdir_fd = true }),
+                 -ENOTDIR);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHDIR, .path = P(g_c, "x"),
+                                           .chdir_fd = true }),
+                 -EACCES);
+    /* chmod and utimensat change what they reach without Landlock's
+     * check: never CONTINUE, performed inside the target's root. */
+    cr_assert_eq(close(open(P(g_n, "m"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHMOD, .path = P(g_n, "m"),
+                                           .mode = 0640, .follow = true, .landlock = true,
+                                           .target_root_fd = troot }),
+                 0);
+    struct stat st;
+    cr_assert_eq(stat(P(g_n, "m"), &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0640);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_UTIMENS, .path = P(g_n, "m"),
+                                           .times_now = true, .follow = true, .landlock = true,
+                                           .target_root_fd = troot }),
+                 0);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_CHMOD, .path = P(g_n, "m"),
+                                           .mode = 0600, .follow = true, .landlock = true }),
+                 -EACCES, "no root to perform it in: refused, not CONTINUE");
+    run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_STAT, .path = P(g_n, "m"), .landlock = true });
+    cr_expect_eq(g_res.kind, SBX_FILES_RES_CONTINUE);
+    close(troot);
 }
 
 Test(files_dispatcher, rename_checks_both_ends, .init = setup, .fini = teardown)

@@ -489,3 +489,47 @@ Test(files_ops, no_fd_leak_over_many_ops, .init = setup, .fini = teardown)
     }
     cr_expect_eq(count_fds(), before);
 }
+
+/* The notify backend's stand-in for an O_PATH fd: a read-only fd of the
+ * very object pinned (regular files and directories only), read
+ * permission checked as the target. */
+Test(files_ops, reopen_readable_pins_the_object, .init = setup, .fini = teardown)
+{
+    sbx_files_ops_ctx c = make_ctx(0, NULL);
+    char p[700];
+    snprintf(p, sizeof p, "%s/x", g_a);
+    int o = open(p, O_PATH | O_CLOEXEC);
+    cr_assert_geq(o, 0);
+    /* renamed and replaced after the O_PATH open: the reopen still reads
+     * the pinned file, not what the name now holds */
+    cr_assert_eq(rename(p, pa("%s/moved", g_a, 0)), 0);
+    writefile(p, "REPLACED");
+    read_is(sbx_files_op_reopen_readable(&c, o), "INSIDE");
+    close(o);
+    o = open(g_a, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int d = sbx_files_op_reopen_readable(&c, o);
+    cr_assert_geq(d, 0);
+    char dents[1024];
+    cr_expect_gt(syscall(SYS_getdents64, d, dents, sizeof dents), 0);
+    close(d);
+    close(o);
+    snprintf(p, sizeof p, "%s/fifo", g_a);
+    cr_assert_eq(mkfifo(p, 0666), 0);
+    o = open(p, O_PATH | O_CLOEXEC);
+    cr_expect_eq(sbx_files_op_reopen_readable(&c, o), -EBADF, "a FIFO open could block");
+    close(o);
+    snprintf(p, sizeof p, "%s/lnk", g_a);
+    cr_assert_eq(symlink("x", p), 0);
+    o = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    cr_expect_eq(sbx_files_op_reopen_readable(&c, o), -EBADF);
+    close(o);
+    if (geteuid() == 0) {
+        sbx_files_creds nobody = { .fsuid = 65534, .fsgid = 65534, .umask = 022 };
+        c.creds = &nobody;
+        snprintf(p, sizeof p, "%s/secret", g_f);
+        cr_assert_eq(chmod(p, 0600), 0);
+        o = open(p, O_PATH | O_CLOEXEC);
+        cr_expect_eq(sbx_files_op_reopen_readable(&c, o), -EACCES);
+        close(o);
+    }
+}

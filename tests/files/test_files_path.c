@@ -2,6 +2,7 @@
  * resolution against a (real, forked) task's cwd and dirfds. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -522,4 +523,47 @@ Test(files_path, proc_status_reads_a_real_task)
     cr_expect_eq(st.creds.umask, um);
     close(fd);
     cr_expect_lt(sbx_files_proc_status_read(-1, &st), 0);
+}
+
+static void own_mount_ns(void)
+{
+    /* The cwd moves to this namespace's copy of its mount; fds opened
+     * before stay on the parent namespace's mounts. */
+    if (unshare(CLONE_NEWNS) < 0)
+        _exit(4);
+}
+
+/* The target's own mounts tell a view directory from one the broker
+ * opened outside it (a brokered chdir / dirfd), by mount, not by name. */
+Test(files_path, view_mounts_tell_own_mounts_from_foreign_ones)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs CAP_SYS_ADMIN for a mount namespace");
+    char *d = tree();
+    char a[512];
+    snprintf(a, sizeof a, "%s/a", d);
+    const char *dirs[] = { a, NULL };
+    child c;
+    spawn(&c, a, dirs, own_mount_ns);
+    static sbx_files_view_mounts m;
+    cr_assert_eq(sbx_files_view_mounts_read(c.task.proc_fd, &m), 0);
+    cr_expect_gt(m.n, 0);
+    for (size_t i = 1; i < m.n; i++)
+        cr_expect_lt(m.id[i - 1], m.id[i], "sorted, no duplicates");
+    cr_expect(sbx_files_task_dir_on_mounts(&c.task, SBX_FILES_AT_FDCWD, &m), "the cwd is its own");
+    cr_expect(!sbx_files_task_dir_on_mounts(&c.task, 100, &m), "fd 100 is on our mount");
+    cr_expect(!sbx_files_task_dir_on_mounts(&c.task, 999, &m), "no such fd");
+    cr_expect(sbx_files_task_dir_in_view(&c.task, SBX_FILES_AT_FDCWD, a));
+    cr_expect(!sbx_files_task_dir_in_view(&c.task, 100, a), "same inode, another mount");
+    cr_expect(!sbx_files_task_dir_in_view(&c.task, SBX_FILES_AT_FDCWD, "relative"));
+    /* our own set does not hold the child's cwd mount */
+    int self = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    static sbx_files_view_mounts mine;
+    cr_assert_eq(sbx_files_view_mounts_read(self, &mine), 0);
+    cr_expect(!sbx_files_task_dir_on_mounts(&c.task, SBX_FILES_AT_FDCWD, &mine));
+    cr_expect(sbx_files_task_dir_on_mounts(&c.task, 100, &mine));
+    close(self);
+    reap(&c);
+    sbx_test_rmtree(d);
+    free(d);
 }

@@ -124,6 +124,7 @@ Test(files_syscalls, docs_trap_column_matches_code)
         static const struct { const char *word; uint32_t tag; } tags[] = {
             { "IPC `OPEN`", SBX_FILES_IPC_TAG_OPEN }, { "IPC `PATH`", SBX_FILES_IPC_TAG_PATH },
             { "IPC `ATTR`", SBX_FILES_IPC_TAG_ATTR }, { "IPC `RENAME`", SBX_FILES_IPC_TAG_RENAME },
+            { "IPC `CHDIR`", SBX_FILES_IPC_TAG_CHDIR }, { "IPC `GETCWD`", SBX_FILES_IPC_TAG_GETCWD },
         };
         uint32_t want = 0;
         for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++)

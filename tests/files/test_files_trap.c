@@ -614,3 +614,61 @@ Test(files_trap, brokered_calls_skip_the_native_attempt_next_time)
     cr_expect_eq(b.hinted, a.hinted, "forgotten");
     cr_expect_eq(b.native - a.native, 2, "a native attempt, then the NATIVE answer");
 }
+
+static void *chdir_in_own_fs(void *arg)
+{
+    cwd_thread *ct = arg;
+    if (unshare(CLONE_FS) != 0) {
+        ct->result = -2;
+        return NULL;
+    }
+    ct->result = chdir(g_r);
+    ct->err = errno;
+    char buf[700];
+    if (ct->result == 0 && (!getcwd(buf, sizeof buf) || strcmp(buf, g_r) != 0))
+        ct->result = -3;
+    return NULL;
+}
+
+/* chdir through the CHDIR service (the handler fchdir()s into the
+ * broker's O_PATH fd) and getcwd through GETCWD (no native re-issue
+ * here): both per calling thread, refusals change nothing. */
+Test(files_trap, chdir_and_getcwd_through_the_broker)
+{
+    engage();
+    sbx_files_trap_stats before, after;
+    sbx_files_trap_get_stats(&before);
+    cr_assert_eq(chdir(g_b), 0, "errno %d", errno);
+    char buf[700];
+    cr_assert_not_null(getcwd(buf, sizeof buf), "errno %d", errno);
+    cr_expect_str_eq(buf, g_b);
+    expect_content(open("f", O_RDONLY), "hello");
+    cr_expect_eq(chdir(g_c), -1);
+    cr_expect_eq(errno, EACCES);
+    cr_expect_eq(chdir(".."), -1, "the grant's parent is not granted");
+    cr_expect_eq(errno, EACCES);
+    cr_expect_eq(chdir("link"), 0, "B/link -> B stays in the grant: errno %d", errno);
+    cr_expect_eq(chdir(P(g_b, "f")), -1);
+    cr_expect_eq(errno, ENOTDIR);
+    cr_expect_eq(syscall(SYS_getcwd, buf, strlen(g_b)), -1);
+    cr_expect_eq(errno, ERANGE);
+    cr_expect_eq(syscall(SYS_getcwd, buf, strlen(g_b) + 1), (long)strlen(g_b) + 1);
+    cr_expect_eq(syscall(SYS_getcwd, (char *)8, sizeof buf), -1);
+    cr_expect_eq(errno, EFAULT);
+    cr_assert_not_null(getcwd(buf, sizeof buf));
+    cr_expect_str_eq(buf, g_b, "refused chdirs changed nothing");
+    cwd_thread ct = { 0 };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, chdir_in_own_fs, &ct), 0);
+    pthread_join(th, NULL);
+    cr_expect_eq(ct.result, 0, "a thread with its own fs_struct: %d errno %d", ct.result, ct.err);
+    cr_assert_not_null(getcwd(buf, sizeof buf));
+    cr_expect_str_eq(buf, g_b, "the other thread's chdir is its own");
+    sbx_files_trap_get_stats(&after);
+    cr_expect_geq(after.brokered - before.brokered, 8);
+    cr_assert_eq(mkdir(P(g_b, "gone"), 0755), 0);
+    cr_assert_eq(chdir("gone"), 0);
+    cr_assert_eq(rmdir(P(g_b, "gone")), 0);
+    cr_expect_null(getcwd(buf, sizeof buf));
+    cr_expect_eq(errno, ENOENT);
+}

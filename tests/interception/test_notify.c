@@ -967,3 +967,99 @@ Test(notify, unmodified_static_binary, .init = setup, .fini = teardown)
     cr_expect_not_null(strstr(text, "libc.so.6"), "ldconfig -p output: %.200s", text);
     close(g_cat_out);
 }
+
+/* ---- the fs peer (brokered chdir under notify) ---- */
+
+static int count_open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Send one request (fds[0..nfd) attached) of len bytes. */
+static void peer_ask(int sock, const void *msg, size_t len, const int *fds, int nfd)
+{
+    char cbuf[CMSG_SPACE(4 * sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfd) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfd * sizeof(int));
+    }
+    cr_assert_geq(sendmsg(sock, &mh, 0), 0);
+}
+
+/* The peer (the target's init) changes its cwd only for a well-formed
+ * request carrying exactly one directory fd; everything else is EINVAL
+ * with every attached fd closed, and nothing moves. */
+Test(notify, fs_peer_answers_only_well_formed_requests, .init = setup, .fini = teardown)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    int dir = open(g_b, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int file = open(P(g_b, "file"), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    cr_assert_geq(dir, 0);
+    cr_assert_geq(file, 0);
+    cr_assert_eq(chdir("/"), 0);
+    struct stat root, now, want;
+    cr_assert_eq(stat("/", &root), 0);
+    cr_assert_eq(stat(g_b, &want), 0);
+    int base = count_open_fds();
+    struct {
+        const char *what;
+        sbx_notify_fs_msg m;
+        size_t len;
+        int fds[2];
+        int nfd;
+        int err;
+    } cases[] = {
+        { "wrong type", { .type = SBX_NOTIFY_FS_DONE, .seq = 1 }, sizeof(sbx_notify_fs_msg), { dir }, 1, EINVAL },
+        { "no fd", { .type = SBX_NOTIFY_FS_CHDIR, .seq = 2 }, sizeof(sbx_notify_fs_msg), { 0 }, 0, EINVAL },
+        { "two fds", { .type = SBX_NOTIFY_FS_CHDIR, .seq = 3 }, sizeof(sbx_notify_fs_msg), { dir, dir }, 2, EINVAL },
+        { "short", { .type = SBX_NOTIFY_FS_CHDIR, .seq = 4 }, 4, { dir }, 1, EINVAL },
+        { "a file", { .type = SBX_NOTIFY_FS_CHDIR, .seq = 5 }, sizeof(sbx_notify_fs_msg), { file }, 1, ENOTDIR },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        peer_ask(sp[0], &cases[i].m, cases[i].len, cases[i].fds, cases[i].nfd);
+        cr_assert_eq(sbx_notify_fs_peer_answer(sp[1]), 0, "%s", cases[i].what);
+        sbx_notify_fs_msg a;
+        cr_assert_eq(recv(sp[0], &a, sizeof a, MSG_DONTWAIT), (ssize_t)sizeof a, "%s", cases[i].what);
+        cr_expect_eq(a.type, SBX_NOTIFY_FS_DONE, "%s", cases[i].what);
+        cr_expect_eq(a.seq, cases[i].len >= 8 ? cases[i].m.seq : 0, "%s", cases[i].what);
+        cr_expect_eq(a.err, cases[i].err, "%s: err %d", cases[i].what, a.err);
+        cr_assert_eq(stat(".", &now), 0);
+        cr_expect(now.st_ino == root.st_ino && now.st_dev == root.st_dev, "%s moved the cwd",
+                  cases[i].what);
+        cr_expect_eq(count_open_fds(), base, "%s leaked an fd", cases[i].what);
+    }
+    /* nothing queued: nothing done */
+    cr_expect_eq(sbx_notify_fs_peer_answer(sp[1]), 0);
+    /* the real thing */
+    sbx_notify_fs_msg ok = { .type = SBX_NOTIFY_FS_CHDIR, .seq = 9 };
+    peer_ask(sp[0], &ok, sizeof ok, &dir, 1);
+    cr_assert_eq(sbx_notify_fs_peer_answer(sp[1]), 0);
+    sbx_notify_fs_msg a;
+    cr_assert_eq(recv(sp[0], &a, sizeof a, MSG_DONTWAIT), (ssize_t)sizeof a);
+    cr_expect(a.type == SBX_NOTIFY_FS_DONE && a.seq == 9 && a.err == 0, "err %d", a.err);
+    cr_assert_eq(stat(".", &now), 0);
+    cr_expect(now.st_ino == want.st_ino && now.st_dev == want.st_dev);
+    cr_expect_eq(count_open_fds(), base);
+    /* the broker's end gone: the peer stops */
+    close(sp[0]);
+    cr_expect_eq(sbx_notify_fs_peer_answer(sp[1]), -EPIPE);
+    close(sp[1]);
+    close(dir);
+    close(file);
+    cr_assert_eq(chdir("/"), 0);
+}

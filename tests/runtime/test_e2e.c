@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -431,25 +432,92 @@ Test(e2e, view_beneath_tmp_is_visible)
 
 Test(e2e, continue_only_when_landlock_confines)
 {
-    /* chdir can only be done by the kernel (CONTINUE), which the notify
-     * server allows only for a Landlock-confined target: with Landlock
-     * (limited level and up) `cd /usr` works, without it (interactive) it
-     * is refused while brokered reads still work. */
+    /* The notify server answers CONTINUE only for a Landlock-confined
+     * target. A chdir the kernel cannot be left to is performed through
+     * the target's init, which shares only the program's own cwd: the
+     * shell's `cd /usr` works at every level, a subshell's (a fork) only
+     * by CONTINUE, so with Landlock (limited level and up) and not without
+     * it (interactive), while brokered reads still work. */
     rt_write_file("ro.txt", "ok\n");
     sbx_policy *ll = pol();
     rule(ll, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt"));
     sbx_policy *noll = pol();
     rule(noll, SBX_FILES_ALLOW_READONLY, rt_path("ro.txt"));
     cr_assert_eq(sbx_policy_set_lockdown_level(noll, SBX_LOCKDOWN_INTERACTIVE), 0);
-    const char *script = cmd("cat %s; cd /usr && echo CD", rt_path("ro.txt"));
+    const char *script = cmd("cat %s; (cd /usr && echo SUB); cd /usr && pwd", rt_path("ro.txt"));
     rt_run a, b;
     cr_assert_eq(rt_sh(ll, script, &a), 0);
     cr_assert_eq(rt_sh(noll, script, &b), 0);
-    cr_expect_str_eq(a.out, "ok\nCD\n");
+    cr_expect_str_eq(a.out, "ok\nSUB\n/usr\n");
     cr_expect(strstr(b.out, "ok\n"), "%s", b.out);
-    cr_expect(!strstr(b.out, "CD"), "%s", b.out);
+    cr_expect(!strstr(b.out, "SUB"), "%s", b.out);
+    cr_expect(strstr(b.out, "/usr\n"), "%s", b.out);
     sbx_policy_unref(ll);
     sbx_policy_unref(noll);
+}
+
+/* An unmodified shell cds into a brokered directory (notify backend: the
+ * target's init makes it the program's cwd): pwd names it, relative
+ * reads and ls work there, a relative escape stays denied. */
+Test(e2e, cd_into_a_brokered_directory)
+{
+    rt_write_file("ro.txt", "ok\n");
+    rt_write_file("secret.txt", "no\n");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", rt_path("ro.txt"));
+    *strrchr(dir, '/') = '\0';
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, dir);
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/ro.txt", dir);
+    rule(p, SBX_FILES_ALLOW_READONLY, pat);
+    rt_run r;
+    cr_assert_eq(rt_sh(p, cmd("cd %s && pwd && cat ro.txt && ls ro.txt && cat secret.txt 2>&1;"
+                              " cat ../secret.txt 2>&1; true", dir),
+                       &r),
+                 0);
+    char want[8400];
+    snprintf(want, sizeof want, "%s\nok\nro.txt\n", dir);
+    cr_expect(!strncmp(r.out, want, strlen(want)), "%s", r.out);
+    cr_expect(strstr(r.out, "secret.txt: Permission denied"), "%s", r.out);
+    cr_expect(!strstr(r.out, "no\n"), "%s", r.out);
+    sbx_policy_unref(p);
+}
+
+/* A broker without CAP_SYS_PTRACE cannot kcmp the target's init (never
+ * exec'd, not dumpable): it compares the caller with the program
+ * instead. The shell's cd still works; a subshell's (a fork, its own
+ * fs_struct) is still refused and leaves the shell's cwd alone. */
+Test(e2e, cd_without_cap_sys_ptrace)
+{
+    /* This thread's capabilities pass to the notify thread it starts. */
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    cr_assert_eq(syscall(SYS_capget, &h, d), 0);
+    d[CAP_SYS_PTRACE / 32].effective &= ~(1u << (CAP_SYS_PTRACE % 32));
+    d[CAP_SYS_PTRACE / 32].permitted &= ~(1u << (CAP_SYS_PTRACE % 32));
+    cr_assert_eq(syscall(SYS_capset, &h, d), 0);
+    rt_write_file("ro.txt", "ok\n");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", rt_path("ro.txt"));
+    *strrchr(dir, '/') = '\0';
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, dir);
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/**", dir);
+    rule(p, SBX_FILES_ALLOW_READONLY, pat);
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    rt_run r;
+    cr_assert_eq(rt_sh(p, cmd("cd %s && pwd && cat ro.txt; (cd sub && echo SUB); pwd", dir), &r), 0);
+    char want[8400];
+    snprintf(want, sizeof want, "%s\nok\n", dir);
+    cr_expect(!strncmp(r.out, want, strlen(want)), "%s", r.out);
+    cr_expect(!strstr(r.out, "SUB"), "%s", r.out);
+    snprintf(want, sizeof want, "\n%s\n", dir);
+    cr_expect(strstr(r.out + 1, want), "the shell's cwd after the subshell: %s", r.out);
+    sbx_policy_unref(p);
 }
 
 /* The view's own layout is listable natively under a brokering policy:

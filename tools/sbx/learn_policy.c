@@ -71,8 +71,10 @@ sbx_learn_strength sbx_learn_classify(const char *op, int flags, int error)
          * same answer (ENOENT) on the next run. */
         return error == ENOENT ? SBX_LEARN_QUERY : SBX_LEARN_READ;
     }
-    if (is(op, "stat") || is(op, "statx") || is(op, "access") || is(op, "readlink") ||
-        is(op, "chdir"))
+    /* chdir is decided as opening the directory for reading. */
+    if (is(op, "chdir"))
+        return error == ENOENT ? SBX_LEARN_QUERY : SBX_LEARN_READ;
+    if (is(op, "stat") || is(op, "statx") || is(op, "access") || is(op, "readlink"))
         return SBX_LEARN_QUERY;
     if (error == ENOENT && !is(op, "rename"))
         return SBX_LEARN_QUERY;
@@ -90,6 +92,8 @@ static int kind_of(const char *op, int flags, int error)
     }
     if (is(op, "mkdir"))
         return K_CREATE;
+    if (is(op, "chdir"))
+        return K_READ;
     if (sbx_learn_classify(op, flags, error) == SBX_LEARN_QUERY)
         return K_QUERY;
     return K_CHANGE;

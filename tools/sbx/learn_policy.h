@@ -12,7 +12,7 @@
 
 /* How strong an access is; a rule grants the strongest seen. */
 typedef enum sbx_learn_strength {
-    SBX_LEARN_QUERY = 1, /* stat/access/readlink/chdir, or a probe that got ENOENT */
+    SBX_LEARN_QUERY = 1, /* stat/access/readlink, or a probe that got ENOENT */
     SBX_LEARN_READ = 2,  /* open read-only */
     SBX_LEARN_ANY = 3,   /* write, create, truncate, rename, unlink, mkdir, rmdir, chmod, utimens */
 } sbx_learn_strength;

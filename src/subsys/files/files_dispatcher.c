@@ -24,7 +24,7 @@ static const char *const op_names[SBX_FILES_CALL_COUNT_] = {
     [SBX_FILES_CALL_UNLINK] = "unlink", [SBX_FILES_CALL_RMDIR] = "rmdir",
     [SBX_FILES_CALL_RENAME] = "rename", [SBX_FILES_CALL_CHDIR] = "chdir",
     [SBX_FILES_CALL_TRUNCATE] = "truncate", [SBX_FILES_CALL_UTIMENS] = "utimens",
-    [SBX_FILES_CALL_CHMOD] = "chmod",
+    [SBX_FILES_CALL_CHMOD] = "chmod", [SBX_FILES_CALL_GETCWD] = "getcwd",
 };
 
 const char *sbx_files_call_op_name(sbx_files_call_op op)
@@ -32,6 +32,21 @@ const char *sbx_files_call_op_name(sbx_files_call_op op)
     if ((unsigned)op >= SBX_FILES_CALL_COUNT_ || !op_names[op])
         return "?";
     return op_names[op];
+}
+
+bool sbx_files_op_landlock_mediated(sbx_files_call_op op)
+{
+    switch (op) {
+    case SBX_FILES_CALL_OPEN:
+    case SBX_FILES_CALL_MKDIR:
+    case SBX_FILES_CALL_UNLINK:
+    case SBX_FILES_CALL_RMDIR:
+    case SBX_FILES_CALL_RENAME:
+    case SBX_FILES_CALL_TRUNCATE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need)
@@ -116,6 +131,11 @@ static void handle_open(const sbx_files_ops_ctx *ops, const sbx_files_call *c, s
 {
     int fd = sbx_files_op_open(ops, c->path, c->flags,
                                sbx_files_create_mode(c->mode, c->umask, false));
+    if (fd >= 0 && (c->flags & O_PATH) && c->no_opath_fd) {
+        int rd = sbx_files_op_reopen_readable(ops, fd);
+        close(fd);
+        fd = rd;
+    }
     if (fd < 0) {
         res->value = fd;
         return;
@@ -217,6 +237,27 @@ static void handle_chmod(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
     res->value = sbx_files_op_chmod(ops, c->path, c->mode, c->follow);
 }
 
+/* chdir: the target controls the path (judged like opening the directory
+ * for reading). The directory is opened O_PATH|O_DIRECTORY as the target
+ * (the kernel checks search permission on the way), a final symlink
+ * followed only after its target passes the same policy. Safe: the fd
+ * names the matched directory; the backend makes it the caller's cwd with
+ * fchdir in the target (or its init), where the kernel's own MAY_EXEC
+ * check on the directory happens with the target's ids. Every later
+ * relative call is still decided on its canonical path. */
+static void handle_chdir(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
+                         sbx_files_result *res)
+{
+    int fd = sbx_files_op_open(ops, c->path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) {
+        res->value = fd;
+        return;
+    }
+    res->kind = SBX_FILES_RES_FD;
+    res->fd = fd;
+    res->value = 0;
+}
+
 static void audit(const sbx_files_dispatcher *d, const sbx_files_call *c,
                   const sbx_files_decision *dec, long result)
 {
@@ -273,9 +314,12 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
     /* Brokered exec-checks are refused: exec is native-only. */
     if (dec.action == SBX_FILES_BROKER && c->op == SBX_FILES_CALL_ACCESS && (c->flags & X_OK))
         dec.action = SBX_FILES_REFUSE;
-    /* chdir can only be done by the kernel in the target (notify backend). */
-    if (c->op == SBX_FILES_CALL_CHDIR && dec.action != SBX_FILES_REFUSE &&
-        dec.action != SBX_FILES_TERMINATE && !(dec.action == SBX_FILES_NATIVE && c->landlock))
+    /* chdir is performed as an O_PATH open of the directory, which the
+     * backend then makes the caller's cwd; a backend that cannot do that
+     * for this caller gets only the kernel's own chdir (CONTINUE). */
+    if (c->op == SBX_FILES_CALL_CHDIR && !c->chdir_fd &&
+        (dec.action == SBX_FILES_BROKER ||
+         (dec.action == SBX_FILES_NATIVE && !c->landlock)))
         dec.action = SBX_FILES_REFUSE;
 
     switch (dec.action) {
@@ -295,9 +339,15 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         audit(d, c, &dec, res->value);
         return 0;
     case SBX_FILES_NATIVE:
-        if (c->landlock) {
+        if (c->landlock && c->op != SBX_FILES_CALL_CHMOD && c->op != SBX_FILES_CALL_UTIMENS) {
             /* Landlock bounds whatever the kernel reaches, however the
-             * target rewrites the path after we read it. */
+             * target rewrites the path after we read it (for the calls it
+             * mediates; see sbx_files_op_landlock_mediated). chmod and
+             * utimensat change what they reach without Landlock's check:
+             * a racing thread could turn the path relative to a brokered
+             * cwd and reach a host file of the target's uid, so those are
+             * performed below, inside the target's root. (stat, access,
+             * readlink only read metadata; docs/files.md, limits.) */
             res->kind = SBX_FILES_RES_CONTINUE;
             res->value = 0;
             return 0;
@@ -352,6 +402,9 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         break;
     case SBX_FILES_CALL_CHMOD:
         handle_chmod(&ops, c, res);
+        break;
+    case SBX_FILES_CALL_CHDIR:
+        handle_chdir(&ops, c, res);
         break;
     default:
         res->value = -ENOSYS;

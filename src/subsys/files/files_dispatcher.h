@@ -38,6 +38,7 @@ typedef enum sbx_files_call_op {
     SBX_FILES_CALL_TRUNCATE, /* truncate */
     SBX_FILES_CALL_UTIMENS,  /* utimensat with a path */
     SBX_FILES_CALL_CHMOD,    /* chmod, fchmodat, fchmodat2 */
+    SBX_FILES_CALL_GETCWD,   /* getcwd: no path input; answered by the backend, never dispatched */
     SBX_FILES_CALL_COUNT_
 } sbx_files_call_op;
 
@@ -123,6 +124,16 @@ typedef struct sbx_files_call {
     bool landlock;      /* the target is confined to its view by Landlock */
     const sbx_files_creds *creds; /* the target's identity, NULL: the broker's */
     bool creds_kept; /* the calling thread is in creds already (sbx_files_creds_keep) */
+    /* CHDIR: the backend can make a directory fd the caller's cwd (trap:
+     * the handler fchdir()s; notify: the target's init shares the caller's
+     * fs_struct). false: only a CONTINUE can serve it, else it is refused
+     * with the policy's errno. */
+    bool chdir_fd;
+    /* OPEN with O_PATH: the backend cannot pass O_PATH files (notify):
+     * answer a read-only fd of the same regular file or directory instead
+     * (sbx_files_op_reopen_readable; the grant that allows O_PATH is a
+     * read grant), EBADF for other objects. */
+    bool no_opath_fd;
 } sbx_files_call;
 
 typedef enum sbx_files_result_kind {
@@ -149,6 +160,15 @@ typedef struct sbx_files_result {
  * decide and audit are. */
 int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *call,
                        sbx_files_result *res);
+
+/* Does Landlock mediate `op` (check the object the kernel reaches, however
+ * the path was spelled)? open (except O_PATH), mkdir, unlink, rmdir,
+ * rename, truncate: yes. stat, statx, access, readlink, chmod, utimensat,
+ * chdir: no — a native (CONTINUE'd, or the trap's magic re-issue) call of
+ * these with a path relative to a directory outside the view (a brokered
+ * cwd or dirfd) would reach the host's tree unchecked, so the broker never
+ * leaves them to the kernel (chdir excepted: see files.md). Pure. */
+bool sbx_files_op_landlock_mediated(sbx_files_call_op op);
 
 /* What a call of `op` with these flags needs (SBX_FILES_NEED_*), or a
  * negative errno for flags that are refused outright. */

@@ -362,10 +362,25 @@ static long decode(const sbx_trap_call *call, decoded *d)
         if (call->nr == SYS_renameat2)
             d->flags = (uint32_t)a[4];
         return 0;
-    case SYS_chdir: /* only the kernel can change the cwd: not served by trap */
+    case SYS_chdir:
+        /* The broker opens the directory; the handler fchdir()s into it. */
+        d->tag = SBX_FILES_IPC_TAG_CHDIR, d->op = SBX_FILES_OP_OPEN;
+        d->pre_flags = O_RDONLY | O_DIRECTORY;
+        d->path = (const char *)(uintptr_t)a[0];
+        return 0;
     default:
         return -ENOSYS;
     }
+}
+
+/* Calls Landlock does not mediate (stat, access, readlink, chmod,
+ * utimensat: sbx_files_op_landlock_mediated), by syscall number; filled by
+ * sbx_files_trap_register, read-only afterwards. */
+static bool unmediated_nr[SBX_TRAP_MAX_NR];
+
+static bool unmediated(int nr)
+{
+    return nr >= 0 && nr < SBX_TRAP_MAX_NR && unmediated_nr[nr];
 }
 
 static long native(const sbx_trap_call *call)
@@ -425,10 +440,11 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
      * the broker only when that fails (outside the view, or a real error),
      * for its authoritative answer. A failed attempt changes nothing.
      * Only with native re-issue allowed and a local copy to read (not when
-     * decisions are audited: the copy is hidden then), and not for a call
-     * the broker served itself last time (the hints). */
-    if (call->native_allowed && len && (v1 == LOCAL_NO_DENY || v1 == LOCAL_HINTED) &&
-        v2 == LOCAL_NO_DENY) {
+     * decisions are audited: the copy is hidden then), not for a call
+     * the broker served itself last time (the hints), and never for a call
+     * Landlock does not mediate (below). */
+    if (call->native_allowed && len && !unmediated(call->nr) &&
+        (v1 == LOCAL_NO_DENY || v1 == LOCAL_HINTED) && v2 == LOCAL_NO_DENY) {
         if (v1 == LOCAL_HINTED) {
             atomic_fetch_add_explicit(&n_hinted, 1, memory_order_relaxed);
         } else {
@@ -444,6 +460,13 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
         return sbx_trap_syscall6(SYS_fstat, (uint64_t)d.dirfd, (uint64_t)(uintptr_t)d.out, 0, 0,
                                  0, 0);
     }
+    /* Calls Landlock does not mediate (stat, access, readlink, chmod,
+     * utimensat) are never native in a spawned target: its notify filter
+     * sends them to the broker whatever the magic says (notify_filter.c),
+     * which decides them authoritatively — one hop, not a failed native
+     * attempt and a cross call. */
+    if (call->native_allowed && call->forward_allowed && unmediated(call->nr))
+        return sbx_trap_forward(call);
     if (!call->ipc)
         return -EIO;
     return brokered(call, &d, len, len2);
@@ -500,6 +523,9 @@ static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, si
         if (d->flags & O_CLOEXEC)
             cf = SBX_IPC_CALL_CLOEXEC;
         break;
+    case SBX_FILES_IPC_TAG_CHDIR:
+        cf = SBX_IPC_CALL_CLOEXEC; /* held only until fchdir */
+        break;
     case SBX_FILES_IPC_TAG_ATTR: {
         size_t size = d->out_size;
         if (d->times) {
@@ -529,6 +555,13 @@ static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, si
     hint_update(d->hint, rep.ext[0] == SBX_FILES_IPC_RES_NATIVE);
     if (rep.ext[0] == SBX_FILES_IPC_RES_FD && rep.fd >= 0 && d->tag == SBX_FILES_IPC_TAG_OPEN)
         return rep.fd;
+    if (rep.ext[0] == SBX_FILES_IPC_RES_FD && rep.fd >= 0 && d->tag == SBX_FILES_IPC_TAG_CHDIR) {
+        /* The directory the broker matched and opened (O_PATH): the
+         * kernel checks search permission here, as for chdir itself. */
+        long v = sbx_trap_syscall6(SYS_fchdir, (uint64_t)rep.fd, 0, 0, 0, 0, 0);
+        (void)sbx_trap_syscall6(SYS_close, (uint64_t)rep.fd, 0, 0, 0, 0, 0);
+        return v;
+    }
     if (rep.fd >= 0)
         (void)sbx_trap_syscall6(SYS_close, (uint64_t)rep.fd, 0, 0, 0, 0, 0);
     switch (rep.ext[0]) {
@@ -543,12 +576,77 @@ static long brokered(const sbx_trap_call *call, const decoded *d, size_t len, si
     }
 }
 
+/* getcwd(buf, size). After a brokered chdir the cwd lies outside the
+ * target's root, and the kernel prints it as "(unreachable)/var/tmp/x"
+ * (which libc turns into ENOENT); the rest is the directory's name in the
+ * broker's namespace, which is the name the policy and the program use
+ * (views mirror host paths). So: the kernel's answer (native re-issue,
+ * else the notify base, else the broker over IPC) into a buffer of our
+ * own, the prefix dropped, then copied if it fits the caller's size
+ * (ERANGE otherwise, as the kernel). Async-signal-safe: a stack buffer. */
+#define UNREACHABLE "(unreachable)"
+static long h_getcwd(const sbx_trap_call *call, void *ctx)
+{
+    (void)ctx;
+    char *ubuf = (char *)(uintptr_t)call->args[0];
+    size_t size = (size_t)call->args[1];
+    char buf[SBX_FILES_PATH_MAX + 16];
+    sbx_trap_call c = *call;
+    c.args[0] = (uint64_t)(uintptr_t)buf;
+    c.args[1] = sizeof buf;
+    long n;
+    if (call->native_allowed) {
+        n = native(&c);
+    } else if (call->forward_allowed) {
+        n = sbx_trap_forward(&c);
+    } else if (call->ipc) {
+        atomic_fetch_add_explicit(&n_brokered, 1, memory_order_relaxed);
+        long tid = sbx_trap_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+        sbx_arg args[3] = { sbx_arg_u32((uint32_t)call->nr), sbx_arg_u32((uint32_t)tid),
+                            sbx_arg_inout(buf, SBX_FILES_PATH_MAX) };
+        sbx_ipc_reply rep;
+        int r = sbx_ipc_client_call(call->ipc, SBX_FILES_IPC_TAG_GETCWD, args, 3, 0, &rep);
+        if (r < 0)
+            return sbx_trap_result_from(r);
+        if (rep.fd >= 0)
+            (void)sbx_trap_syscall6(SYS_close, (uint64_t)rep.fd, 0, 0, 0, 0, 0);
+        if (rep.ext[0] == SBX_FILES_IPC_RES_ERROR)
+            return rep.status > 0 && rep.status < 4096 ? -(long)rep.status : -EIO;
+        if (rep.ext[0] != SBX_FILES_IPC_RES_VALUE || rep.ext[1] == 0 ||
+            rep.ext[1] > SBX_FILES_PATH_MAX)
+            return -EIO;
+        n = (long)rep.ext[1];
+    } else {
+        return -EIO;
+    }
+    if (n < 0)
+        return n;
+    if (n == 0 || (size_t)n > sizeof buf || buf[n - 1] != '\0')
+        return -EIO; /* not what getcwd answers */
+    size_t len = (size_t)n - 1, skip = 0;
+    if (len >= sizeof UNREACHABLE && !memcmp(buf, UNREACHABLE "/", sizeof UNREACHABLE))
+        skip = sizeof UNREACHABLE - 1;
+    len -= skip;
+    if (len + 1 > size)
+        return -ERANGE;
+    if (!ubuf || !user_writable(ubuf, len + 1))
+        return -EFAULT;
+    memcpy(ubuf, buf + skip, len + 1);
+    return (long)(len + 1);
+}
+
 int sbx_files_trap_register(void)
 {
     for (size_t i = 0; i < sbx_files_syscall_count; i++) {
         const sbx_files_syscall *sc = &sbx_files_syscalls[i];
         int r = 0;
-        if (sc->kind == SBX_FILES_SC_BROKERED)
+        if (sc->kind == SBX_FILES_SC_BROKERED && sc->nr >= 0 && sc->nr < SBX_TRAP_MAX_NR)
+            unmediated_nr[sc->nr] = !sbx_files_op_landlock_mediated(sc->op) &&
+                                    sc->op != SBX_FILES_CALL_CHDIR &&
+                                    sc->op != SBX_FILES_CALL_GETCWD;
+        if (sc->kind == SBX_FILES_SC_BROKERED && sc->op == SBX_FILES_CALL_GETCWD)
+            r = sbx_trap_register(sc->nr, h_getcwd, NULL);
+        else if (sc->kind == SBX_FILES_SC_BROKERED)
             r = sbx_trap_register(sc->nr, h_brokered, NULL);
         else if (sc->kind == SBX_FILES_SC_REFUSED)
             r = sbx_trap_refuse(sc->nr, sc->refuse_errno);

@@ -15,10 +15,12 @@
  *
  * Served over IPC: every BROKERED entry (open family, access family,
  * stat family, readlink, rename family, mkdir, unlink, rmdir, truncate,
- * chmod family, utimensat with a path) except chdir, openat2 with resolve
- * flags and utimensat with a NULL path (futimens), which are forwarded to
- * the notify base in ranged mode, else re-issued natively when allowed,
- * else fail with ENOSYS.
+ * chmod family, utimensat with a path, chdir: the broker's O_PATH fd is
+ * fchdir()ed into) except openat2 with resolve flags and utimensat with a
+ * NULL path (futimens), which are forwarded to the notify base in ranged
+ * mode, else re-issued natively when allowed, else fail with ENOSYS.
+ * getcwd is issued natively (else forwarded, else IPC GETCWD) and the
+ * kernel's "(unreachable)" prefix for a cwd outside the root dropped.
  * Buffers the kernel would fill (struct stat, struct statx, readlink's
  * bytes) are written only from a successful reply, exactly as many bytes
  * as the kernel writes (docs/trap.md).

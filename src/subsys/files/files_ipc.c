@@ -255,6 +255,10 @@ uint32_t sbx_files_ipc_tag_for(int nr)
     case SYS_renameat:
     case SYS_renameat2:
         return SBX_FILES_IPC_TAG_RENAME;
+    case SYS_chdir:
+        return SBX_FILES_IPC_TAG_CHDIR;
+    case SYS_getcwd:
+        return SBX_FILES_IPC_TAG_GETCWD;
     default:
         return 0;
     }
@@ -276,6 +280,7 @@ static bool at_cwd_only(int nr)
     case SYS_readlink:
     case SYS_truncate:
     case SYS_rename:
+    case SYS_chdir:
         return true;
     default:
         return false;
@@ -315,7 +320,20 @@ typedef struct caller {
     sbx_files_task task;
     thread_status st;
     int root_fd;
+    bool no_native; /* never answer NATIVE for this call (see run_in_view) */
 } caller;
+
+/* The calling thread's root, through its own /proc entry (the live task,
+ * never a pid's later owner); read as the broker, like all of /proc. */
+static int open_task_root(const caller *c)
+{
+    sbx_files_creds_drop();
+    if (c->task.proc_fd >= 0)
+        return openat(c->task.proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    char root[64]; /* no task fd (an absolute path needed none): the memo checked the pid */
+    snprintf(root, sizeof root, "/proc/%d/root", (int)c->task.pid);
+    return open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
 
 static void caller_done(caller *c)
 {
@@ -360,8 +378,7 @@ static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fres
          * its root, through the thread's own /proc entry (the live task,
          * never a pid's later owner), kept in the memo entry (a target
          * cannot change its root: no capability in its namespace). */
-        sbx_files_creds_drop();
-        c->root_fd = openat(c->task.proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        c->root_fd = open_task_root(c);
         if (c->root_fd >= 0 && t->memo)
             memo_put_root(t->memo, tid, &c->task, c->root_fd);
     }
@@ -383,11 +400,14 @@ static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
 }
 
 /* Fill in who calls and run the one dispatcher. */
-static sbx_files_result *run(const sbx_files_ipc_target *t, const caller *c, sbx_files_call *call)
+static sbx_files_result *run(const sbx_files_ipc_target *t, caller *c, sbx_files_call *call)
 {
+    /* chmod and utimensat are never left to the kernel (files_dispatcher.c). */
+    if (c->root_fd < 0 && (call->op == SBX_FILES_CALL_CHMOD || call->op == SBX_FILES_CALL_UTIMENS))
+        c->root_fd = open_task_root(c);
     call->pid = c->task.pid; /* the calling thread's process: t->pid or a descendant */
     call->target_root_fd = c->root_fd;
-    call->landlock = t->landlock;
+    call->landlock = t->landlock && !c->no_native;
     call->creds = t->target_creds ? &c->st.creds : NULL;
     call->umask = c->st.creds.umask;
     /* The pool thread stays in the target's identity after the call: the
@@ -398,6 +418,48 @@ static sbx_files_result *run(const sbx_files_ipc_target *t, const caller *c, sbx
     static _Thread_local sbx_files_result res; /* large: off the stack */
     sbx_files_dispatch(t->files, call, &res);
     return &res;
+}
+
+/* run(), except that a NATIVE answer for a path relative to a base
+ * outside the target's view (its cwd after a brokered chdir, a brokered
+ * dirfd; bases[0..n) are the dirfds the call's relative paths start from)
+ * is never given: the kernel in the target would resolve it in the
+ * broker's tree, not in the view the decision was about. The call is
+ * decided again and performed inside the target's root instead. */
+static sbx_files_result *run_in_view(const sbx_files_ipc_target *t, caller *c, sbx_files_call *call,
+                                     const int *bases, size_t n)
+{
+    sbx_files_result *res = run(t, c, call);
+    if (res->kind != SBX_FILES_RES_CONTINUE || n == 0)
+        return res;
+    const sbx_files_view_mounts *m = NULL;
+    sbx_files_creds_drop(); /* /proc is read as the broker */
+    if (t->memo) {
+        pthread_mutex_lock(&t->memo->lock);
+        if (t->memo->mounts_state == 0)
+            t->memo->mounts_state =
+                sbx_files_view_mounts_read(c->task.proc_fd, &t->memo->mounts) == 0 ? 1 : -1;
+        if (t->memo->mounts_state > 0)
+            m = &t->memo->mounts; /* immutable from now on */
+        pthread_mutex_unlock(&t->memo->lock);
+    }
+    for (size_t i = 0; i < n; i++) {
+        static _Thread_local char base[SBX_FILES_PATH_MAX];
+        if (m ? sbx_files_task_dir_on_mounts(&c->task, bases[i], m)
+              : (sbx_files_task_dir_path(&c->task, bases[i], base, sizeof base) >= 0 &&
+                 sbx_files_task_dir_in_view(&c->task, bases[i], base)))
+            continue;
+        c->no_native = true;
+        if (c->root_fd < 0)
+            c->root_fd = open_task_root(c);
+        return run(t, c, call);
+    }
+    return res;
+}
+
+static bool relative(const sbx_arg *a)
+{
+    return a->v.str.len > 0 && a->v.str.ptr[0] != '/';
 }
 
 static int fail(sbx_ipc_info *info, int neg)
@@ -473,6 +535,12 @@ static int build_path_call(uint32_t tag, const sbx_files_syscall *sc, uint32_t f
         return 0;
     case SBX_FILES_CALL_RMDIR:
         return 0;
+    case SBX_FILES_CALL_CHDIR:
+        /* Served only by TAG_CHDIR, whose handler makes the fd its cwd. */
+        if (tag != SBX_FILES_IPC_TAG_CHDIR || flags || mode)
+            return -EINVAL;
+        c->chdir_fd = true;
+        return 0;
     case SBX_FILES_CALL_CHMOD:
         /* Only fchmodat2 has flags; "" with AT_EMPTY_PATH is fchmod of an
          * fd, which is native (fchmod(2)) and never brokered. */
@@ -522,7 +590,44 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
         return fail(info, r);
     call.path = path;
-    answer(info, run(t, &c, &call));
+    answer(info, run_in_view(t, &c, &call, &dirfd, relative(&args[3])));
+    return 0;
+}
+
+/* ---- TAG_GETCWD ---- */
+
+/* TAG_GETCWD: (u32 nr, u32 tid, inout buf), for a target whose handler
+ * cannot issue getcwd natively. The target controls the tid (one of its
+ * own threads) and the buffer size (1..PATH_MAX). Checked: the cwd's name
+ * as the broker reads it must lead back to the same directory (a removed
+ * cwd is ENOENT, as the kernel says); a buffer too short for the name
+ * and its NUL is ERANGE. Safe: the target learns the name of a directory
+ * it already holds — the view's name for a view directory, the broker's
+ * (the policy's) for a brokered one. */
+static int files_ipc_getcwd_handler(sbx_ipc_info *info, const sbx_arg *args)
+{
+    const sbx_files_ipc_target *t;
+    const sbx_files_syscall *sc = entry_for(info, args, &t);
+    if (!sc)
+        return 0;
+    char *buf = args[2].v.buf.ptr;
+    size_t size = args[2].v.buf.size;
+    if (size == 0 || size > SBX_FILES_PATH_MAX)
+        return fail(info, -EINVAL);
+    SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
+    int r = caller_find(t, args[1].v.u32, false, true, &c);
+    if (r < 0)
+        return fail(info, r);
+    sbx_files_creds_drop(); /* /proc is read as the broker */
+    static _Thread_local char cwd[SBX_FILES_PATH_MAX];
+    int n = sbx_files_task_dir_path(&c.task, SBX_FILES_AT_FDCWD, cwd, sizeof cwd);
+    if (n < 0)
+        return fail(info, n == -ENAMETOOLONG ? n : -ENOENT);
+    if ((size_t)n + 1 > size)
+        return fail(info, -ERANGE);
+    memcpy(buf, cwd, (size_t)n + 1);
+    sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_VALUE);
+    sbx_ipc_info_set_ext(info, 1, (uint64_t)n + 1);
     return 0;
 }
 
@@ -650,10 +755,8 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (args[3].v.str.len == 0 && empty_ok) {
         if (call.op == SBX_FILES_CALL_UTIMENS)
             return fail(info, -EPERM); /* futimens of an fd is native, never brokered */
-        if (t->landlock) {
-            sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_NATIVE);
-            return 0;
-        }
+        /* Not NATIVE: the target's notify filter would send the re-issue
+         * back to the broker anyway (stat is not Landlock-mediated). */
         if ((r = fd_stat(&c, dirfd, &call, buf)) < 0)
             return fail(info, r);
         sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_VALUE);
@@ -664,7 +767,7 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
         return fail(info, r);
     call.path = path;
-    sbx_files_result *res = run(t, &c, &call);
+    sbx_files_result *res = run_in_view(t, &c, &call, &dirfd, relative(&args[3]));
     if (res->kind == SBX_FILES_RES_VALUE && res->value >= 0) {
         if (res->has_stat) {
             memcpy(buf, &res->st, sizeof res->st);
@@ -721,7 +824,13 @@ static int files_ipc_rename_handler(sbx_ipc_info *info, const sbx_arg *args)
     call.path2 = path[1];
     call.flags = (int)flags;
     call.follow = true;
-    answer(info, run(t, &c, &call));
+    int bases[2];
+    size_t nb = 0;
+    if (relative(&args[3]))
+        bases[nb++] = dirfd1;
+    if (relative(&args[5]))
+        bases[nb++] = dirfd2;
+    answer(info, run_in_view(t, &c, &call, bases, nb));
     return 0;
 }
 
@@ -744,6 +853,13 @@ int sbx_files_ipc_register(sbx_ipc_dispatcher *d)
           .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_HANDLE,
                       SBX_ARG_STRING, SBX_ARG_U32 },
           .handler = files_ipc_rename_handler },
+        { .tag = SBX_FILES_IPC_TAG_CHDIR, .subsystem = "files", .nparams = 6,
+          .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_HANDLE, SBX_ARG_STRING, SBX_ARG_U32,
+                      SBX_ARG_U32 },
+          .handler = files_ipc_handler },
+        { .tag = SBX_FILES_IPC_TAG_GETCWD, .subsystem = "files", .nparams = 3,
+          .params = { SBX_ARG_U32, SBX_ARG_U32, SBX_ARG_INOUT },
+          .handler = files_ipc_getcwd_handler },
     };
     for (size_t i = 0; i < sizeof svcs / sizeof svcs[0]; i++) {
         int r = sbx_ipc_dispatcher_register(d, &svcs[i]);

@@ -13,6 +13,10 @@
  *   OPEN, PATH  (nr, tid, dirfd, path, u32 flags, u32 mode)
  *   ATTR        (nr, tid, dirfd, path, u32 flags, u32 mode, u64 value, inout buf)
  *   RENAME      (nr, tid, olddirfd, oldpath, handle newdirfd, string newpath, u32 flags)
+ *   CHDIR       (nr, tid, dirfd, path, u32 flags = 0, u32 mode = 0) -> an O_PATH fd of
+ *               the directory, which the target's handler makes its cwd (fchdir)
+ *   GETCWD      (nr, tid, inout buf) -> the calling thread's cwd and its NUL in
+ *               buf (1..PATH_MAX bytes), ext[1] its length with the NUL
  * nr: the syscall (a BROKERED entry of sbx_files_syscalls that the tag
  * serves; another tag's call is EINVAL, an unserved one ENOSYS); tid: the
  * calling thread's id as the target sees it (gettid()); dirfd: the
@@ -42,6 +46,8 @@
 #define SBX_FILES_IPC_TAG_PATH 0x0101u /* access*, mkdir*, unlink*, rmdir, chmod* -> value */
 #define SBX_FILES_IPC_TAG_ATTR 0x0102u /* stat family, readlink*, truncate, utimensat -> value + buf */
 #define SBX_FILES_IPC_TAG_RENAME 0x0103u /* rename, renameat, renameat2 -> value */
+#define SBX_FILES_IPC_TAG_CHDIR 0x0104u  /* chdir -> O_PATH directory fd (the handler fchdir()s) */
+#define SBX_FILES_IPC_TAG_GETCWD 0x0105u /* getcwd (no native re-issue) -> length + buf */
 
 /* ext[0] of a reply. */
 #define SBX_FILES_IPC_RES_ERROR 0u  /* status holds the errno */
@@ -72,6 +78,10 @@ typedef struct sbx_files_ipc_memo {
     pthread_mutex_t lock;
     unsigned next; /* round-robin victim */
     sbx_files_ipc_memo_entry e[SBX_FILES_IPC_MEMO_SIZE];
+    /* The target's own mounts, read once (it cannot mount): 0 not yet,
+     * 1 `mounts` is valid (and no longer written), -1 unavailable. */
+    int mounts_state;
+    sbx_files_view_mounts mounts;
 } sbx_files_ipc_memo;
 void sbx_files_ipc_memo_init(sbx_files_ipc_memo *m);
 /* Close the memo's fds. */
@@ -87,8 +97,8 @@ typedef struct sbx_files_ipc_target {
     sbx_files_ipc_memo *memo; /* borrowed, may be NULL (every call scans) */
 } sbx_files_ipc_target;
 
-/* The tag that serves syscall nr, or 0 (not served by the trap backend:
- * chdir, and every entry that is not BROKERED). Pure. */
+/* The tag that serves syscall nr, or 0 (every entry that is not
+ * BROKERED). Pure. */
 uint32_t sbx_files_ipc_tag_for(int nr);
 
 /* Register the files services in `d` (before any server uses it).

@@ -742,3 +742,22 @@ int sbx_files_op_chmod(const sbx_files_ops_ctx *ctx, const char *path, mode_t mo
     /* chmod through the O_PATH fd's magic link reaches exactly obj. */
     return fchmodat(AT_FDCWD, proc, mode, 0) < 0 ? sbx_neg_errno() : 0;
 }
+
+int sbx_files_op_reopen_readable(const sbx_files_ops_ctx *ctx, int opath)
+{
+    struct stat st;
+    if (fstat(opath, &st) < 0)
+        return sbx_neg_errno();
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return -EBADF;
+    char link[32];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", opath);
+    SBX_AUTOCREDS creds_saved saved;
+    int r = creds_apply(ctx, &saved);
+    if (r < 0)
+        return r;
+    /* The magic link names the pinned object itself: no path is resolved
+     * again, so nothing can be swapped in between. */
+    int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+    return fd < 0 ? sbx_neg_errno() : fd;
+}

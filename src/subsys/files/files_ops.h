@@ -141,6 +141,16 @@ int sbx_files_op_utimens(const sbx_files_ops_ctx *ctx, const char *path, const s
  * Only the 0777 bits: setuid, setgid and sticky are refused (-EPERM). */
 int sbx_files_op_chmod(const sbx_files_ops_ctx *ctx, const char *path, mode_t mode, bool follow);
 
+/* For a backend that cannot hand out O_PATH files (notify: ADDFD refuses
+ * them): a read-only fd of exactly the object the O_PATH fd `opath`
+ * names, reopened through its /proc/self/fd link with ctx->creds (so the
+ * kernel checks read permission as the target). Regular files and
+ * directories only; anything else (FIFO, device, socket, symlink: an
+ * open could block or have side effects) is -EBADF, which is what such
+ * a backend answers anyway. Returns an fd the caller owns, or -errno.
+ * opath is borrowed. */
+int sbx_files_op_reopen_readable(const sbx_files_ops_ctx *ctx, int opath);
+
 /* renameat2(2) with flags RENAME_NOREPLACE / RENAME_EXCHANGE only
  * (RENAME_WHITEOUT and unknown bits: -EINVAL). Both parents are resolved
  * (and their symlinks rechecked, which = 0 / 1) before anything moves. */

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -263,6 +264,104 @@ int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, si
             return len;
     }
     return -ENOENT;
+}
+
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+
+static bool same_mount_inode(int a, int b)
+{
+    struct statx sa, sb;
+    unsigned mask = STATX_INO | STATX_MNT_ID;
+    if (statx(a, "", AT_EMPTY_PATH, mask, &sa) < 0 || statx(b, "", AT_EMPTY_PATH, mask, &sb) < 0)
+        return false;
+    if ((sa.stx_mask & sb.stx_mask & mask) != mask)
+        return false;
+    return sa.stx_dev_major == sb.stx_dev_major && sa.stx_dev_minor == sb.stx_dev_minor &&
+           sa.stx_ino == sb.stx_ino && sa.stx_mnt_id == sb.stx_mnt_id;
+}
+
+bool sbx_files_task_dir_in_view(const sbx_files_task *task, int dirfd, const char *name)
+{
+    char link[SBX_FILES_TASK_LINK_MAX];
+    if (!name || name[0] != '/' || sbx_files_task_link(dirfd, link) < 0)
+        return false;
+    SBX_AUTOCLOSE int obj = openat(task->proc_fd, link, O_PATH | O_CLOEXEC);
+    SBX_AUTOCLOSE int root = openat(task->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (obj < 0 || root < 0)
+        return false;
+    SBX_AUTOCLOSE int theirs = open_dir_noflw(root, name, RESOLVE_IN_ROOT);
+    return theirs >= 0 && same_mount_inode(theirs, obj);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int sbx_files_view_mounts_read(int proc_fd, sbx_files_view_mounts *out)
+{
+    out->n = 0;
+    SBX_AUTOCLOSE int fd = openat(proc_fd, "mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sbx_neg_errno();
+    /* Each line starts with the mount id; only line starts are parsed,
+     * a line may span reads. */
+    char buf[4096];
+    bool at_start = true;
+    uint64_t v = 0;
+    bool in_num = false;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return sbx_neg_errno();
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            char c = buf[i];
+            if (at_start || in_num) {
+                if (c >= '0' && c <= '9') {
+                    v = v * 10 + (uint64_t)(c - '0');
+                    if (v > UINT32_MAX)
+                        return -ESRCH;
+                    in_num = true;
+                    at_start = false;
+                    continue;
+                }
+                if (!in_num || c != ' ')
+                    return -ESRCH;
+                if (out->n == SBX_FILES_VIEW_MOUNTS_MAX)
+                    return -E2BIG;
+                out->id[out->n++] = (uint32_t)v;
+                v = 0;
+                in_num = false;
+            }
+            if (c == '\n')
+                at_start = true;
+        }
+    }
+    if (!at_start || in_num || out->n == 0)
+        return -ESRCH;
+    qsort(out->id, out->n, sizeof out->id[0], cmp_u32);
+    return 0;
+}
+
+bool sbx_files_task_dir_on_mounts(const sbx_files_task *task, int dirfd,
+                                  const sbx_files_view_mounts *m)
+{
+    char link[SBX_FILES_TASK_LINK_MAX];
+    if (sbx_files_task_link(dirfd, link) < 0)
+        return false;
+    struct statx sx;
+    if (statx(task->proc_fd, link, 0, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID) ||
+        sx.stx_mnt_id > UINT32_MAX)
+        return false;
+    uint32_t id = (uint32_t)sx.stx_mnt_id;
+    return bsearch(&id, m->id, m->n, sizeof m->id[0], cmp_u32) != NULL;
 }
 
 /* /proc/self and /proc/thread-self name the calling process and thread as

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "subsys/files/files_ops.h"
@@ -93,6 +94,39 @@ int sbx_files_task_link(int dirfd, char link[SBX_FILES_TASK_LINK_MAX]);
  * object at all), -ENOENT (deleted or unreachable: the name does not lead
  * back to it), -ENAMETOOLONG. */
 int sbx_files_task_dir_path(const sbx_files_task *task, int dirfd, char *out, size_t cap);
+
+/* Is the target's directory `dirfd` (or its cwd) inside its own view:
+ * does `name` (its canonical name, from sbx_files_task_dir_path), opened
+ * under the target's root without following symlinks, reach the same
+ * inode on the same mount? false for a directory the broker opened
+ * outside the view (a brokered chdir, a brokered dirfd), and whenever it
+ * cannot be told. A relative path against such a base must not be left
+ * to the kernel in the target: it resolves physically in the broker's
+ * tree, outside the view (see sbx_files_dispatch's callers). */
+bool sbx_files_task_dir_in_view(const sbx_files_task *task, int dirfd, const char *name);
+
+/* The mounts of a target's own mount namespace, as the ids its
+ * /proc/<pid>/mountinfo lists (sorted): a directory on one of them is
+ * inside its view, and the kernel in the target resolves a path relative
+ * to it within the view's tree. A target cannot mount or unmount, so the
+ * set is read once per target. */
+#define SBX_FILES_VIEW_MOUNTS_MAX 512
+typedef struct sbx_files_view_mounts {
+    size_t n;
+    uint32_t id[SBX_FILES_VIEW_MOUNTS_MAX];
+} sbx_files_view_mounts;
+
+/* Read "mountinfo" under proc_fd (an O_PATH fd of /proc/<tid> or
+ * /proc/<pid>/task/<tid>). 0, -E2BIG (more mounts than fit: the caller
+ * falls back to sbx_files_task_dir_in_view), -ESRCH (malformed) or the
+ * -errno of the open. */
+int sbx_files_view_mounts_read(int proc_fd, sbx_files_view_mounts *out);
+
+/* The cheap form of sbx_files_task_dir_in_view: is the target's directory
+ * `dirfd` (or its cwd) on one of the mounts of m? false when it cannot be
+ * told. */
+bool sbx_files_task_dir_on_mounts(const sbx_files_task *task, int dirfd,
+                                  const sbx_files_view_mounts *m);
 
 /* Resolve the target's path argument path[0..len) (a private copy; no NUL
  * inside) given with `dirfd` to a canonical absolute path with /proc/self

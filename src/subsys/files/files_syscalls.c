@@ -35,7 +35,8 @@ const sbx_files_syscall sbx_files_syscalls[] = {
     B(SYS_unlink, "unlink", SBX_FILES_CALL_UNLINK, W),
     B(SYS_unlinkat, "unlinkat", SBX_FILES_CALL_UNLINK, W),
     B(SYS_rmdir, "rmdir", SBX_FILES_CALL_RMDIR, D),
-    B(SYS_chdir, "chdir", SBX_FILES_CALL_CHDIR, "native view only (notify)"),
+    B(SYS_chdir, "chdir", SBX_FILES_CALL_CHDIR, "READONLY, ANY (as opening the directory for reading)"),
+    B(SYS_getcwd, "getcwd", SBX_FILES_CALL_GETCWD, "- (the caller's own cwd; no rule needed)"),
     B(SYS_truncate, "truncate", SBX_FILES_CALL_TRUNCATE, W),
     B(SYS_chmod, "chmod", SBX_FILES_CALL_CHMOD, W),
     B(SYS_fchmodat, "fchmodat", SBX_FILES_CALL_CHMOD, W),
@@ -94,7 +95,6 @@ const sbx_files_syscall sbx_files_syscalls[] = {
     /* Not intercepted. */
     N(SYS_execve, "execve", "native only; bounded by the view and Landlock's execute right"),
     N(SYS_execveat, "execveat", "native only; bounded by the view and Landlock's execute right"),
-    N(SYS_getcwd, "getcwd", "no path input"),
     N(SYS_fchdir, "fchdir", "fd only"),
     N(SYS_getdents64, "getdents64", "fd only (works on brokered directory fds)"),
     N(SYS_fstat, "fstat", "fd only"),

@@ -22,6 +22,8 @@
 #include <linux/filter.h>
 #include <seccomp.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "subsys/files/files_dispatcher.h"
 
@@ -63,7 +65,43 @@ typedef struct sbx_notify_config {
      * such notifications fail with ENOSYS, unreported. */
     void (*on_denied)(void *ctx, pid_t tid, int nr, uint32_t arch);
     void *denied_ctx;
+    /* Brokered chdir (the broker cannot change another task's cwd, but a
+     * task sharing its fs_struct can): fs_peer_fd is the broker's end of a
+     * SOCK_SEQPACKET pair whose other end a task of the target serves with
+     * sbx_notify_fs_peer_answer (spawn: the target's init, which forks the
+     * program with CLONE_FS), fs_peer_pid that task as the broker's pid
+     * namespace numbers it. A chdir into a directory the kernel in the
+     * target cannot reach is performed only for callers that share
+     * fs_peer_pid's fs_struct (kcmp KCMP_FS), by sending the peer an O_PATH
+     * fd of the directory to fchdir into. fs_peer_pid 0: no peer (the fd
+     * is ignored; such a chdir is refused). Borrowed; used by the serving
+     * thread only. */
+    int fs_peer_fd;
+    pid_t fs_peer_pid;
+    /* The program the peer forked with CLONE_FS (0: none): an unprivileged
+     * broker may not kcmp the peer itself (init never exec'd and is not
+     * dumpable, so its mm belongs to the broker's user namespace), and
+     * then compares with the program instead (see shares_fs_with_peer). */
+    pid_t fs_peer_prog;
 } sbx_notify_config;
+
+/* The fs peer's protocol: a request (type SBX_NOTIFY_FS_CHDIR, seq, one
+ * directory fd by SCM_RIGHTS) and its answer (type SBX_NOTIFY_FS_DONE,
+ * the same seq, err = 0 or fchdir's errno). */
+#define SBX_NOTIFY_FS_CHDIR 0x43484452u /* "CHDR" */
+#define SBX_NOTIFY_FS_DONE 0x444f4e45u  /* "DONE" */
+typedef struct sbx_notify_fs_msg {
+    uint32_t type;
+    uint32_t seq;
+    int32_t err;
+    int32_t pad;
+} sbx_notify_fs_msg;
+
+/* In the fs peer (the target's init: async-signal-safe, no allocation):
+ * answer one queued request on sock — fchdir into the fd it carries and
+ * report the result; anything malformed is answered EINVAL and its fds
+ * closed. Returns 0, or -errno when sock failed (hung up: stop serving). */
+int sbx_notify_fs_peer_answer(int sock);
 
 /* Serve until every task using the filter is gone (returns 0), stop_fd is
  * readable (0), or the listener fails (-errno). Handles one notification at

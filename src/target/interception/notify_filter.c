@@ -55,16 +55,23 @@ int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
     const struct scmp_arg_cmp no_magic = SCMP_A5_64(SCMP_CMP_NE, SBX_TRAP_MAGIC);
     for (size_t i = 0; i < sbx_files_syscall_count; i++) {
         const sbx_files_syscall *s = &sbx_files_syscalls[i];
+        /* Landlock does not check what stat, access, readlink, chmod and
+         * utimensat reach: with a brokered cwd or dirfd a native one (any
+         * code can set the magic) would reach the host's tree. Those are
+         * always the broker's. */
+        bool magic = pass_magic && (s->op == SBX_FILES_CALL_GETCWD ||
+                                    s->op == SBX_FILES_CALL_CHDIR ||
+                                    sbx_files_op_landlock_mediated(s->op));
         if (s->kind == SBX_FILES_SC_BROKERED && s->native_if_null >= 0) {
             /* A NULL path there means an fd-only call (futimens). */
-            if (pass_magic)
+            if (magic)
                 r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 2,
                                      SCMP_CMP((unsigned)s->native_if_null, SCMP_CMP_NE, 0), no_magic);
             else
                 r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1,
                                      SCMP_CMP((unsigned)s->native_if_null, SCMP_CMP_NE, 0));
         } else if (s->kind == SBX_FILES_SC_BROKERED) {
-            if (pass_magic)
+            if (magic)
                 r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1, no_magic);
             else
                 r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 0);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/kcmp.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -64,6 +66,12 @@ typedef struct notify_state {
     char raw[SBX_FILES_PATH_MAX];
     task_slot tasks[TASK_CACHE];
     uint64_t tick;
+    /* The dirfds (or the cwd) that this call's relative paths start from. */
+    int rel_base[2];
+    size_t n_rel;
+    uint32_t fs_seq; /* last fs peer request */
+    int mounts_state; /* 0: not read yet, 1: `mounts` holds the target's, -1: unavailable */
+    sbx_files_view_mounts mounts;
 } notify_state;
 
 /* What a decoded call wants back besides the return value. */
@@ -209,6 +217,8 @@ static int get_path(notify_state *s, const sbx_files_task *task, int dirfd, uint
         *empty = len == 0;
     if (len == 0)
         return allow_empty ? 0 : -ENOENT;
+    if (s->raw[0] != '/' && s->n_rel < 2)
+        s->rel_base[s->n_rel++] = dirfd;
     r = sbx_files_resolve(task, dirfd, s->raw, len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
 }
@@ -518,6 +528,160 @@ static void kill_target(notify_state *s, pid_t tgid)
     close(pfd);
 }
 
+/* ---- brokered chdir and getcwd ---- */
+
+/* Does thread tid share the fs peer's fs_struct (cwd, root, umask)? The
+ * program does (init forks it with CLONE_FS); its own forks do not, and
+ * must never get the peer's — the program's — cwd changed on their
+ * behalf. kcmp needs ptrace read access to both tasks: a broker without
+ * CAP_SYS_PTRACE over init (unprivileged: init's mm is the broker's user
+ * namespace's, and init is not dumpable) compares tid with the program
+ * instead, which shares init's fs_struct unless it unshared CLONE_FS
+ * itself; in that case only init's cwd (and that of the program's other
+ * threads that kept it: the same process) moves, and the check of the
+ * caller's cwd after the change refuses the call. */
+static bool shares_fs_with_peer(const notify_state *s, pid_t tid)
+{
+    if (s->cfg->fs_peer_pid <= 0)
+        return false;
+    long r = syscall(SYS_kcmp, s->cfg->fs_peer_pid, tid, KCMP_FS, 0, 0);
+    if (r < 0 && errno == EPERM && s->cfg->fs_peer_prog > 0)
+        r = syscall(SYS_kcmp, s->cfg->fs_peer_prog, tid, KCMP_FS, 0, 0);
+    return r == 0;
+}
+
+static bool same_object(int a, int b)
+{
+    struct stat sa, sb;
+    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* Make dir (an O_PATH fd of the directory the policy allowed) the cwd of
+ * the caller, through the fs peer that shares its fs_struct: the peer
+ * fchdir()s (the kernel's own search-permission check, with the target's
+ * ids) and reports the result. Then the caller's cwd must be that
+ * directory (a thread that unshared its fs_struct meanwhile would be
+ * told a success that did not happen). Returns 0 or -errno. */
+static int chdir_through_peer(notify_state *s, const sbx_files_task *task, int dir)
+{
+    int sock = s->cfg->fs_peer_fd;
+    sbx_notify_fs_msg m = { .type = SBX_NOTIFY_FS_CHDIR, .seq = ++s->fs_seq };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &dir, sizeof(int));
+    if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+        return -EIO;
+    /* The peer is our own code in the target's init; a bounded wait all
+     * the same (an answer to an earlier, timed-out request is skipped). */
+    for (;;) {
+        struct pollfd p = { .fd = sock, .events = POLLIN };
+        int n = poll(&p, 1, 2000);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || !(p.revents & POLLIN))
+            return -EIO;
+        sbx_notify_fs_msg a;
+        ssize_t k = recv(sock, &a, sizeof a, MSG_DONTWAIT);
+        if (k != (ssize_t)sizeof a || a.type != SBX_NOTIFY_FS_DONE)
+            return -EIO;
+        if (a.seq != m.seq)
+            continue;
+        if (a.err)
+            return a.err > 0 && a.err < 4096 ? -a.err : -EIO;
+        break;
+    }
+    SBX_AUTOCLOSE int cwd = openat(task->proc_fd, "cwd", O_PATH | O_CLOEXEC);
+    if (cwd < 0 || !same_object(cwd, dir))
+        return -EACCES;
+    return 0;
+}
+
+int sbx_notify_fs_peer_answer(int sock)
+{
+    sbx_notify_fs_msg m = { 0 };
+    char cbuf[CMSG_SPACE(4 * sizeof(int))];
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf };
+    ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (n == 0)
+        return -EPIPE;
+    int fds[4], nfd = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfd < 4; i++)
+                memcpy(&fds[nfd++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    sbx_notify_fs_msg a = { .type = SBX_NOTIFY_FS_DONE, .seq = m.seq, .err = EINVAL };
+    if (n == (ssize_t)sizeof m && m.type == SBX_NOTIFY_FS_CHDIR && nfd == 1 &&
+        !(mh.msg_flags & MSG_CTRUNC))
+        a.err = fchdir(fds[0]) == 0 ? 0 : errno;
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    if (send(sock, &a, sizeof a, MSG_NOSIGNAL) < 0)
+        return -errno;
+    return 0;
+}
+
+/* getcwd(buf, size) of the calling thread, answered by the broker: the
+ * kernel in the target would print a cwd outside its view (a brokered
+ * chdir) as "(unreachable)/...", which libc turns into ENOENT. The target
+ * controls buf and size only. Checked: the name of its cwd (as the broker
+ * reads it, which is the name in the view for a view directory and the
+ * broker's name, the one its policy uses, for a brokered one) must lead
+ * back to the same directory — a removed cwd is ENOENT, as the kernel
+ * says; a buffer shorter than the name and its NUL is ERANGE. Safe: the
+ * target learns the name of a directory it already holds. */
+static int handle_getcwd(notify_state *s, const sbx_files_task *task)
+{
+    const uint64_t *a = (const uint64_t *)s->req->data.args;
+    int n = sbx_files_task_dir_path(task, SBX_FILES_AT_FDCWD, s->p1, sizeof s->p1);
+    if (n < 0 && n != -ENAMETOOLONG)
+        n = -ENOENT;
+    if (!still_valid(s))
+        return 0;
+    if (n < 0)
+        return respond(s, 0, n, 0);
+    size_t need = (size_t)n + 1;
+    if (a[1] < need)
+        return respond(s, 0, -ERANGE, 0);
+    int r = write_mem(task->tid, a[0], s->p1, need);
+    return r < 0 ? respond(s, 0, r, 0) : respond(s, (int64_t)need, 0, 0);
+}
+
+/* The dispatcher answered CONTINUE (a native-view call under Landlock).
+ * For a path relative to a base outside the target's view (its cwd after
+ * a brokered chdir, a brokered dirfd) the kernel would resolve it in the
+ * broker's tree, not in the view the decision was about: decide and
+ * perform it again inside the target's root instead. */
+static bool base_outside_view(notify_state *s, const sbx_files_task *task)
+{
+    if (s->mounts_state == 0)
+        s->mounts_state = sbx_files_view_mounts_read(task->proc_fd, &s->mounts) == 0 ? 1 : -1;
+    for (size_t i = 0; i < s->n_rel; i++) {
+        if (s->mounts_state > 0) {
+            /* one statx: is the base on one of the target's own mounts? */
+            if (!sbx_files_task_dir_on_mounts(task, s->rel_base[i], &s->mounts))
+                return true;
+            continue;
+        }
+        char base[SBX_FILES_PATH_MAX];
+        if (sbx_files_task_dir_path(task, s->rel_base[i], base, sizeof base) < 0 ||
+            !sbx_files_task_dir_in_view(task, s->rel_base[i], base))
+            return true;
+    }
+    return false;
+}
+
 /* Handle the notification in s->req. The target controls the syscall
  * number, its arguments and its memory; the kernel vouches for the tid and
  * the architecture. Checked: the number is a table entry, the arch is
@@ -544,6 +708,9 @@ static int handle(notify_state *s)
         return still_valid(s) ? respond(s, 0, -ESRCH, 0) : 0;
     int proc_fd = slot->proc_fd;
     sbx_files_task task = { .proc_fd = proc_fd, .pid = slot->tgid, .tid = (pid_t)s->req->pid };
+    if (sc->op == SBX_FILES_CALL_GETCWD)
+        return handle_getcwd(s, &task);
+    s->n_rel = 0;
     task_info ti;
     memset(&ti, 0, sizeof ti);
     ti.tgid = slot->tgid;
@@ -580,11 +747,25 @@ static int handle(notify_state *s)
         res->value = fd_stat(&task, &d, res);
     } else {
         d.call.pid = ti.tgid;
-        d.call.target_root_fd = s->cfg->landlock ? -1 : slot->root_fd;
+        /* chmod and utimensat are performed in the target's root even
+         * under Landlock (files_dispatcher.c). */
+        if ((d.call.op == SBX_FILES_CALL_CHMOD || d.call.op == SBX_FILES_CALL_UTIMENS) &&
+            slot->root_fd < 0)
+            slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        d.call.target_root_fd = slot->root_fd;
         d.call.landlock = s->cfg->landlock;
         d.call.creds = s->cfg->target_creds ? &ti.creds : NULL;
         d.call.umask = ti.creds.umask;
+        d.call.chdir_fd = d.call.op == SBX_FILES_CALL_CHDIR && shares_fs_with_peer(s, task.tid);
+        d.call.no_opath_fd = true; /* SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files */
         sbx_files_dispatch(s->cfg->files, &d.call, res);
+        if (res->kind == SBX_FILES_RES_CONTINUE && s->n_rel && base_outside_view(s, &task)) {
+            if (slot->root_fd < 0)
+                slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            d.call.target_root_fd = slot->root_fd;
+            d.call.landlock = false;
+            sbx_files_dispatch(s->cfg->files, &d.call, res);
+        }
     }
 
     switch (res->kind) {
@@ -595,6 +776,12 @@ static int handle(notify_state *s)
         return respond(s, 0, -EACCES, 0);
     case SBX_FILES_RES_FD: {
         SBX_AUTOCLOSE int fd = sbx_steal_fd(&res->fd);
+        if (d.call.op == SBX_FILES_CALL_CHDIR) {
+            /* Nothing irrevocable before the caller is proven alive. */
+            if (!still_valid(s))
+                return 0;
+            return respond_value(s, chdir_through_peer(s, &task, fd));
+        }
         struct seccomp_notif_addfd add = {
             .id = s->req->id,
             .flags = SECCOMP_ADDFD_FLAG_SEND,
