@@ -704,6 +704,62 @@ static void mem_race(const char *label, const char *good, const char *bad, const
     line(label, "wrong=%ld good>0:%d", wrong, good_n > 0);
 }
 
+/* The same against stat, which Landlock does not check: a brokered
+ * directory is the base (as a dirfd, then as the cwd) and the other thread
+ * turns an absolute native-view path into one relative to that base that
+ * leaves the grant. A stat that reaches the secret (its inode, from the
+ * test) is a wrong answer: the kernel must never resolve a rewritten
+ * string against a base outside the view. */
+static void stat_race(const char *label, int dirfd, unsigned long long bad_ino, double seconds)
+{
+    snprintf(g_flip[0], sizeof g_flip[0], "%s", "/usr/lib/os-release");
+    snprintf(g_flip[1], sizeof g_flip[1], "%s", "../no/secret");
+    memcpy(g_path, g_flip[0], sizeof g_path);
+    atomic_store(&g_flip_stop, false);
+    pthread_t th;
+    pthread_create(&th, NULL, flipper, NULL);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long good_n = 0, wrong = 0, refused = 0;
+    do {
+        for (int i = 0; i < 64; i++) {
+            struct stat st;
+            if (RAW(SYS_newfstatat, dirfd, g_path, &st, 0) < 0)
+                refused++;
+            else if ((unsigned long long)st.st_ino == bad_ino)
+                wrong++;
+            else
+                good_n++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    atomic_store(&g_flip_stop, true);
+    pthread_join(th, NULL);
+    dprintf(2, "%s: good=%ld wrong=%ld refused=%ld\n", label, good_n, wrong, refused);
+    line(label, "wrong=%ld good>0:%d", wrong, good_n > 0);
+}
+
+/* statrace SECONDS:SECRET_INODE */
+static void c_statrace(const char *arg)
+{
+    double s = atof(arg) / 2;
+    const char *colon = strchr(arg, ':');
+    unsigned long long ino = colon ? strtoull(colon + 1, NULL, 10) : 0;
+    int d = (int)RAW(SYS_openat, AT_FDCWD, P("ro"), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (d < 0) {
+        line("statrace-open", "%s", ename(d));
+        return;
+    }
+    stat_race("stat-vs-dirfd-base", d, ino, s);
+    long r = RAW(SYS_chdir, P("ro"));
+    if (r < 0) {
+        line("statrace-chdir", "%s", ename(r));
+        return;
+    }
+    stat_race("stat-vs-cwd-base", AT_FDCWD, ino, s);
+    close(d);
+}
+
 static void c_memrace(const char *secs)
 {
     double s = atof(secs) / 3;
@@ -1273,6 +1329,18 @@ static void c_magic(void)
     res("dirfd-stat", RAW(SYS_newfstatat, (int)d, "../no/secret", &st, 0, 0, TRAP_MAGIC));
     res("dirfd-chmod", RAW(SYS_fchmodat, (int)d, "../no/mine", 0666, 0, 0, TRAP_MAGIC));
     res("view-stat", RAW(SYS_newfstatat, AT_FDCWD, "/usr", &st, 0, 0, TRAP_MAGIC));
+    /* Landlock does not check O_PATH opens or chdir either */
+    long o = RAW(SYS_openat, (int)d, "../no/secret", O_PATH | O_CLOEXEC, 0, 0, TRAP_MAGIC);
+    res("dirfd-opath", o < 0 ? o : 0);
+    if (o >= 0)
+        close((int)o);
+    res("dirfd-opath-missing",
+        RAW(SYS_openat, (int)d, "../no/missing", O_PATH | O_CLOEXEC, 0, 0, TRAP_MAGIC));
+    if (d >= 0 && RAW(SYS_fchdir, (int)d) == 0) {
+        res("cwd-chdir", RAW(SYS_chdir, "../no/deep", 0, 0, 0, 0, TRAP_MAGIC));
+        res("cwd-chdir-missing", RAW(SYS_chdir, "../no/nothere", 0, 0, 0, 0, TRAP_MAGIC));
+        RAW(SYS_chdir, "/");
+    }
     if (d >= 0)
         close((int)d);
 }
@@ -1351,6 +1419,8 @@ int main(int argc, char **argv)
         c_race(arg);
     else if (!strcmp(c, "procself"))
         c_procself();
+    else if (!strcmp(c, "statrace") && arg)
+        c_statrace(arg);
     else if (!strcmp(c, "memrace"))
         c_memrace(arg);
     else if (!strcmp(c, "signals"))

@@ -776,7 +776,12 @@ CONF(escape_proc)
                   "self-fd-child EACCES\n"
                   "fchdir ok\n"
                   "self-cwd-dotdot-secret EACCES\n"
-                  "self-root-stat-secret ENOENT\n");
+                  /* after the fchdir the cwd is outside the view: a stat,
+                   * which Landlock does not check, is then performed by
+                   * the broker inside the target's root, where a magic
+                   * link is not followed (the kernel would say ENOENT:
+                   * either way nothing is reached) */
+                  "self-root-stat-secret ELOOP\n");
 }
 
 CONF(escape_io_uring)
@@ -1087,6 +1092,24 @@ CONF(escape_race_rewritten_path_string)
                   "native-vs-outside wrong=0 good>0:1\n");
 }
 
+CONF(escape_race_stat_rewritten_against_brokered_base)
+{
+    /* stat is not checked by Landlock: a native-view path the broker let
+     * the kernel resolve must not be turned, by a racing thread, into one
+     * relative to a brokered dirfd or cwd that reaches a denied file */
+    if (access("/usr/lib/os-release", R_OK) != 0)
+        cr_skip_test("no /usr/lib/os-release here");
+    struct stat st;
+    cr_assert_eq(stat(P("no/secret"), &st), 0);
+    char arg[64];
+    snprintf(arg, sizeof arg, "%s:%llu", CONF_ASAN ? "1" : "3", (unsigned long long)st.st_ino);
+    run r;
+    run_probe(be, "statrace", arg, &r);
+    expect_output(&r, "statrace",
+                  "stat-vs-dirfd-base wrong=0 good>0:1\n"
+                  "stat-vs-cwd-base wrong=0 good>0:1\n");
+}
+
 CONF(proc_self_with_deny_in_view)
 {
     /* a deny rule inside the view makes the broker perform native calls
@@ -1233,7 +1256,11 @@ CONF(escape_magic_unmediated_calls)
                   "dirfd ok\n"
                   "dirfd-stat EACCES\n"
                   "dirfd-chmod EACCES\n"
-                  "view-stat ok\n");
+                  "view-stat ok\n"
+                  "dirfd-opath EACCES\n"
+                  "dirfd-opath-missing EACCES\n"
+                  "cwd-chdir EACCES\n"
+                  "cwd-chdir-missing EACCES\n");
     cr_assert_eq(stat(P("no/mine"), &after), 0);
     cr_expect_eq(after.st_mode & 07777, 0600);
     cr_expect_eq(after.st_mtime, before.st_mtime);
@@ -1355,17 +1382,17 @@ static void chdir_case(sbx_backend be)
  * refuses it (a documented limit) — and above all must not change the
  * program's cwd on the child's behalf. Not a CONF case: the backends
  * differ here by design. */
-static void chdir_from_fork(sbx_backend be, const char *child_line)
+static void chdir_from_fork(sbx_backend be, const char *child_line, const char *view_line)
 {
     g_allow_children = true;
     char want[4096];
     snprintf(want, sizeof want,
              "chdir-ro ok\n"
              "%s\n"
-             "child-chdir-view ok\n"
+             "%s\n"
              "parent-cwd-unchanged ok %zu 'D/ro'\n"
              "parent-rel-read ok 'RO'\n",
-             child_line, strlen(D) + 4);
+             child_line, view_line, strlen(D) + 4);
     run r;
     run_probe(be, "chdir_fork", NULL, &r);
     expect_output(&r, "chdir_fork", want);
@@ -1373,12 +1400,17 @@ static void chdir_from_fork(sbx_backend be, const char *child_line)
 
 Test(conf, notify_chdir_from_a_fork_is_refused)
 {
-    chdir_from_fork(SBX_BACKEND_NOTIFY, "child-chdir-brokered EACCES in_rw=0");
+    /* Even into a view directory: from a cwd outside the view the kernel
+     * must not resolve a chdir path the broker read (a racing thread can
+     * make it relative to that cwd: an existence oracle), and the broker
+     * cannot do it for the child. */
+    chdir_from_fork(SBX_BACKEND_NOTIFY, "child-chdir-brokered EACCES in_rw=0",
+                    "child-chdir-view EACCES");
 }
 
 Test(conf, trap_chdir_from_a_fork_is_served)
 {
-    chdir_from_fork(SBX_BACKEND_TRAP, "child-chdir-brokered ok in_rw=1");
+    chdir_from_fork(SBX_BACKEND_TRAP, "child-chdir-brokered ok in_rw=1", "child-chdir-view ok");
 }
 
 /* Where notify's O_PATH answer still differs (SECCOMP_IOCTL_NOTIF_ADDFD

@@ -383,6 +383,15 @@ static bool unmediated(int nr)
     return nr >= 0 && nr < SBX_TRAP_MAX_NR && unmediated_nr[nr];
 }
 
+/* An O_PATH open is not checked by Landlock either (it reaches an object
+ * without opening it): never tried natively first; the broker decides
+ * (and gives a real O_PATH fd, which notify cannot), and a NATIVE answer's
+ * re-issue meets the notify filter, which does not let O_PATH pass. */
+static bool unmediated_call(const sbx_trap_call *call, const decoded *d)
+{
+    return unmediated(call->nr) || (d->tag == SBX_FILES_IPC_TAG_OPEN && (d->flags & O_PATH));
+}
+
 static long native(const sbx_trap_call *call)
 {
     atomic_fetch_add_explicit(&n_native, 1, memory_order_relaxed);
@@ -443,7 +452,7 @@ static long h_brokered(const sbx_trap_call *call, void *ctx)
      * decisions are audited: the copy is hidden then), not for a call
      * the broker served itself last time (the hints), and never for a call
      * Landlock does not mediate (below). */
-    if (call->native_allowed && len && !unmediated(call->nr) &&
+    if (call->native_allowed && len && !unmediated_call(call, &d) &&
         (v1 == LOCAL_NO_DENY || v1 == LOCAL_HINTED) && v2 == LOCAL_NO_DENY) {
         if (v1 == LOCAL_HINTED) {
             atomic_fetch_add_explicit(&n_hinted, 1, memory_order_relaxed);

@@ -590,7 +590,13 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
         return fail(info, r);
     call.path = path;
-    answer(info, run_in_view(t, &c, &call, &dirfd, relative(&args[3])));
+    /* A NATIVE answer makes the handler re-issue the call, and the kernel
+     * re-reads the string a racing thread may have made relative: for
+     * what Landlock does not check (chdir, an O_PATH open) the base counts
+     * even for an absolute path (notify_server.c, continue_bases). */
+    bool unchecked = call.op == SBX_FILES_CALL_CHDIR ||
+                     (call.op == SBX_FILES_CALL_OPEN && (call.flags & O_PATH));
+    answer(info, run_in_view(t, &c, &call, &dirfd, relative(&args[3]) || unchecked));
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "target/interception/notify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -59,10 +60,19 @@ int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
          * utimensat reach: with a brokered cwd or dirfd a native one (any
          * code can set the magic) would reach the host's tree. Those are
          * always the broker's. */
+        /* Nor what chdir or an O_PATH open reaches (a chdir that works is
+         * an existence oracle; an O_PATH fd carries metadata): those pass
+         * only when their flags say no O_PATH — openat2's are out of the
+         * filter's reach, so it never passes. */
         bool magic = pass_magic && (s->op == SBX_FILES_CALL_GETCWD ||
-                                    s->op == SBX_FILES_CALL_CHDIR ||
-                                    sbx_files_op_landlock_mediated(s->op));
-        if (s->kind == SBX_FILES_SC_BROKERED && s->native_if_null >= 0) {
+                                    (sbx_files_op_landlock_mediated(s->op) && s->nr != SYS_openat2));
+        int opath_arg = s->op != SBX_FILES_CALL_OPEN ? -1 : s->nr == SYS_open ? 1 : s->nr == SYS_openat ? 2 : -1;
+        if (magic && opath_arg >= 0) {
+            r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1, no_magic);
+            if (r == 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 1,
+                                     SCMP_CMP((unsigned)opath_arg, SCMP_CMP_MASKED_EQ, O_PATH, O_PATH));
+        } else if (s->kind == SBX_FILES_SC_BROKERED && s->native_if_null >= 0) {
             /* A NULL path there means an fd-only call (futimens). */
             if (magic)
                 r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr, 2,

@@ -69,6 +69,8 @@ typedef struct notify_state {
     /* The dirfds (or the cwd) that this call's relative paths start from. */
     int rel_base[2];
     size_t n_rel;
+    int any_base[2]; /* every path argument's base, absolute paths' too */
+    size_t n_any;
     uint32_t fs_seq; /* last fs peer request */
     int mounts_state; /* 0: not read yet, 1: `mounts` holds the target's, -1: unavailable */
     sbx_files_view_mounts mounts;
@@ -219,6 +221,8 @@ static int get_path(notify_state *s, const sbx_files_task *task, int dirfd, uint
         return allow_empty ? 0 : -ENOENT;
     if (s->raw[0] != '/' && s->n_rel < 2)
         s->rel_base[s->n_rel++] = dirfd;
+    if (s->n_any < 2)
+        s->any_base[s->n_any++] = dirfd;
     r = sbx_files_resolve(task, dirfd, s->raw, len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
 }
@@ -663,23 +667,40 @@ static int handle_getcwd(notify_state *s, const sbx_files_task *task)
  * a brokered chdir, a brokered dirfd) the kernel would resolve it in the
  * broker's tree, not in the view the decision was about: decide and
  * perform it again inside the target's root instead. */
-static bool base_outside_view(notify_state *s, const sbx_files_task *task)
+static bool base_outside_view(notify_state *s, const sbx_files_task *task, const int *bases,
+                              size_t n)
 {
     if (s->mounts_state == 0)
         s->mounts_state = sbx_files_view_mounts_read(task->proc_fd, &s->mounts) == 0 ? 1 : -1;
-    for (size_t i = 0; i < s->n_rel; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (s->mounts_state > 0) {
             /* one statx: is the base on one of the target's own mounts? */
-            if (!sbx_files_task_dir_on_mounts(task, s->rel_base[i], &s->mounts))
+            if (!sbx_files_task_dir_on_mounts(task, bases[i], &s->mounts))
                 return true;
             continue;
         }
         char base[SBX_FILES_PATH_MAX];
-        if (sbx_files_task_dir_path(task, s->rel_base[i], base, sizeof base) < 0 ||
-            !sbx_files_task_dir_in_view(task, s->rel_base[i], base))
+        if (sbx_files_task_dir_path(task, bases[i], base, sizeof base) < 0 ||
+            !sbx_files_task_dir_in_view(task, bases[i], base))
             return true;
     }
     return false;
+}
+
+/* Which bases a CONTINUE depends on. Landlock checks the object an open,
+ * mkdir, unlink, rename or truncate reaches, however the path resolves;
+ * it checks nothing for stat, access, readlink, chdir or an O_PATH open.
+ * For those, the kernel re-reads the path after our decision, and a
+ * racing thread can turn an absolute native-view path into one relative
+ * to the dirfd or cwd — a brokered directory outside the view, reaching
+ * host objects no rule grants. So for them every path's base counts, not
+ * only the bases of paths that were relative when we read them. */
+static const int *continue_bases(const notify_state *s, const sbx_files_call *call, size_t *n)
+{
+    bool checked = sbx_files_op_landlock_mediated(call->op) &&
+                   !(call->op == SBX_FILES_CALL_OPEN && (call->flags & O_PATH));
+    *n = checked ? s->n_rel : s->n_any;
+    return checked ? s->rel_base : s->any_base;
 }
 
 /* Handle the notification in s->req. The target controls the syscall
@@ -711,6 +732,7 @@ static int handle(notify_state *s)
     if (sc->op == SBX_FILES_CALL_GETCWD)
         return handle_getcwd(s, &task);
     s->n_rel = 0;
+    s->n_any = 0;
     task_info ti;
     memset(&ti, 0, sizeof ti);
     ti.tgid = slot->tgid;
@@ -759,7 +781,9 @@ static int handle(notify_state *s)
         d.call.chdir_fd = d.call.op == SBX_FILES_CALL_CHDIR && shares_fs_with_peer(s, task.tid);
         d.call.no_opath_fd = true; /* SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files */
         sbx_files_dispatch(s->cfg->files, &d.call, res);
-        if (res->kind == SBX_FILES_RES_CONTINUE && s->n_rel && base_outside_view(s, &task)) {
+        size_t nb = 0;
+        const int *bases = continue_bases(s, &d.call, &nb);
+        if (res->kind == SBX_FILES_RES_CONTINUE && nb && base_outside_view(s, &task, bases, nb)) {
             if (slot->root_fd < 0)
                 slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
             d.call.target_root_fd = slot->root_fd;
