@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "refbroker.h"
 #include "subsys/files/files_dispatcher.h"
 #include "target/interception/notify.h"
 
@@ -58,39 +59,6 @@ static int decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out
     return 0;
 }
 
-static int send_fd(int sock, int fd)
-{
-    char b = 0;
-    struct iovec iov = { &b, 1 };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-    char b;
-    struct iovec iov = { &b, 1 };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf };
-    if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
-        return -1;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    if (!cm || cm->cmsg_type != SCM_RIGHTS)
-        return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-    return fd;
-}
-
 static int notify_run(uint64_t *shared)
 {
     struct sock_fprog prog;
@@ -106,7 +74,7 @@ static int notify_run(uint64_t *shared)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(sv[0]);
         int l = sbx_notify_filter_install(&prog);
-        if (l < 0 || send_fd(sv[1], l) < 0)
+        if (l < 0 || bench_send_fd(sv[1], l) < 0)
             _exit(2);
         close(l);
         close(sv[1]);
@@ -115,7 +83,7 @@ static int notify_run(uint64_t *shared)
     }
     close(sv[1]);
     sbx_notify_filter_free(&prog);
-    int listener = recv_fd(sv[0]);
+    int listener = bench_recv_fd(sv[0]);
     close(sv[0]);
     if (listener < 0)
         return -1;
@@ -132,44 +100,21 @@ static int notify_run(uint64_t *shared)
 
 static int seqpacket_run(uint64_t *out)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    bench_refbroker rb;
+    if (bench_refbroker_start(&rb) < 0)
         return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        /* The reference broker: bounded read, NUL check, open, send. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        close(sv[0]);
-        char path[4096];
-        for (;;) {
-            ssize_t n = recv(sv[1], path, sizeof path - 1, 0);
-            if (n <= 0)
-                _exit(0);
-            path[n] = '\0';
-            int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-            if (fd < 0 || send_fd(sv[1], fd) < 0)
-                _exit(3);
-            close(fd);
-        }
-    }
-    close(sv[1]);
-    size_t len = strlen(g_file);
-    for (size_t i = 0; i < g_iter; i++) {
+    int r = 0;
+    for (size_t i = 0; i < g_iter && r == 0; i++) {
         uint64_t t0 = bench_now_ns();
-        if (send(sv[0], g_file, len, 0) != (ssize_t)len)
-            return -1;
-        int fd = recv_fd(sv[0]);
+        int fd = bench_refbroker_open(&rb, g_file);
         if (fd < 0)
-            return -1;
-        close(fd);
+            r = -1;
+        else
+            close(fd);
         out[i] = bench_now_ns() - t0;
     }
-    close(sv[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return 0;
+    bench_refbroker_stop(&rb);
+    return r;
 }
 
 /* Inside bwrap: "--bwrap-inner <file> <iter> <fd>": write samples to fd. */

@@ -4,20 +4,25 @@
  * path: one shared-memory cross call, the fd by SCM_RIGHTS) — against the
  * same loop on a native-view file (notify CONTINUE / the trap's native
  * re-issue under Landlock) and with no interception at all (a policy
- * without brokered rules), all in the same run. Figures are per
+ * without brokered rules), and, in the same run, the same loop through
+ * the SEQPACKET reference broker and natively inside a bubblewrap bind
+ * mount (the no-brokering floor). Figures are per
  * open+close, one sample per batch of 1000. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sbx/broker.h>
 
 #include "bench.h"
+#include "refbroker.h"
 
 #define N 100000
 #define BATCH 1000
@@ -54,6 +59,70 @@ static int run(sbx_broker *b, sbx_policy *p, const char *path, bench_samples *s)
     }
     fclose(f);
     sbx_broker_wait_all(b, 60000);
+    return got == N / BATCH ? 0 : -EIO;
+}
+
+/* The comparisons, same loop, same file, same batches: the SEQPACKET
+ * reference broker (refbroker.h) from this process, and the open_loop
+ * program natively inside a bubblewrap bind mount of the file's folder
+ * (the no-brokering floor). */
+static int run_refbroker(bench_samples *s)
+{
+    bench_refbroker rb;
+    if (bench_refbroker_start(&rb) < 0)
+        return -errno;
+    int r = 0;
+    for (int b = 0; b < N / BATCH && r == 0; b++) {
+        unsigned long long t0 = bench_now_ns();
+        for (int i = 0; i < BATCH; i++) {
+            int fd = bench_refbroker_open(&rb, g_file);
+            if (fd < 0) {
+                r = -EIO;
+                break;
+            }
+            close(fd);
+        }
+        bench_samples_add(s, (bench_now_ns() - t0) / BATCH);
+    }
+    bench_refbroker_stop(&rb);
+    return r;
+}
+
+static int run_bwrap(bench_samples *s)
+{
+    if (access("/usr/bin/bwrap", X_OK) != 0)
+        return -ENOENT;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        char n[16], batch[16];
+        snprintf(n, sizeof n, "%d", N);
+        snprintf(batch, sizeof batch, "%d", BATCH);
+        dup2(pfd[1], 1);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2);
+        execl("/usr/bin/bwrap", "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--bind", g_dir,
+              g_dir, "--unshare-all", "--die-with-parent", "--", g_loop, g_file, n, batch,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    FILE *f = fdopen(pfd[0], "r");
+    unsigned long long v;
+    size_t got = 0;
+    while (f && fscanf(f, "%llu", &v) == 1) {
+        bench_samples_add(s, v);
+        got++;
+    }
+    if (f)
+        fclose(f);
+    int st;
+    waitpid(pid, &st, 0);
     return got == N / BATCH ? 0 : -EIO;
 }
 
@@ -99,7 +168,9 @@ int main(void)
     sbx_policy *plain = sbx_broker_create_policy(b);
     sbx_policy_add_view(plain, viewdir, SBX_VIEW_EXEC);
 
-    bench_samples sb, sn, sp, stb, stn;
+    bench_samples sb, sn, sp, stb, stn, sr, sw;
+    bench_samples_init(&sr, N / BATCH);
+    bench_samples_init(&sw, N / BATCH);
     bench_samples_init(&sb, N / BATCH);
     bench_samples_init(&sn, N / BATCH);
     bench_samples_init(&sp, N / BATCH);
@@ -120,6 +191,8 @@ int main(void)
         fprintf(stderr, "bench_runtime: %s\n", strerror(-r));
         return 1;
     }
+    bool have_ref = run_refbroker(&sr) == 0;
+    bool have_bwrap = run_bwrap(&sw) == 0;
     bench_result rp, rn, rb, rtn, rtb;
     bench_summarize(&sp, "runtime", "open_close_no_interception", &rp);
     bench_summarize(&sn, "runtime", "open_close_native_view_notify", &rn);
@@ -133,6 +206,34 @@ int main(void)
     bench_print(&rtn, &rp);
     bench_print(&rtb, &rp);
     bench_print(&rtb, &rb);
+    bench_result rr, rw;
+    if (have_ref) {
+        bench_summarize(&sr, "runtime", "open_close_seqpacket_ref", &rr);
+        bench_print(&rr, &rp);
+        bench_print(&rb, &rr);
+    }
+    if (have_bwrap) {
+        bench_summarize(&sw, "runtime", "open_close_bwrap_bind", &rw);
+        bench_print(&rw, &rp);
+    }
+    bench_table_header("runtime: open+close of a file by an unmodified target (per call, "
+                       "batches of 1000; ratio vs no interception)");
+    bench_table_row(&rp, NULL);
+    if (have_bwrap)
+        bench_table_row(&rw, &rp);
+    bench_table_row(&rn, &rp);
+    bench_table_row(&rtn, &rp);
+    bench_table_row(&rtb, &rp);
+    bench_table_row(&rb, &rp);
+    if (have_ref)
+        bench_table_row(&rr, &rp);
+    if (have_ref)
+        printf("goals: trap brokered %.2fx native (<= 4x); notify brokered %.2fx the SEQPACKET "
+               "reference (<= 1x)\n",
+               (double)rtb.median_ns / (double)rp.median_ns,
+               (double)rb.median_ns / (double)rr.median_ns);
+    bench_samples_free(&sr);
+    bench_samples_free(&sw);
     bench_samples_free(&sp);
     bench_samples_free(&sn);
     bench_samples_free(&sb);
