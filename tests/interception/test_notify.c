@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -167,6 +168,9 @@ static int count_fds(void)
     return n;
 }
 
+/* cfg.stable_creds: the server keeps the target's identity between calls */
+static bool g_stable_creds;
+
 static run_result run_notified_ex(void (*body)(void), bool creds, bool landlock, void (*pre)(void))
 {
     struct sock_fprog prog;
@@ -224,7 +228,8 @@ static run_result run_notified_ex(void (*body)(void), bool creds, bool landlock,
     sbx_files_dispatcher disp = { .decide = decide_test, .audit = audit_test,
                                   .broker_root_fd = root };
     sbx_notify_config cfg = { .listener_fd = listener, .files = &disp, .landlock = landlock,
-                              .target_creds = creds, .stop_fd = -1 };
+                              .target_creds = creds, .stable_creds = g_stable_creds,
+                              .stop_fd = -1 };
     run_result rr = { 0 };
     rr.serve_rc = sbx_notify_serve(&cfg);
     close(listener);
@@ -753,6 +758,58 @@ Test(notify, broker_acts_with_target_ids, .init = setup, .fini = teardown)
     cr_assert_eq(chmod(P(g_b, "private"), 0600), 0);
     expect_clean(run_notified_ex(body_nobody_creds, true, false, drop_to_nobody));
     expect_clean(run_notified_ex(body_nobody_no_creds, false, false, drop_to_nobody));
+}
+
+/* With stable credentials the server thread stays in the target's
+ * identity between calls: interleaved with calls that read /proc as the
+ * broker (relative paths, /proc/self) and creating calls, a root-only file
+ * stays closed, created files are the target's, and the serving thread
+ * is back in its own identity afterwards. */
+static void body_kept_identity(void)
+{
+    for (int i = 0; i < 50; i++) {
+        long fd = S3(SYS_open, P(g_b, "file"), O_RDONLY, 0);
+        CHECK(fd >= 0);
+        close((int)fd);
+        CHECK(S3(SYS_open, P(g_b, "private"), O_RDONLY, 0) == -EACCES);
+        if (i % 10 == 0) {
+            fd = S3(SYS_open, "file", O_RDONLY, 0); /* the cwd, read as the broker */
+            CHECK(fd >= 0);
+            close((int)fd);
+            CHECK(S3(SYS_open, "private", O_RDONLY, 0) == -EACCES);
+            char made[64];
+            snprintf(made, sizeof made, "made-%d", i);
+            fd = S3(SYS_open, made, O_CREAT | O_RDWR, 0666);
+            struct stat st;
+            CHECK(fd >= 0 && fstat((int)fd, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534);
+            close((int)fd);
+        }
+    }
+}
+
+static void nobody_in_b(void)
+{
+    if (chdir(g_b) < 0)
+        _exit(94);
+    drop_to_nobody();
+}
+
+Test(notify, kept_identity_never_widens_access, .init = setup, .fini = teardown)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root");
+    cr_assert_eq(chmod(g_root, 0755), 0);
+    cr_assert_eq(chmod(g_b, 0777), 0);
+    put(g_b, "file", "hello");
+    put(g_b, "private", "root only");
+    cr_assert_eq(chmod(P(g_b, "private"), 0600), 0);
+    g_stable_creds = true;
+    run_result rr = run_notified_ex(body_kept_identity, true, false, nobody_in_b);
+    g_stable_creds = false;
+    expect_clean(rr);
+    /* this (serving) thread left the target's identity behind */
+    cr_expect_eq(setfsuid((uid_t)-1), 0);
+    cr_expect_eq(setfsgid((gid_t)-1), 0);
 }
 
 static int g_adir = -1;

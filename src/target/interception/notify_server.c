@@ -28,6 +28,7 @@
 
 #include "base/cleanup.h"
 #include "base/log.h"
+#include "subsys/files/files_ops.h"
 #include "subsys/files/files_syscalls.h"
 
 #ifndef AT_STATX_SYNC_TYPE
@@ -160,6 +161,16 @@ static void slot_clear(task_slot *t)
 }
 
 /* The broker-side handles of thread tid: cached while it lives. */
+/* The server thread keeps the target's filesystem identity between calls
+ * (sbx_files_creds_keep, as the files IPC does): the next call of the same
+ * target switches nothing. Whatever reads /proc (task entries, links,
+ * status, kcmp) or runs the embedder's code goes back to the broker's
+ * identity first: with a non-root fsuid those checks fail. */
+static void as_broker(void)
+{
+    sbx_files_creds_drop();
+}
+
 static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
 {
     task_slot *t = NULL, *victim = &s->tasks[0];
@@ -176,6 +187,7 @@ static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
             victim = c;
     }
     if (!t) {
+        as_broker();
         t = victim;
         slot_clear(t);
         /* pidfd first: if the thread dies before /proc/<tid> is opened, a
@@ -199,8 +211,10 @@ static task_slot *get_task(notify_state *s, pid_t tid, bool want_root)
         t->creds = ti.creds;
         t->tid = tid;
     }
-    if (want_root && t->root_fd < 0)
+    if (want_root && t->root_fd < 0) {
+        as_broker();
         t->root_fd = openat(t->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
     t->last_use = ++s->tick;
     return t;
 }
@@ -223,6 +237,9 @@ static int get_path(notify_state *s, const sbx_files_task *task, int dirfd, uint
         s->rel_base[s->n_rel++] = dirfd;
     if (s->n_any < 2)
         s->any_base[s->n_any++] = dirfd;
+    /* a relative path reads the cwd or dirfd link; /proc/self its status */
+    if (s->raw[0] != '/' || memmem(s->raw, len, "proc", 4))
+        as_broker();
     r = sbx_files_resolve(task, dirfd, s->raw, len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
 }
@@ -268,6 +285,7 @@ static int decode_openat2(notify_state *s, const sbx_files_task *task, const uin
         char base[SBX_FILES_PATH_MAX];
         if (s->raw[0] == '/')
             return -EXDEV;
+        as_broker();
         if ((r = sbx_files_task_dir_path(task, dirfd, base, sizeof base)) < 0)
             return r;
         if (!sbx_files_path_is_under(s->p1, base))
@@ -480,6 +498,7 @@ static int fd_stat(const sbx_files_task *task, const decoded *d, sbx_files_resul
         return -EBADF;
     else
         snprintf(link, sizeof link, "fd/%d", d->fd_stat_fd);
+    as_broker();
     SBX_AUTOCLOSE int fd = openat(task->proc_fd, link, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? -EBADF : sbx_neg_errno();
@@ -548,6 +567,7 @@ static bool shares_fs_with_peer(const notify_state *s, pid_t tid)
 {
     if (s->cfg->fs_peer_pid <= 0)
         return false;
+    as_broker();
     long r = syscall(SYS_kcmp, s->cfg->fs_peer_pid, tid, KCMP_FS, 0, 0);
     if (r < 0 && errno == EPERM && s->cfg->fs_peer_prog > 0)
         r = syscall(SYS_kcmp, s->cfg->fs_peer_prog, tid, KCMP_FS, 0, 0);
@@ -602,6 +622,7 @@ static int chdir_through_peer(notify_state *s, const sbx_files_task *task, int d
             return a.err > 0 && a.err < 4096 ? -a.err : -EIO;
         break;
     }
+    as_broker();
     SBX_AUTOCLOSE int cwd = openat(task->proc_fd, "cwd", O_PATH | O_CLOEXEC);
     if (cwd < 0 || !same_object(cwd, dir))
         return -EACCES;
@@ -648,6 +669,7 @@ int sbx_notify_fs_peer_answer(int sock)
 static int handle_getcwd(notify_state *s, const sbx_files_task *task)
 {
     const uint64_t *a = (const uint64_t *)s->req->data.args;
+    as_broker();
     int n = sbx_files_task_dir_path(task, SBX_FILES_AT_FDCWD, s->p1, sizeof s->p1);
     if (n < 0 && n != -ENAMETOOLONG)
         n = -ENOENT;
@@ -670,6 +692,7 @@ static int handle_getcwd(notify_state *s, const sbx_files_task *task)
 static bool base_outside_view(notify_state *s, const sbx_files_task *task, const int *bases,
                               size_t n)
 {
+    as_broker();
     if (s->mounts_state == 0)
         s->mounts_state = sbx_files_view_mounts_read(task->proc_fd, &s->mounts) == 0 ? 1 : -1;
     for (size_t i = 0; i < n; i++) {
@@ -718,6 +741,7 @@ static int handle(notify_state *s)
         /* Not a files call: a baseline denial of a reporting filter (the
          * only other thing it sends). Refused, and reported. */
         if (s->cfg->on_denied) {
+            as_broker();
             s->cfg->on_denied(s->cfg->denied_ctx, (pid_t)s->req->pid, data->nr, data->arch);
             return respond(s, 0, -EPERM, 0);
         }
@@ -748,12 +772,15 @@ static int handle(notify_state *s)
     /* With stable credentials (cfg->stable_creds) the slot's copy serves
      * every call that creates nothing; a creating call reads the umask of
      * the moment. */
-    if (r == 0 && creates)
+    if (r == 0 && creates) {
+        as_broker();
         r = sbx_files_proc_status_read(proc_fd, &ti);
-    else if (r == 0 && s->cfg->target_creds && s->cfg->stable_creds)
+    } else if (r == 0 && s->cfg->target_creds && s->cfg->stable_creds) {
         ti.creds = slot->creds;
-    else if (r == 0 && s->cfg->target_creds)
+    } else if (r == 0 && s->cfg->target_creds) {
+        as_broker();
         r = sbx_files_proc_status_read(proc_fd, &ti);
+    }
     /* Everything about the target has been read: is it still the caller? */
     if (!still_valid(s))
         return 0;
@@ -772,14 +799,19 @@ static int handle(notify_state *s)
         /* chmod and utimensat are performed in the target's root even
          * under Landlock (files_dispatcher.c). */
         if ((d.call.op == SBX_FILES_CALL_CHMOD || d.call.op == SBX_FILES_CALL_UTIMENS) &&
-            slot->root_fd < 0)
+            slot->root_fd < 0) {
+            as_broker();
             slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
         d.call.target_root_fd = slot->root_fd;
         d.call.landlock = s->cfg->landlock;
         d.call.creds = s->cfg->target_creds ? &ti.creds : NULL;
         d.call.umask = ti.creds.umask;
         d.call.chdir_fd = d.call.op == SBX_FILES_CALL_CHDIR && shares_fs_with_peer(s, task.tid);
         d.call.no_opath_fd = true; /* SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files */
+        /* Stable credentials only: a target whose ids may change is read
+         * fresh and switched per operation. */
+        d.call.creds_kept = s->cfg->stable_creds && sbx_files_creds_keep(d.call.creds) == 0;
         sbx_files_dispatch(s->cfg->files, &d.call, res);
         size_t nb = 0;
         const int *bases = continue_bases(s, &d.call, &nb);
@@ -788,6 +820,7 @@ static int handle(notify_state *s)
                 slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
             d.call.target_root_fd = slot->root_fd;
             d.call.landlock = false;
+            d.call.creds_kept = s->cfg->stable_creds && sbx_files_creds_keep(d.call.creds) == 0;
             sbx_files_dispatch(s->cfg->files, &d.call, res);
         }
     }
@@ -873,6 +906,7 @@ int sbx_notify_serve(const sbx_notify_config *cfg)
         s->tasks[i].pidfd = s->tasks[i].proc_fd = s->tasks[i].root_fd = -1;
     }
     int r = serve_loop(s);
+    as_broker(); /* the caller's thread leaves as it came */
     for (size_t i = 0; i < TASK_CACHE; i++)
         slot_clear(&s->tasks[i]);
     return r;
