@@ -41,6 +41,14 @@ int sbx_bpf_export(scmp_filter_ctx ctx, const struct sock_filter *prefix, size_t
     return 0;
 }
 
+scmp_filter_ctx sbx_seccomp_ctx_new(uint32_t def_action)
+{
+    scmp_filter_ctx ctx = seccomp_init(def_action);
+    if (ctx)
+        (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2); /* libseccomp >= 2.5 */
+    return ctx;
+}
+
 void sbx_bpf_foreign_prefix(struct sock_filter out[SBX_BPF_FOREIGN_PREFIX_LEN], unsigned ret)
 {
     const struct sock_filter prefix[SBX_BPF_FOREIGN_PREFIX_LEN] = {

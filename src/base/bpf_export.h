@@ -23,6 +23,14 @@ int sbx_bpf_export(scmp_filter_ctx ctx, const struct sock_filter *prefix, size_t
  * (i386 via int 0x80) and every x32-numbered call, before the program's
  * own arch check (libseccomp's bad-arch path, which can only kill or
  * refuse, not notify). */
+/* seccomp_init(def_action) with libseccomp's binary-tree layout: a
+ * syscall's path through the program is logarithmic in the number of
+ * rules, not linear — for every call the target makes, and for the
+ * kernel's action cache, which runs the program for every syscall number
+ * when the filter is attached (a spawn cost). NULL on allocation failure;
+ * the caller releases it with seccomp_release. */
+scmp_filter_ctx sbx_seccomp_ctx_new(uint32_t def_action);
+
 #define SBX_BPF_FOREIGN_PREFIX_LEN 6
 void sbx_bpf_foreign_prefix(struct sock_filter out[SBX_BPF_FOREIGN_PREFIX_LEN], unsigned ret);
 

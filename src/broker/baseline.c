@@ -37,7 +37,7 @@ static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign);
 int sbx_nochildren_build(sbx_bpf *out)
 {
     memset(out, 0, sizeof *out);
-    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = sbx_seccomp_ctx_new(SCMP_ACT_ALLOW);
     if (!ctx)
         return -ENOMEM;
     (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
@@ -128,7 +128,7 @@ int sbx_baseline_add_rules(scmp_filter_ctx ctx, uint32_t deny)
 static int build(sbx_bpf *out, uint32_t deny, uint32_t foreign)
 {
     memset(out, 0, sizeof *out);
-    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = sbx_seccomp_ctx_new(SCMP_ACT_ALLOW);
     if (!ctx)
         return -ENOMEM;
     /* Foreign ABIs (int 0x80, x32): every call refused. libseccomp's

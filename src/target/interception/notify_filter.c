@@ -42,7 +42,7 @@ int sbx_notify_filter_build_ex(struct sock_fprog *prog, bool pass_magic,
                                int (*extra)(scmp_filter_ctx ctx, void *ud), void *ud)
 {
     memset(prog, 0, sizeof *prog);
-    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = sbx_seccomp_ctx_new(SCMP_ACT_ALLOW);
     if (!ctx)
         return -ENOMEM;
     /* Any other ABI (i386 int 0x80, x32) is killed: its syscall numbers

@@ -273,7 +273,7 @@ static void release_ctx(scmp_filter_ctx *c)
  * through to that filter, since a kill here would outrank its answer. */
 static int new_ctx(scmp_filter_ctx *out, bool over_base)
 {
-    *out = seccomp_init(SCMP_ACT_ALLOW);
+    *out = sbx_seccomp_ctx_new(SCMP_ACT_ALLOW);
     if (!*out)
         return -ENOMEM;
     return seccomp_attr_set(*out, SCMP_FLTATR_ACT_BADARCH,
