@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,4 +148,33 @@ unsigned long long sbx_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+int sbx_send_fds(int sock, const void *msg, size_t len, const int *fds, size_t nfds, int flags)
+{
+    if (nfds > SBX_SEND_FDS_MAX)
+        return -EINVAL;
+    union {
+        char buf[CMSG_SPACE(SBX_SEND_FDS_MAX * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    memset(&cbuf, 0, sizeof cbuf);
+    struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds) {
+        mh.msg_control = cbuf.buf;
+        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    }
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == len ? 0 : -EMSGSIZE;
 }

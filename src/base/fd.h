@@ -21,6 +21,14 @@ bool sbx_fd_is_open(int fd);
  * between fork and exec: no allocation. Returns 0 or -errno. */
 int sbx_close_all_except(const int *keep, size_t n);
 
+/* Send one message of `len` bytes on a unix socket with fds[0..nfds)
+ * attached (SCM_RIGHTS; nfds <= SBX_SEND_FDS_MAX, 0 for none); `flags`
+ * are sendmsg's (MSG_NOSIGNAL is always added). No allocation: safe
+ * between fork and exec. The caller keeps its fds. Returns 0 or -errno
+ * (-EMSGSIZE when the message went out short). */
+#define SBX_SEND_FDS_MAX 8
+int sbx_send_fds(int sock, const void *msg, size_t len, const int *fds, size_t nfds, int flags);
+
 /* Monotonic clock in nanoseconds. */
 unsigned long long sbx_now_ns(void);
 

@@ -514,18 +514,9 @@ __attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
             child_fail(p, SBX_STEP_INTERCEPTION, -lfd);
         if (lfd > 0) {
             sbx_sync_msg m = { .type = SBX_SYNC_LISTENER };
-            char cbuf[CMSG_SPACE(sizeof(int))];
-            memset(cbuf, 0, sizeof cbuf);
-            struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                                 .msg_controllen = sizeof cbuf };
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &lfd, sizeof(int));
-            if (sendmsg(p->sync_fd, &mh, MSG_NOSIGNAL) < 0)
-                child_fail(p, SBX_STEP_INTERCEPTION, errno);
+            int sr = sbx_send_fds(p->sync_fd, &m, sizeof m, &lfd, 1, 0);
+            if (sr < 0)
+                child_fail(p, SBX_STEP_INTERCEPTION, -sr);
             close(lfd);
         }
     }
@@ -1316,22 +1307,7 @@ static int send_go(int fd, uint32_t type, const sbx_target_fds *fds)
             mask |= 1u << i;
         }
     sbx_sync_msg m = { .type = type, .value = (int32_t)mask };
-    char cbuf[CMSG_SPACE(3 * sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (n) {
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(n * sizeof(int));
-        memcpy(CMSG_DATA(c), list, n * sizeof(int));
-    }
-    if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
-        return sbx_neg_errno();
-    return 0;
+    return sbx_send_fds(fd, &m, sizeof m, list, n, 0);
 }
 
 /* new_net false: the child inherits the calling thread's network

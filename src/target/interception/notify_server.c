@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/fd.h"
 #include "base/log.h"
 #include "subsys/files/files_ops.h"
 #include "subsys/files/files_syscalls.h"
@@ -591,17 +592,7 @@ static int chdir_through_peer(notify_state *s, const sbx_files_task *task, int d
 {
     int sock = s->cfg->fs_peer_fd;
     sbx_notify_fs_msg m = { .type = SBX_NOTIFY_FS_CHDIR, .seq = ++s->fs_seq };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &dir, sizeof(int));
-    if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+    if (sbx_send_fds(sock, &m, sizeof m, &dir, 1, 0) < 0)
         return -EIO;
     /* The peer is our own code in the target's init; a bounded wait all
      * the same (an answer to an earlier, timed-out request is skipped). */
