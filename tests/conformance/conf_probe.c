@@ -668,8 +668,14 @@ static void *flipper(void *arg)
     return NULL;
 }
 
-static void mem_race(const char *label, const char *good, const char *bad, const char *bad_mark,
-                     double seconds)
+/* One attempt on g_path: 0 reached an allowed object, 1 the wrong one,
+ * -1 refused. */
+typedef int (*race_attempt)(const void *ctx);
+
+/* Flip g_path between `good` and `bad` in another thread for `seconds`
+ * while `attempt` runs on it; one line with the count of wrong answers. */
+static void flip_race(const char *label, const char *good, const char *bad, double seconds,
+                      race_attempt attempt, const void *ctx)
 {
     snprintf(g_flip[0], sizeof g_flip[0], "%s", good);
     snprintf(g_flip[1], sizeof g_flip[1], "%s", bad);
@@ -682,16 +688,10 @@ static void mem_race(const char *label, const char *good, const char *bad, const
     long good_n = 0, wrong = 0, refused = 0;
     do {
         for (int i = 0; i < 64; i++) {
-            int fd = (int)RAW(SYS_open, g_path, O_RDONLY, 0);
-            if (fd < 0) {
+            int v = attempt(ctx);
+            if (v < 0)
                 refused++;
-                continue;
-            }
-            char buf[128] = "";
-            ssize_t n = read(fd, buf, sizeof buf - 1);
-            close(fd);
-            buf[n < 0 ? 0 : n] = '\0';
-            if (strstr(buf, bad_mark))
+            else if (v > 0)
                 wrong++;
             else
                 good_n++;
@@ -704,39 +704,50 @@ static void mem_race(const char *label, const char *good, const char *bad, const
     line(label, "wrong=%ld good>0:%d", wrong, good_n > 0);
 }
 
+/* Open and read g_path: wrong when the content carries the mark. */
+static int open_attempt(const void *bad_mark)
+{
+    int fd = (int)RAW(SYS_open, g_path, O_RDONLY, 0);
+    if (fd < 0)
+        return -1;
+    char buf[128] = "";
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n < 0 ? 0 : n] = '\0';
+    return strstr(buf, bad_mark) != NULL;
+}
+
+static void mem_race(const char *label, const char *good, const char *bad, const char *bad_mark,
+                     double seconds)
+{
+    flip_race(label, good, bad, seconds, open_attempt, bad_mark);
+}
+
 /* The same against stat, which Landlock does not check: a brokered
  * directory is the base (as a dirfd, then as the cwd) and the other thread
  * turns an absolute native-view path into one relative to that base that
  * leaves the grant. A stat that reaches the secret (its inode, from the
  * test) is a wrong answer: the kernel must never resolve a rewritten
  * string against a base outside the view. */
+typedef struct stat_target {
+    int dirfd;
+    unsigned long long bad_ino;
+} stat_target;
+
+/* fstatat(dirfd, g_path): wrong when it reached the secret's inode. */
+static int stat_attempt(const void *ctx)
+{
+    const stat_target *t = ctx;
+    struct stat st;
+    if (RAW(SYS_newfstatat, t->dirfd, g_path, &st, 0) < 0)
+        return -1;
+    return (unsigned long long)st.st_ino == t->bad_ino;
+}
+
 static void stat_race(const char *label, int dirfd, unsigned long long bad_ino, double seconds)
 {
-    snprintf(g_flip[0], sizeof g_flip[0], "%s", "/usr/lib/os-release");
-    snprintf(g_flip[1], sizeof g_flip[1], "%s", "../no/secret");
-    memcpy(g_path, g_flip[0], sizeof g_path);
-    atomic_store(&g_flip_stop, false);
-    pthread_t th;
-    pthread_create(&th, NULL, flipper, NULL);
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long good_n = 0, wrong = 0, refused = 0;
-    do {
-        for (int i = 0; i < 64; i++) {
-            struct stat st;
-            if (RAW(SYS_newfstatat, dirfd, g_path, &st, 0) < 0)
-                refused++;
-            else if ((unsigned long long)st.st_ino == bad_ino)
-                wrong++;
-            else
-                good_n++;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
-    atomic_store(&g_flip_stop, true);
-    pthread_join(th, NULL);
-    dprintf(2, "%s: good=%ld wrong=%ld refused=%ld\n", label, good_n, wrong, refused);
-    line(label, "wrong=%ld good>0:%d", wrong, good_n > 0);
+    stat_target t = { dirfd, bad_ino };
+    flip_race(label, "/usr/lib/os-release", "../no/secret", seconds, stat_attempt, &t);
 }
 
 /* statrace SECONDS:SECRET_INODE */
