@@ -17,6 +17,7 @@
 #include <sbx/broker.h>
 
 #include "bench.h"
+#include "target_samples.h"
 
 #define N 20000
 #define BATCH 1000
@@ -34,29 +35,7 @@ static int run(sbx_broker *b, sbx_policy *p, const char *mode, const char *dir, 
     snprintf(d, sizeof d, "%s", dir);
     snprintf(pa, sizeof pa, "%s", path);
     char *argv[] = { g_loop, m, d, pa, n, batch, NULL };
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return -errno;
-    sbx_spawn_options o = { .path = g_loop, .argv = argv, .stdin_fd = SBX_STDIO_NULL,
-                            .stdout_fd = pfd[1], .stderr_fd = 2 };
-    sbx_target_info info;
-    int r = sbx_broker_spawn(b, p, &o, &info);
-    close(pfd[1]);
-    if (r < 0) {
-        fprintf(stderr, "spawn: %s\n", info.error);
-        close(pfd[0]);
-        return r;
-    }
-    FILE *f = fdopen(pfd[0], "r");
-    unsigned long long v;
-    size_t got = 0;
-    while (fscanf(f, "%llu", &v) == 1) {
-        bench_samples_add(s, v);
-        got++;
-    }
-    fclose(f);
-    sbx_broker_wait_all(b, 60000);
-    return got == N / BATCH ? 0 : -EIO;
+    return bench_target_samples(b, p, argv, s, N / BATCH);
 }
 
 typedef struct bcase {
