@@ -9,20 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fd.h"
+
 int bench_send_fd(int sock, int fd)
 {
     char b = 0;
-    struct iovec iov = { &b, 1 };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
+    return sbx_send_fds(sock, &b, 1, &fd, 1, 0) == 0 ? 0 : -1;
 }
 
 int bench_recv_fd(int sock)

@@ -22,7 +22,7 @@
 #define N 20000
 #define BATCH 1000
 
-static char g_loop[PATH_MAX + 32];
+static char g_loop[4096 + 64];
 
 static int run(sbx_broker *b, sbx_policy *p, const char *mode, const char *dir, const char *path,
                bench_samples *s)
@@ -49,29 +49,11 @@ static bench_result g_r[MAX_CASES];
 
 int main(void)
 {
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
+    static bench_runtime_paths paths;
+    if (bench_runtime_setup("cwd-bench-data", &paths) < 0)
         return 1;
-    exe[k] = '\0';
-    *strrchr(exe, '/') = '\0';
-    snprintf(g_loop, sizeof g_loop, "%s/runtime/sbx_bench_cwd_loop", exe);
-    char viewdir[PATH_MAX + 16], dir[PATH_MAX + 32], file[PATH_MAX + 64];
-    snprintf(viewdir, sizeof viewdir, "%s/runtime", exe);
-    snprintf(dir, sizeof dir, "%s/cwd-bench-data", exe);
-    mkdir(dir, 0755);
-    chmod(dir, 0755);
-    snprintf(file, sizeof file, "%s/brokered.txt", dir);
-    FILE *f = fopen(file, "w");
-    if (!f)
-        return 1;
-    fputs("x\n", f);
-    fclose(f);
-    chmod(file, 0644);
-    char shim[PATH_MAX + 64];
-    snprintf(shim, sizeof shim, "%s/../tools/preload/libsbx-preload.so", exe);
-    if (!getenv("SBX_PRELOAD"))
-        setenv("SBX_PRELOAD", shim, 1);
+    snprintf(g_loop, sizeof g_loop, "%s/runtime/sbx_bench_cwd_loop", paths.bench_dir);
+    const char *viewdir = paths.viewdir, *dir = paths.dir;
     sbx_broker *b = NULL;
     if (sbx_broker_new(&b) < 0)
         return 1;
@@ -127,7 +109,6 @@ int main(void)
     sbx_policy_unref(pol[0]);
     sbx_policy_unref(pol[1]);
     sbx_broker_free(b);
-    unlink(file);
-    rmdir(dir);
+    bench_runtime_cleanup(&paths);
     return r == 0 ? 0 : 1;
 }

@@ -28,7 +28,8 @@
 #define N 100000
 #define BATCH 1000
 
-static char g_loop[PATH_MAX + 32], g_dir[PATH_MAX + 32], g_file[PATH_MAX + 64];
+static char g_loop[4096 + 64];
+static const char *g_dir, *g_file;
 
 static int run(sbx_broker *b, sbx_policy *p, const char *path, bench_samples *s)
 {
@@ -107,33 +108,15 @@ static int run_bwrap(bench_samples *s)
 
 int main(void)
 {
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
-        return 1;
-    exe[k] = '\0';
-    *strrchr(exe, '/') = '\0';
-    snprintf(g_loop, sizeof g_loop, "%s/runtime/sbx_bench_open_loop", exe);
     /* The loop binary's folder is a view; the brokered file lives in a
-     * sibling folder outside every view (and not under /tmp, which is
-     * private in the target). */
-    char viewdir[PATH_MAX + 16];
-    snprintf(viewdir, sizeof viewdir, "%s/runtime", exe);
-    snprintf(g_dir, sizeof g_dir, "%s/runtime-bench-data", exe);
-    mkdir(g_dir, 0755);
-    snprintf(g_file, sizeof g_file, "%s/brokered.txt", g_dir);
-    FILE *f = fopen(g_file, "w");
-    if (!f)
+     * sibling folder outside every view. */
+    static bench_runtime_paths paths;
+    if (bench_runtime_setup("runtime-bench-data", &paths) < 0)
         return 1;
-    fputs("x\n", f);
-    fclose(f);
-    chmod(g_file, 0644);
-
-    /* The trap targets' shim: the build tree's, unless the caller chose. */
-    char shim[PATH_MAX + 64];
-    snprintf(shim, sizeof shim, "%s/../tools/preload/libsbx-preload.so", exe);
-    if (!getenv("SBX_PRELOAD"))
-        setenv("SBX_PRELOAD", shim, 1);
+    snprintf(g_loop, sizeof g_loop, "%s/runtime/sbx_bench_open_loop", paths.bench_dir);
+    const char *viewdir = paths.viewdir;
+    g_dir = paths.dir;
+    g_file = paths.file;
     sbx_broker *b = NULL;
     if (sbx_broker_new(&b) < 0)
         return 1;
@@ -222,7 +205,6 @@ int main(void)
     sbx_policy_unref(trap);
     sbx_policy_unref(plain);
     sbx_broker_free(b);
-    unlink(g_file);
-    rmdir(g_dir);
+    bench_runtime_cleanup(&paths);
     return 0;
 }

@@ -878,19 +878,12 @@ static void den_serve_one(sbx_runtime *rt, uint64_t id, uint32_t events,
 static void *den_main(void *arg)
 {
     sbx_runtime *rt = arg;
-    struct seccomp_notif_sizes sizes;
-    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
-        memset(&sizes, 0, sizeof sizes);
-    size_t req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif)
-                          ? sizes.seccomp_notif
-                          : sizeof(struct seccomp_notif);
-    size_t resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
-                           ? sizes.seccomp_notif_resp
-                           : sizeof(struct seccomp_notif_resp);
-    SBX_AUTOFREE struct seccomp_notif *req = calloc(1, req_size);
-    SBX_AUTOFREE struct seccomp_notif_resp *resp = calloc(1, resp_size);
-    if (!req || !resp) {
-        sbx_error("runtime: denials thread: out of memory");
+    SBX_AUTOFREE struct seccomp_notif *req = NULL;
+    SBX_AUTOFREE struct seccomp_notif_resp *resp = NULL;
+    size_t req_size = 0, resp_size = 0;
+    int br = sbx_notify_buffers(&req, &req_size, &resp, &resp_size);
+    if (br < 0) {
+        sbx_error("runtime: denials thread: %s", strerror(-br));
         return NULL;
     }
     for (;;) {

@@ -462,9 +462,10 @@ Test(files_path, proc_status_parses_what_the_broker_needs)
     cr_expect_eq(st.creds.umask, 022);
     cr_expect_eq(st.creds.ngroups, 0);
     cr_expect_eq(st.ns_tid, 5);
-    /* The buffer need not be NUL-terminated: a cut after NSpid's digits. */
-    char cut[] = "Tgid:\t5\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nNSpid:\t5\t61XXXX";
-    cr_assert_eq(sbx_files_proc_status_parse(cut, strlen(cut) - 4, &st), 0);
+    /* The buffer need not be NUL-terminated and is read only up to len:
+     * cut after "61", the "99" beyond would make it 6199. */
+    char cut[] = "Tgid:\t5\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nNSpid:\t5\t6199";
+    cr_assert_eq(sbx_files_proc_status_parse(cut, strlen(cut) - 2, &st), 0);
     cr_expect_eq(st.ns_tid, 61);
 }
 

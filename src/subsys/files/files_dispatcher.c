@@ -49,6 +49,12 @@ bool sbx_files_op_landlock_mediated(sbx_files_call_op op)
     }
 }
 
+bool sbx_files_call_landlock_checked(const sbx_files_call *call)
+{
+    return sbx_files_op_landlock_mediated(call->op) &&
+           !(call->op == SBX_FILES_CALL_OPEN && (call->flags & O_PATH));
+}
+
 int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need)
 {
     switch (op) {

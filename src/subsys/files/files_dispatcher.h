@@ -170,6 +170,13 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *call
  * leaves them to the kernel (chdir excepted: see files.md). Pure. */
 bool sbx_files_op_landlock_mediated(sbx_files_call_op op);
 
+/* Does Landlock check what this call reaches? As above, and an open with
+ * O_PATH is not checked either. For a call it does not check, a CONTINUE
+ * (or a NATIVE answer's re-issue) is safe only when the base of every path
+ * — absolute paths' too, since a racing thread can make one relative —
+ * lies in the target's view. Pure. */
+bool sbx_files_call_landlock_checked(const sbx_files_call *call);
+
 /* What a call of `op` with these flags needs (SBX_FILES_NEED_*), or a
  * negative errno for flags that are refused outright. */
 int sbx_files_call_need(sbx_files_call_op op, int flags, unsigned *need);

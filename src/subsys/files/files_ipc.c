@@ -462,6 +462,16 @@ static bool relative(const sbx_arg *a)
     return a->v.str.len > 0 && a->v.str.ptr[0] != '/';
 }
 
+/* Does the base (dirfd or cwd) of this one-path call decide whether a
+ * NATIVE answer may be given? For a relative path, always. For a call
+ * Landlock does not check, an absolute path's too: the handler's native
+ * re-issue makes the kernel read the string again, and a racing thread may
+ * have made it relative meanwhile (sbx_files_call_landlock_checked). */
+static size_t base_counts(const sbx_files_call *call, const sbx_arg *path)
+{
+    return relative(path) || !sbx_files_call_landlock_checked(call);
+}
+
 static int fail(sbx_ipc_info *info, int neg)
 {
     sbx_ipc_info_set_ext(info, 0, SBX_FILES_IPC_RES_ERROR);
@@ -590,13 +600,7 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
         return fail(info, r);
     call.path = path;
-    /* A NATIVE answer makes the handler re-issue the call, and the kernel
-     * re-reads the string a racing thread may have made relative: for
-     * what Landlock does not check (chdir, an O_PATH open) the base counts
-     * even for an absolute path (notify_server.c, continue_bases). */
-    bool unchecked = call.op == SBX_FILES_CALL_CHDIR ||
-                     (call.op == SBX_FILES_CALL_OPEN && (call.flags & O_PATH));
-    answer(info, run_in_view(t, &c, &call, &dirfd, relative(&args[3]) || unchecked));
+    answer(info, run_in_view(t, &c, &call, &dirfd, base_counts(&call, &args[3])));
     return 0;
 }
 
@@ -773,7 +777,7 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
         return fail(info, r);
     call.path = path;
-    sbx_files_result *res = run_in_view(t, &c, &call, &dirfd, relative(&args[3]));
+    sbx_files_result *res = run_in_view(t, &c, &call, &dirfd, base_counts(&call, &args[3]));
     if (res->kind == SBX_FILES_RES_VALUE && res->value >= 0) {
         if (res->has_stat) {
             memcpy(buf, &res->st, sizeof res->st);

@@ -108,4 +108,10 @@ int sbx_notify_fs_peer_answer(int sock);
  * a time; run one per target (or per listener) in its own thread. */
 int sbx_notify_serve(const sbx_notify_config *cfg);
 
+/* A notification and a response buffer of the sizes this kernel uses
+ * (SECCOMP_GET_NOTIF_SIZES, never less than our headers'), zeroed; the
+ * caller frees both. 0 or -errno (nothing allocated then). */
+int sbx_notify_buffers(struct seccomp_notif **req, size_t *req_size,
+                       struct seccomp_notif_resp **resp, size_t *resp_size);
+
 #endif

@@ -711,8 +711,7 @@ static bool base_outside_view(notify_state *s, const sbx_files_task *task, const
  * only the bases of paths that were relative when we read them. */
 static const int *continue_bases(const notify_state *s, const sbx_files_call *call, size_t *n)
 {
-    bool checked = sbx_files_op_landlock_mediated(call->op) &&
-                   !(call->op == SBX_FILES_CALL_OPEN && (call->flags & O_PATH));
+    bool checked = sbx_files_call_landlock_checked(call);
     *n = checked ? s->n_rel : s->n_any;
     return checked ? s->rel_base : s->any_base;
 }
@@ -864,13 +863,33 @@ static int handle(notify_state *s)
 
 static int serve_loop(notify_state *s);
 
+int sbx_notify_buffers(struct seccomp_notif **req, size_t *req_size,
+                       struct seccomp_notif_resp **resp, size_t *resp_size)
+{
+    struct seccomp_notif_sizes sizes;
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+        return sbx_neg_errno();
+    *req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif
+                                                                  : sizeof(struct seccomp_notif);
+    *resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
+                     ? sizes.seccomp_notif_resp
+                     : sizeof(struct seccomp_notif_resp);
+    *req = calloc(1, *req_size);
+    *resp = calloc(1, *resp_size);
+    if (!*req || !*resp) {
+        free(*req);
+        free(*resp);
+        *req = NULL;
+        *resp = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int sbx_notify_serve(const sbx_notify_config *cfg)
 {
     if (!cfg || cfg->listener_fd < 0 || !cfg->files)
         return -EINVAL;
-    struct seccomp_notif_sizes sizes;
-    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
-        return sbx_neg_errno();
     SBX_AUTOFREE notify_state *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
@@ -878,15 +897,11 @@ int sbx_notify_serve(const sbx_notify_config *cfg)
     s->page = sysconf(_SC_PAGESIZE);
     if (s->page <= 0)
         s->page = 4096;
-    s->req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif
-                                                                     : sizeof(struct seccomp_notif);
-    s->resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
-                       ? sizes.seccomp_notif_resp
-                       : sizeof(struct seccomp_notif_resp);
-    SBX_AUTOFREE struct seccomp_notif *req = calloc(1, s->req_size);
-    SBX_AUTOFREE struct seccomp_notif_resp *resp = calloc(1, s->resp_size);
-    if (!req || !resp)
-        return -ENOMEM;
+    SBX_AUTOFREE struct seccomp_notif *req = NULL;
+    SBX_AUTOFREE struct seccomp_notif_resp *resp = NULL;
+    int br = sbx_notify_buffers(&req, &s->req_size, &resp, &s->resp_size);
+    if (br < 0)
+        return br;
     s->req = req;
     s->resp = resp;
     /* Linux >= 6.6: hand the CPU straight between target and broker on each
