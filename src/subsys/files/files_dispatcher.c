@@ -374,7 +374,7 @@ int sbx_files_dispatch(const sbx_files_dispatcher *d, const sbx_files_call *c, s
         .creds = c->creds,
         .recheck = c->no_symlinks ? NULL : recheck,
         .recheck_arg = &rc,
-        .flags = d->ops_flags | (c->creds && c->creds_kept ? SBX_FILES_OPS_CREDS_KEPT : 0),
+        .flags = d->ops_flags | (c->creds && c->keep_creds ? SBX_FILES_OPS_KEEP_CREDS : 0),
     };
     switch (c->op) {
     case SBX_FILES_CALL_OPEN:

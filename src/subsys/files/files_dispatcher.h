@@ -123,7 +123,9 @@ typedef struct sbx_files_call {
     int target_root_fd; /* O_PATH fd of the target's root, -1 if unknown */
     bool landlock;      /* the target is confined to its view by Landlock */
     const sbx_files_creds *creds; /* the target's identity, NULL: the broker's */
-    bool creds_kept; /* the calling thread is in creds already (sbx_files_creds_keep) */
+    /* operations may leave the calling thread in creds
+     * (SBX_FILES_OPS_KEEP_CREDS): stable target credentials */
+    bool keep_creds;
     /* CHDIR: the backend can make a directory fd the caller's cwd (trap:
      * the handler fchdir()s; notify: the target's init shares the caller's
      * fs_struct). false: only a CONTINUE can serve it, else it is refused

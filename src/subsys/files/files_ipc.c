@@ -410,11 +410,11 @@ static sbx_files_result *run(const sbx_files_ipc_target *t, caller *c, sbx_files
     call->landlock = t->landlock && !c->no_native;
     call->creds = t->target_creds ? &c->st.creds : NULL;
     call->umask = c->st.creds.umask;
-    /* The pool thread stays in the target's identity after the call: the
-     * next call of the same target switches nothing (stable credentials;
-     * sbx_files_creds_keep reads the thread's identity back every time).
-     * The decision runs in it too, as a symlink's recheck always has. */
-    call->creds_kept = sbx_files_creds_keep(call->creds) == 0;
+    /* The pool thread stays in the target's identity after an operation:
+     * the next call of the same target switches nothing (stable
+     * credentials; the identity is read back every time). A call that
+     * performs nothing (NATIVE, refused) reads nothing. */
+    call->keep_creds = true;
     static _Thread_local sbx_files_result res; /* large: off the stack */
     sbx_files_dispatch(t->files, call, &res);
     return &res;

@@ -181,8 +181,8 @@ int sbx_files_creds_keep(const sbx_files_creds *c)
 
 /* Act as ctx->creds for one operation: switch the calling thread's
  * filesystem identity (only what differs from the current one) and
- * restore it at the end of the scope. Nothing to do when the caller has
- * put the thread in that identity already (SBX_FILES_OPS_CREDS_KEPT). */
+ * restore it at the end of the scope, or leave it switched
+ * (SBX_FILES_OPS_KEEP_CREDS). */
 static int creds_apply(const sbx_files_ops_ctx *ctx, creds_saved *s)
 {
     s->applied = false;
@@ -191,8 +191,8 @@ static int creds_apply(const sbx_files_ops_ctx *ctx, creds_saved *s)
         sbx_files_creds_drop(); /* the broker's own identity, never a kept one */
         return 0;
     }
-    if (ctx->flags & SBX_FILES_OPS_CREDS_KEPT)
-        return 0;
+    if (ctx->flags & SBX_FILES_OPS_KEEP_CREDS)
+        return sbx_files_creds_keep(c) < 0 ? -EPERM : 0;
     if (c->ngroups > SBX_FILES_MAX_GROUPS)
         return -EINVAL;
     if (identity_read(&s->id) < 0)

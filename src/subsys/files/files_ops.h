@@ -16,8 +16,8 @@
  *  - the kernel checks permissions as the target: when ctx->creds is set the
  *    calling thread switches its fsuid/fsgid/groups (per-thread, restored
  *    before return; only what differs) for the duration of the call, or
- *    the caller has switched it already and keeps it switched
- *    (sbx_files_creds_keep, SBX_FILES_OPS_CREDS_KEPT). A root broker
+ *    with SBX_FILES_OPS_KEEP_CREDS stays in it afterwards
+ *    (sbx_files_creds_keep). A root broker
  *    thereby also drops CAP_DAC_OVERRIDE for the call (the kernel clears
  *    the fs capabilities when fsuid leaves 0).
  * Results follow the kernel: 0 / fd / length, or a negative errno passed
@@ -53,9 +53,12 @@ typedef struct sbx_files_creds {
 
 /* Force the component walk even when openat2 exists (tests). */
 #define SBX_FILES_OPS_FORCE_WALK (1u << 0)
-/* The calling thread is in ctx->creds already (sbx_files_creds_keep
- * succeeded for this call): no switch, no restore. */
-#define SBX_FILES_OPS_CREDS_KEPT (1u << 1)
+/* Leave the calling thread in ctx->creds after the operation
+ * (sbx_files_creds_keep: read back, switch only what differs, no restore):
+ * the next operation for the same identity switches nothing. Only for a
+ * caller that goes back to its own identity before anything else it does
+ * (sbx_files_creds_drop). */
+#define SBX_FILES_OPS_KEEP_CREDS (1u << 1)
 
 typedef struct sbx_files_ops_ctx {
     int root_fd;                  /* directory that "/" means (borrowed): the broker's "/",

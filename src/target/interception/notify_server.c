@@ -801,7 +801,7 @@ static int handle(notify_state *s)
         d.call.no_opath_fd = true; /* SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files */
         /* Stable credentials only: a target whose ids may change is read
          * fresh and switched per operation. */
-        d.call.creds_kept = s->cfg->stable_creds && sbx_files_creds_keep(d.call.creds) == 0;
+        d.call.keep_creds = s->cfg->stable_creds;
         sbx_files_dispatch(s->cfg->files, &d.call, res);
         size_t nb = 0;
         const int *bases = continue_bases(s, &d.call, &nb);
@@ -810,7 +810,6 @@ static int handle(notify_state *s)
                 slot->root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
             d.call.target_root_fd = slot->root_fd;
             d.call.landlock = false;
-            d.call.creds_kept = s->cfg->stable_creds && sbx_files_creds_keep(d.call.creds) == 0;
             sbx_files_dispatch(s->cfg->files, &d.call, res);
         }
     }
