@@ -566,8 +566,8 @@ static int build_path_call(uint32_t tag, const sbx_files_syscall *sc, uint32_t f
     }
 }
 
-/* TAG_OPEN and TAG_PATH: (u32 nr, u32 tid, handle dirfd, string path,
- * u32 flags, u32 mode). The target controls every argument: nr must be a
+/* TAG_OPEN, TAG_PATH and TAG_CHDIR: (u32 nr, u32 tid, handle dirfd, string
+ * path, u32 flags, u32 mode). The target controls every argument: nr must be a
  * BROKERED table entry that this tag serves; tid only selects one of the
  * target's own threads (found under /proc/<pid>/task, pid being the
  * broker's record, never the target's word); the path is a private
@@ -577,7 +577,11 @@ static int build_path_call(uint32_t tag, const sbx_files_syscall *sc, uint32_t f
  * from the dispatcher's decide function on the broker's private policy
  * copy: what the target pre-checked does not matter. An error answer
  * travels in the status (outcome stays 0) so the target can tell it from
- * a broken IPC. */
+ * a broken IPC. TAG_CHDIR (chdir only, flags and mode 0) is decided like
+ * opening the directory for reading and answers an O_PATH fd of exactly
+ * the directory matched: safe, since the handler only fchdir()s into it,
+ * where the kernel checks search permission as the target; it grants no
+ * reading. */
 static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
 {
     const sbx_files_ipc_target *t;
