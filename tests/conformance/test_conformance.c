@@ -40,6 +40,8 @@
 #include <sbx/broker.h>
 #include <sbx/policy.h>
 
+#include "sbx_test.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define CONF_ASAN 1
 #else
@@ -50,58 +52,6 @@ static sbx_broker *B;
 static char D[PATH_MAX];
 static char g_probe[PATH_MAX + 64];
 static char g_probe_dir[PATH_MAX + 32];
-
-/* ---- end events ---- */
-
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
-static struct {
-    uint64_t id;
-    int code, sig;
-} g_ends[64];
-static unsigned g_n_ends;
-
-static void on_event(const sbx_event *e, void *ud)
-{
-    (void)ud;
-    if (e->type != SBX_EVENT_EXITED && e->type != SBX_EVENT_KILLED)
-        return;
-    pthread_mutex_lock(&g_lock);
-    if (g_n_ends < 64) {
-        g_ends[g_n_ends].id = e->target_id;
-        g_ends[g_n_ends].code = e->type == SBX_EVENT_EXITED ? e->code : -1;
-        g_ends[g_n_ends].sig = e->type == SBX_EVENT_KILLED ? e->signal : 0;
-        g_n_ends++;
-    }
-    pthread_cond_broadcast(&g_cond);
-    pthread_mutex_unlock(&g_lock);
-}
-
-static bool wait_end(uint64_t id, int ms, int *code, int *sig)
-{
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&g_lock);
-    for (;;) {
-        for (unsigned i = 0; i < g_n_ends; i++)
-            if (g_ends[i].id == id) {
-                *code = g_ends[i].code;
-                *sig = g_ends[i].sig;
-                pthread_mutex_unlock(&g_lock);
-                return true;
-            }
-        if (pthread_cond_timedwait(&g_cond, &g_lock, &dl) != 0) {
-            pthread_mutex_unlock(&g_lock);
-            return false;
-        }
-    }
-}
 
 /* ---- the tree ---- */
 
@@ -155,13 +105,6 @@ static const char *content(const char *rel)
     return b;
 }
 
-static void rm_rf(const char *path)
-{
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    (void)!system(cmd);
-}
-
 static void setup(void)
 {
     umask(0);
@@ -173,7 +116,7 @@ static void setup(void)
     snprintf(g_probe_dir, sizeof g_probe_dir, "%s/conformance", exe);
     snprintf(g_probe, sizeof g_probe, "%s/conf_probe", g_probe_dir);
     snprintf(D, sizeof D, "/var/tmp/sbx-conf-%d", (int)getpid());
-    rm_rf(D);
+    (void)sbx_test_rmtree(D);
     cr_assert_eq(mkdir(D, 0755), 0, "%s: %s", D, strerror(errno));
     chmod(D, 0755);
 
@@ -211,14 +154,14 @@ static void setup(void)
     put("no/deep/deepfile", "DEEP", 0666);
 
     cr_assert_eq(sbx_broker_new(&B), 0);
-    sbx_broker_set_event_callback(B, on_event, NULL);
+    sbx_broker_set_event_callback(B, sbx_test_on_event, NULL);
 }
 
 static void teardown(void)
 {
     sbx_broker_free(B);
     B = NULL;
-    rm_rf(D);
+    (void)sbx_test_rmtree(D);
 }
 
 TestSuite(conf, .init = setup, .fini = teardown, .timeout = 60);
@@ -334,22 +277,12 @@ static void run_probe_ex(sbx_backend be, const char *cs, const char *arg, run *r
     during_thread dt = { during, ctx };
     if (during)
         cr_assert_eq(pthread_create(&th, NULL, during_main, &dt), 0);
-    for (;;) {
-        ssize_t k = read(pfd[0], r->out + r->n, sizeof r->out - 1 - r->n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        r->n += (size_t)k;
-        if (r->n == sizeof r->out - 1)
-            break;
-    }
-    r->out[r->n] = '\0';
+    r->n = sbx_test_read_all(pfd[0], r->out, sizeof r->out);
     close(pfd[0]);
     atomic_store(&g_stop, true);
     if (during)
         pthread_join(th, NULL);
-    cr_assert(wait_end(info.id, 20000, &r->code, &r->sig), "target did not end: %s", r->out);
+    cr_assert(sbx_test_wait_end(info.id, 20000, &r->code, &r->sig), "target did not end: %s", r->out);
     /* The probe's first line says which backend really served it (the
      * trap shim mapped and owning SIGSYS, or neither); strip it so every
      * backend is held to the same expectations. */

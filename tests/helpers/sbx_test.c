@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int pidfd_open_(pid_t pid)
@@ -104,4 +106,72 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 int sbx_test_rmtree(const char *path)
 {
     return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+#define MAX_ENDS 256
+static pthread_mutex_t g_ends_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_ends_cond = PTHREAD_COND_INITIALIZER;
+static struct {
+    uint64_t id;
+    int code, sig;
+} g_ends[MAX_ENDS];
+static size_t g_n_ends;
+
+void sbx_test_on_event(const sbx_event *e, void *ud)
+{
+    (void)ud;
+    if (e->type != SBX_EVENT_EXITED && e->type != SBX_EVENT_KILLED)
+        return;
+    pthread_mutex_lock(&g_ends_lock);
+    if (g_n_ends < MAX_ENDS) {
+        g_ends[g_n_ends].id = e->target_id;
+        g_ends[g_n_ends].code = e->type == SBX_EVENT_EXITED ? e->code : -1;
+        g_ends[g_n_ends].sig = e->type == SBX_EVENT_KILLED ? e->signal : 0;
+        g_n_ends++;
+    }
+    pthread_cond_broadcast(&g_ends_cond);
+    pthread_mutex_unlock(&g_ends_lock);
+}
+
+bool sbx_test_wait_end(uint64_t id, int ms, int *code, int *sig)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g_ends_lock);
+    for (;;) {
+        for (size_t i = 0; i < g_n_ends; i++)
+            if (g_ends[i].id == id) {
+                if (code)
+                    *code = g_ends[i].code;
+                if (sig)
+                    *sig = g_ends[i].sig;
+                pthread_mutex_unlock(&g_ends_lock);
+                return true;
+            }
+        if (pthread_cond_timedwait(&g_ends_cond, &g_ends_lock, &dl) != 0) {
+            pthread_mutex_unlock(&g_ends_lock);
+            return false;
+        }
+    }
+}
+
+size_t sbx_test_read_all(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    while (n + 1 < size) {
+        ssize_t k = read(fd, buf + n, size - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    buf[n] = '\0';
+    return n;
 }

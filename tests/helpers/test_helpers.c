@@ -78,3 +78,41 @@ Test(tmpdir, make_and_remove_tree)
     cr_expect_eq(stat(d, &sb), -1);
     free(d);
 }
+
+/* The end log answers for the target it was asked about, code and signal
+ * kept apart, and gives up at its deadline. */
+Test(ends, records_and_times_out)
+{
+    sbx_event e = { .type = SBX_EVENT_STARTED, .target_id = 7 };
+    sbx_test_on_event(&e, NULL);
+    int code = 99, sig = 99;
+    cr_assert(!sbx_test_wait_end(7, 50, &code, &sig), "a start is not an end");
+    e = (sbx_event){ .type = SBX_EVENT_KILLED, .target_id = 7, .signal = SIGKILL };
+    sbx_test_on_event(&e, NULL);
+    e = (sbx_event){ .type = SBX_EVENT_EXITED, .target_id = 8, .code = 3 };
+    sbx_test_on_event(&e, NULL);
+    cr_assert(sbx_test_wait_end(7, 1000, &code, &sig));
+    cr_assert_eq(code, -1);
+    cr_assert_eq(sig, SIGKILL);
+    cr_assert(sbx_test_wait_end(8, 1000, &code, NULL));
+    cr_assert_eq(code, 3);
+    cr_assert(!sbx_test_wait_end(9, 50, NULL, NULL));
+}
+
+/* read_all stops at EOF or when the buffer is full, always terminated. */
+Test(read_all, stops_at_eof_or_full)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], "abcdef", 6), 6);
+    close(p[1]);
+    char small[4];
+    cr_assert_eq(sbx_test_read_all(p[0], small, sizeof small), 3);
+    cr_assert_str_eq(small, "abc");
+    char big[16];
+    cr_assert_eq(sbx_test_read_all(p[0], big, sizeof big), 3);
+    cr_assert_str_eq(big, "def");
+    cr_assert_eq(sbx_test_read_all(p[0], big, sizeof big), 0);
+    cr_assert_str_eq(big, "");
+    close(p[0]);
+}

@@ -1,4 +1,5 @@
 #include "rt_common.h"
+#include "sbx_test.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -15,67 +16,8 @@
 
 sbx_broker *B;
 
-#define MAX_ENDS 256
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
-static struct {
-    uint64_t id;
-    int code, sig;
-} g_ends[MAX_ENDS];
-static size_t g_n_ends;
 static char g_dir[PATH_MAX + 64];
 static char g_probe[PATH_MAX + 64];
-
-void rt_on_event(const sbx_event *e, void *ud)
-{
-    (void)ud;
-    if (e->type != SBX_EVENT_EXITED && e->type != SBX_EVENT_KILLED)
-        return;
-    pthread_mutex_lock(&g_lock);
-    if (g_n_ends < MAX_ENDS) {
-        g_ends[g_n_ends].id = e->target_id;
-        g_ends[g_n_ends].code = e->type == SBX_EVENT_EXITED ? e->code : -1;
-        g_ends[g_n_ends].sig = e->type == SBX_EVENT_KILLED ? e->signal : 0;
-        g_n_ends++;
-    }
-    pthread_cond_broadcast(&g_cond);
-    pthread_mutex_unlock(&g_lock);
-}
-
-bool rt_wait_end(uint64_t id, int ms, int *code, int *sig)
-{
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&g_lock);
-    for (;;) {
-        for (size_t i = 0; i < g_n_ends; i++)
-            if (g_ends[i].id == id) {
-                if (code)
-                    *code = g_ends[i].code;
-                if (sig)
-                    *sig = g_ends[i].sig;
-                pthread_mutex_unlock(&g_lock);
-                return true;
-            }
-        if (pthread_cond_timedwait(&g_cond, &g_lock, &dl) != 0) {
-            pthread_mutex_unlock(&g_lock);
-            return false;
-        }
-    }
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[PATH_MAX + 128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    (void)!system(cmd);
-}
 
 void rt_setup(void)
 {
@@ -91,17 +33,17 @@ void rt_setup(void)
     struct stat vt;
     const char *base = stat("/var/tmp", &vt) == 0 && S_ISDIR(vt.st_mode) ? "/var/tmp" : exe;
     snprintf(g_dir, sizeof g_dir, "%s/sbx-runtime-data-%d", base, (int)getpid());
-    rm_rf(g_dir);
+    (void)sbx_test_rmtree(g_dir);
     cr_assert_eq(mkdir(g_dir, 0755), 0, "%s: %s", g_dir, strerror(errno));
     cr_assert_eq(sbx_broker_new(&B), 0);
-    sbx_broker_set_event_callback(B, rt_on_event, NULL);
+    sbx_broker_set_event_callback(B, sbx_test_on_event, NULL);
 }
 
 void rt_teardown(void)
 {
     sbx_broker_free(B);
     B = NULL;
-    rm_rf(g_dir);
+    (void)sbx_test_rmtree(g_dir);
 }
 
 const char *rt_dir(void)
@@ -159,19 +101,9 @@ int rt_run_prog(sbx_policy *p, char *const argv[], rt_run *r)
     }
     r->id = info.id;
     r->pid = info.pid;
-    for (;;) {
-        ssize_t k = read(pfd[0], r->out + r->n, sizeof r->out - 1 - r->n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        r->n += (size_t)k;
-        if (r->n == sizeof r->out - 1)
-            break;
-    }
-    r->out[r->n] = '\0';
+    r->n = sbx_test_read_all(pfd[0], r->out, sizeof r->out);
     close(pfd[0]);
-    cr_assert(rt_wait_end(info.id, 10000, &r->code, &r->sig), "target did not end: %s", r->out);
+    cr_assert(sbx_test_wait_end(info.id, 10000, &r->code, &r->sig), "target did not end: %s", r->out);
     return 0;
 }
 

@@ -8,6 +8,8 @@
 
 #include <sbx/broker.h>
 
+#include "sbx_test.h" /* rt_setup installs sbx_test_on_event: ends via sbx_test_wait_end */
+
 typedef struct rt_run {
     int code;     /* exit status, or -1 when killed */
     int sig;      /* killing signal */
@@ -33,11 +35,7 @@ bool rt_exists(const char *name);
 int rt_run_prog(sbx_policy *p, char *const argv[], rt_run *r);
 /* /bin/sh -c script */
 int rt_sh(sbx_policy *p, const char *script, rt_run *r);
-/* The end event for id (waits up to ms). */
-bool rt_wait_end(uint64_t id, int ms, int *code, int *sig);
 const char *rt_probe_path(void);
-/* The event callback rt_setup installs (records end events). */
-void rt_on_event(const sbx_event *e, void *ud);
 int rt_count_fds(void);
 int rt_count_threads(void);
 

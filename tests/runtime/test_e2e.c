@@ -256,7 +256,7 @@ Test(e2e, twenty_targets_at_once)
         close(fds[i]);
         cr_expect_str_eq(buf, "shared\nshared\nshared\nshared\nshared\n", "target %d", i);
         int code = -2;
-        cr_expect(rt_wait_end(ids[i], 10000, &code, NULL));
+        cr_expect(sbx_test_wait_end(ids[i], 10000, &code, NULL));
         cr_expect_eq(code, 0);
     }
     sbx_policy_unref(p);
@@ -308,7 +308,7 @@ static int g_den_unshare, g_den_other;
 static void count_denied(const sbx_event *e, void *ud)
 {
     (void)ud;
-    rt_on_event(e, NULL);
+    sbx_test_on_event(e, NULL);
     if (e->type != SBX_EVENT_DENIED)
         return;
     pthread_mutex_lock(&g_den_lock);

@@ -84,7 +84,7 @@ Test(layer, scribbled_section_does_not_change_decisions)
     cr_expect(strstr(buf, "still readable\n"), "%s", buf);
     cr_expect(strstr(buf, "Permission denied"), "%s", buf);
     cr_expect(!strstr(buf, "still secret"), "%s", buf);
-    cr_assert(rt_wait_end(info.id, 5000, NULL, NULL));
+    cr_assert(sbx_test_wait_end(info.id, 5000, NULL, NULL));
     sbx_policy_unref(p);
 }
 
@@ -215,7 +215,7 @@ Test(layer, channel_option_connects_broker_and_target)
     cr_expect(sbx_channel_is_connected(ch));
     sbx_channel_free(ch);
     int code = -2;
-    cr_assert(rt_wait_end(info.id, 5000, &code, NULL));
+    cr_assert(sbx_test_wait_end(info.id, 5000, &code, NULL));
     cr_expect_eq(code, 0);
     /* the option and a caller channel fd together are refused */
     sbx_target_fds extra = { -1, -1, 1 };
@@ -375,7 +375,7 @@ static void count_alarm(const sbx_event *e, void *ud)
     (void)ud;
     if (e->type == SBX_EVENT_ALARM)
         __atomic_add_fetch(&g_alarms, 1, __ATOMIC_SEQ_CST);
-    rt_on_event(e, ud);
+    sbx_test_on_event(e, ud);
 }
 
 /* Actions the high-level rules never produce (FAKE_SUCCESS, SIGNAL_ALARM,

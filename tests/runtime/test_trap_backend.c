@@ -60,7 +60,7 @@ static int spawn_collect(sbx_policy *p, char **argv, char **envp, bool both, cha
     out[n] = '\0';
     close(pfd[0]);
     int code = -1;
-    cr_assert(rt_wait_end(info->id, 10000, &code, NULL));
+    cr_assert(sbx_test_wait_end(info->id, 10000, &code, NULL));
     return code;
 }
 
