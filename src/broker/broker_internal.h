@@ -50,6 +50,11 @@ typedef struct sbx_broker_hooks {
      * broker answers EPERM and reports); spawn then loads no separate
      * baseline. The hook's filter install failing fails the spawn. */
     bool (*reports_denials)(void *ud, const sbx_policy *policy);
+    /* Only for a policy that refuses child processes
+     * (sbx_policy_refuses_children): true when child_install_filter's
+     * filter refuses them itself; spawn then loads no separate
+     * "no children" filter (one seccomp attach less per spawn). */
+    bool (*refuses_children)(void *ud, const sbx_policy *policy);
     /* The broker's end of the target's fs peer socket (takes fd): the
      * target's init serves it (sbx_notify_fs_peer_answer) and shares the
      * program's fs_struct (it forks the program with CLONE_FS), so it can
@@ -133,5 +138,12 @@ int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec);
 
 /* Free a record's resources (after its init was reaped). */
 void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec);
+
+/* The lockdown level refuses child processes (threads stay allowed)
+ * unless the policy allows them. */
+static inline bool sbx_policy_refuses_children(const sbx_policy *pol)
+{
+    return pol->lockdown >= SBX_LOCKDOWN_LOCKDOWN && !(pol->mitigations & SBX_MITIGATION_ALLOW_CHILDREN);
+}
 
 #endif

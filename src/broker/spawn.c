@@ -1437,8 +1437,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         return r == -ENOMEM ? r : SBX_ERROR_SPAWN;
     }
     bool kill = (pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL) != 0;
-    bool nochildren = pol->lockdown >= SBX_LOCKDOWN_LOCKDOWN &&
-                      !(pol->mitigations & SBX_MITIGATION_ALLOW_CHILDREN);
+    bool nochildren = sbx_policy_refuses_children(pol);
     pthread_mutex_lock(&b->spawn_lock);
     r = ensure_filters(b, kill, nochildren);
     pthread_mutex_unlock(&b->spawn_lock);
@@ -1451,6 +1450,10 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         hooks.reports_denials(hooks.userdata, pol))
         p->baseline = NULL;
     p->nochildren = nochildren ? &b->nochildren : NULL;
+    /* The hook's filter may refuse children itself: one attach less. */
+    if (nochildren && !kill && hooks.refuses_children && hooks.child_install_filter &&
+        hooks.refuses_children(hooks.userdata, pol))
+        p->nochildren = NULL;
 
     uint64_t mem = sbx_policy_effective_limit(pol, SBX_LIMIT_MEMORY);
     uint64_t procs = sbx_policy_effective_limit(pol, SBX_LIMIT_PROCESSES);

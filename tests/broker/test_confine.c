@@ -381,6 +381,42 @@ DENIED(clone3)
 DENIED(personality)
 DENIED(int80)
 DENIED(fork)
+DENIED(vfork)
+DENIED(clone_process)
+
+/* The lockdown's "no children" rules travel in the denials filter: one
+ * seccomp filter per target (each attach costs a JIT and the kernel's
+ * action-cache emulation), threads still work. Kill mode keeps its pair
+ * (init's baseline, the program's "no children"); children allowed: the
+ * denials alone. The refusals themselves are the DENIED cases above. */
+Test(confine, lockdown_attaches_one_filter)
+{
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "filters", "1");
+    expect_ok(p, "sys", "clone3");
+    sbx_policy_unref(p);
+    p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_KILL_ON_DENIED_SYSCALL);
+    expect_ok(p, "filters", "2");
+    expect_ok(p, "sys", "fork");
+    sbx_policy_unref(p);
+    p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_CHILDREN);
+    expect_ok(p, "filters", "1");
+    sbx_policy_unref(p);
+}
+
+/* A thread that asks for a new namespace is refused and reported: the
+ * "no children" rules in front of the denials let it through to them. */
+Test(confine, thread_clone_with_namespace_reported)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "sys", "clone_thread_newns");
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    cr_assert_eq(log_count(&L, SBX_EVENT_DENIED, e.target_id), 1);
+    sbx_policy_unref(p);
+}
 
 Test(confine, denied_tiocsti_on_inherited_tty)
 {
