@@ -74,8 +74,9 @@ int sbx_broker_set_hooks(sbx_broker *broker, const sbx_broker_hooks *hooks);
 enum {
     SBX_SYNC_GO = 1,       /* broker → child: maps written, cgroup attached: proceed */
     SBX_SYNC_ERROR = 2,    /* child → broker: step + errno */
-    SBX_SYNC_LISTENER = 3, /* child → broker: the interception listener (SCM_RIGHTS) */
-    SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS */
+    SBX_SYNC_LISTENER = 3, /* reserved: the listener travels with SBX_SYNC_PID */
+    SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS,
+                            * and the interception listener (SCM_RIGHTS) if any */
     SBX_SYNC_STARTED = 5,  /* reserved: exec success is the exec pipe's end-of-file */
     SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
     SBX_SYNC_FDS = 7,      /* broker → child: the section hook's fds, taken before the program fork */

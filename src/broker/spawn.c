@@ -508,33 +508,47 @@ __attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
         if (r < 0)
             child_fail(p, SBX_STEP_SECCOMP, -r);
     }
+    int lfd = 0;
     if (p->hooks.child_install_filter) {
-        int lfd = p->hooks.child_install_filter(p->hooks.userdata, p->policy, p->landlock_abi > 0);
+        lfd = p->hooks.child_install_filter(p->hooks.userdata, p->policy, p->landlock_abi > 0);
         if (lfd < 0)
             child_fail(p, SBX_STEP_INTERCEPTION, -lfd);
-        if (lfd > 0) {
-            sbx_sync_msg m = { .type = SBX_SYNC_LISTENER };
-            int sr = sbx_send_fds(p->sync_fd, &m, sizeof m, &lfd, 1, 0);
-            if (sr < 0)
-                child_fail(p, SBX_STEP_INTERCEPTION, -sr);
-            close(lfd);
-        }
     }
-    /* Tell the broker who we are: the kernel translates the pid. */
+    /* Tell the broker who we are (the kernel translates the pid), with the
+     * listener if there is one: one message, one wake-up of the broker. */
     {
         sbx_sync_msg m = { .type = SBX_SYNC_PID };
-        char cbuf[CMSG_SPACE(sizeof(struct ucred))];
-        memset(cbuf, 0, sizeof cbuf);
+        union {
+            char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } cbuf;
+        memset(&cbuf, 0, sizeof cbuf);
         struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                             .msg_controllen = sizeof cbuf };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                             .msg_controllen = CMSG_SPACE(sizeof(struct ucred)) +
+                                               (lfd > 0 ? CMSG_SPACE(sizeof(int)) : 0) };
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_CREDENTIALS;
         c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
         struct ucred uc = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
         memcpy(CMSG_DATA(c), &uc, sizeof uc);
-        (void)sendmsg(p->sync_fd, &mh, MSG_NOSIGNAL);
+        if (lfd > 0) {
+            c = CMSG_NXTHDR(&mh, c);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+        }
+        ssize_t sr;
+        do
+            sr = sendmsg(p->sync_fd, &mh, MSG_NOSIGNAL);
+        while (sr < 0 && errno == EINTR);
+        /* Without its listener the target cannot be served: fail it. */
+        if (sr < 0 && lfd > 0)
+            child_fail(p, SBX_STEP_INTERCEPTION, errno);
+        if (lfd > 0)
+            close(lfd);
     }
     execve(p->path, p->argv, p->envp);
     int e = errno;
@@ -1229,14 +1243,11 @@ static int take_msg(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
         info_fail(out, step, m.err > 0 && m.err < 4096 ? m.err : EIO, NULL);
         return SBX_ERROR_SPAWN;
     }
-    case SBX_SYNC_LISTENER:
+    case SBX_SYNC_PID: /* with the interception listener, if any */
         if (fd_in >= 0) {
             sbx_close_keep_errno(s->listener);
             s->listener = fd_in;
         }
-        return 1;
-    case SBX_SYNC_PID:
-        sbx_close_keep_errno(fd_in);
         if (have_uc)
             *prog_pid = uc.pid;
         return 1;
