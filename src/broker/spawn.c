@@ -312,8 +312,8 @@ static void build_view(plan *p)
             }
             CHECK(SBX_STEP_MOUNT, syscall(SYS_move_mount, m->tree_fd, "", AT_FDCWD, dst,
                                           MOVE_MOUNT_F_EMPTY_PATH));
-            close(m->tree_fd);
-            m->tree_fd = -1;
+            /* tree_fd now names the mounted tree's root: Landlock's rule
+             * takes it as is (close_view_trees). */
             break;
         }
     }
@@ -323,6 +323,16 @@ static void build_view(plan *p)
     CHECK(SBX_STEP_PIVOT, umount2(".", MNT_DETACH));
     CHECK(SBX_STEP_PIVOT, chdir("/"));
     CHECK(SBX_STEP_PIVOT, mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+}
+
+/* The mounted trees' fds, kept for Landlock's rules. */
+static void close_view_trees(plan *p)
+{
+    for (size_t i = 0; i < p->n_mounts; i++)
+        if (p->mounts[i].tree_fd >= 0) {
+            close(p->mounts[i].tree_fd);
+            p->mounts[i].tree_fd = -1;
+        }
 }
 
 static void loopback_up(plan *p)
@@ -412,11 +422,13 @@ static void apply_landlock(plan *p)
         if (m->is_file)
             acc &= LL_FILE_RIGHTS;
         acc &= fs;
-        int fd = open(m->dst, O_PATH | O_CLOEXEC);
+        /* A bind's tree fd is its root already: no path walk. */
+        int fd = m->tree_fd >= 0 ? m->tree_fd : open(m->dst, O_PATH | O_CLOEXEC);
         CHECK(SBX_STEP_LANDLOCK, fd);
         struct ll_path_beneath pb = { .allowed_access = acc, .parent_fd = fd };
         CHECK(SBX_STEP_LANDLOCK, syscall(SYS_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &pb, 0));
-        close(fd);
+        if (fd != m->tree_fd)
+            close(fd);
     }
     /* The view's own root: its directories may be listed (READ_DIR only).
      * Everything beneath "/" here is the view itself; objects the broker
@@ -667,6 +679,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
     CHECK(SBX_STEP_CAPS, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
     if (p->landlock_abi > 0)
         apply_landlock(p);
+    close_view_trees(p);
     /* NULL: the program's own interception filter carries the baseline
      * (reported denials, sbx_broker_hooks.reports_denials); this init is
      * our code alone and needs none. */
