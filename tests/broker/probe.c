@@ -237,6 +237,25 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "sys"))
         return sys_test(arg);
+    if (!strcmp(cmd, "signals")) { /* nothing ignored or blocked (exec keeps both) */
+        FILE *f = fopen("/proc/self/status", "r");
+        if (!f)
+            return 2;
+        char line[256];
+        int seen = 0;
+        while (fgets(line, sizeof line, f)) {
+            unsigned long long v;
+            if (sscanf(line, "SigIgn: %llx", &v) == 1 || sscanf(line, "SigBlk: %llx", &v) == 1) {
+                if (v) {
+                    fprintf(stderr, "probe: %s", line);
+                    return 3;
+                }
+                seen++;
+            }
+        }
+        fclose(f);
+        return seen == 2 ? 0 : 4;
+    }
     if (!strcmp(cmd, "filters")) { /* filters N: N seccomp filters attached, threads work */
         FILE *f = fopen("/proc/self/status", "r");
         if (!f)

@@ -352,6 +352,11 @@ Test(confine, clean_environment)
     sbx_policy_unref(p);
 }
 
+static void on_sighup(int sig)
+{
+    (void)sig;
+}
+
 #define DENIED(name)                              \
     Test(confine, denied_##name)                  \
     {                                             \
@@ -383,6 +388,24 @@ DENIED(int80)
 DENIED(fork)
 DENIED(vfork)
 DENIED(clone_process)
+
+/* The broker's ignored and caught signals and its blocked mask are not
+ * the target's: init resets what /proc/self/status says is not default. */
+Test(confine, signal_state_reset)
+{
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGRTMIN + 3, SIG_IGN);
+    signal(SIGHUP, on_sighup);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "signals", NULL);
+    sbx_policy_unref(p);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 /* The lockdown's "no children" rules travel in the denials filter: one
  * seccomp filter per target (each attach costs a JIT and the kernel's
