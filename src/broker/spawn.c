@@ -610,43 +610,6 @@ static int program_main(void *arg)
     run_program(p, p->exec_fd);
 }
 
-/* The signals whose disposition is not the default (ignored or caught)
- * into *set, from /proc/self/status (one read instead of a sigaction per
- * signal); false, *set untouched, when it cannot be read. */
-static bool nondefault_signals(uint64_t *set)
-{
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    static const char *const keys[2] = { "\nSigIgn:\t", "\nSigCgt:\t" };
-    uint64_t m = 0;
-    for (int k = 0; k < 2; k++) {
-        const char *v = strstr(buf, keys[k]);
-        if (!v)
-            return false;
-        v += strlen(keys[k]);
-        uint64_t x = 0;
-        int digits = 0;
-        for (; digits < 16; digits++, v++) {
-            int d = *v >= '0' && *v <= '9' ? *v - '0' : *v >= 'a' && *v <= 'f' ? *v - 'a' + 10 : -1;
-            if (d < 0)
-                break;
-            x = x << 4 | (uint64_t)d;
-        }
-        if (digits != 16)
-            return false;
-        m |= x;
-    }
-    *set = m;
-    return true;
-}
-
 /* The target's pid-1 init. */
 __attribute__((noreturn)) static void child_main(plan *p)
 {
@@ -654,11 +617,8 @@ __attribute__((noreturn)) static void child_main(plan *p)
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    uint64_t set = ~0ull;
-    (void)nondefault_signals(&set);
-    for (int s = 1; s < NSIG && s <= 64; s++)
-        if (set & (1ull << (s - 1)))
-            signal(s, SIG_DFL);
+    for (int s = 1; s < NSIG; s++)
+        signal(s, SIG_DFL);
 
     /* Into the target's cgroups before anything else: the program is
      * forked from here, so it starts inside them. */
