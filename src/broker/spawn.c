@@ -889,7 +889,8 @@ static int add_host_path(spawn_res *s, const char *path, bool optional, bool wri
             return add_mount(s->p, M_SYMLINK, t, path, false, false, false, false);
         }
     }
-    if (stat(path, &st) < 0) {
+    /* lstat's answer holds unless it saw a symlink (bound as its target). */
+    if (S_ISLNK(st.st_mode) && stat(path, &st) < 0) {
         if (optional && errno == ENOENT)
             return 0;
         return sbx_neg_errno();
