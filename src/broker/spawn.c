@@ -301,12 +301,10 @@ static void build_view(plan *p)
             if (m->is_file) {
                 /* A file view inside a read-only directory view (a program
                  * in the working directory) lands on the file that is
-                 * already there: nothing to create. */
-                int fd = open(dst, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-                if (fd < 0 && errno != EEXIST)
+                 * already there: nothing to create. A regular file by
+                 * mknod: no open file to close. */
+                if (mknod(dst, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
                     child_fail(p, SBX_STEP_MOUNT, errno);
-                if (fd >= 0)
-                    close(fd);
             } else {
                 CHECK(SBX_STEP_MOUNT, mkdir_p(dst, 0755));
             }
