@@ -80,6 +80,7 @@ enum {
     SBX_SYNC_STARTED = 5,  /* reserved: exec success is the exec pipe's end-of-file */
     SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
     SBX_SYNC_FDS = 7,      /* broker → child: the section hook's fds, taken before the program fork */
+    SBX_SYNC_TREES = 8,    /* broker → child, before GO: the next `value` view trees (SCM_RIGHTS) */
 };
 
 typedef struct sbx_sync_msg {

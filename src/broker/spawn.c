@@ -110,6 +110,7 @@ typedef struct mount_entry {
 } mount_entry;
 
 #define MAX_MOUNTS (SBX_POLICY_MAX_VIEWS + 32)
+#define TREES_PER_MSG 32 /* view trees per TREES message */
 #define MAX_FD_PAIRS (SBX_POLICY_MAX_SHARED_FDS + 6)
 #define MAX_ENV 512
 
@@ -484,6 +485,51 @@ static unsigned wait_go(plan *p, uint32_t type, int extra[3])
     return mask;
 }
 
+/* TREES messages (the broker's clones of the view's binds, in mount
+ * order), then GO. Binds without a tree are cloned by build_view. */
+static void take_trees_until_go(plan *p)
+{
+    size_t next = 0;
+    for (;;) {
+        sbx_sync_msg m;
+        union {
+            char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
+            struct cmsghdr align;
+        } cbuf;
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                             .msg_controllen = sizeof cbuf.buf };
+        ssize_t r;
+        do
+            r = recvmsg(p->sync_fd, &mh, MSG_CMSG_CLOEXEC);
+        while (r < 0 && errno == EINTR);
+        if (r != (ssize_t)sizeof m || (m.type != SBX_SYNC_TREES && m.type != SBX_SYNC_GO))
+            _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
+        size_t ngot = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++, ngot++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                while (next < p->n_mounts && p->mounts[next].kind != M_BIND)
+                    next++;
+                if (m.type != SBX_SYNC_TREES || next == p->n_mounts)
+                    child_fail(p, SBX_STEP_SYNC, EBADMSG);
+                p->mounts[next++].tree_fd = fd;
+            }
+        }
+        if (m.type == SBX_SYNC_GO) {
+            if (ngot != 0 || m.value != 0)
+                child_fail(p, SBX_STEP_SYNC, EBADMSG);
+            return;
+        }
+        if ((mh.msg_flags & MSG_CTRUNC) || ngot != (size_t)m.value)
+            child_fail(p, SBX_STEP_SYNC, EBADMSG);
+    }
+}
+
 static const char *const extra_env[3] = {
     SBX_ENV_SECTION_FD "=3", SBX_ENV_BROKER_FD "=4", SBX_ENV_CHANNEL_FD "=5",
 };
@@ -631,7 +677,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
 
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
-    int keep[MAX_FD_PAIRS + 3 + MAX_MOUNTS];
+    int keep[MAX_FD_PAIRS + 3];
     size_t nk = 0;
     for (size_t i = 0; i < p->n_pairs; i++) {
         p->pairs[i].src = move_high(p, p->pairs[i].src);
@@ -644,18 +690,11 @@ __attribute__((noreturn)) static void child_main(plan *p)
     }
     p->exec_fd = move_high(p, p->exec_fd);
     keep[nk++] = p->exec_fd;
-    for (size_t i = 0; i < p->n_mounts; i++)
-        if (p->mounts[i].tree_fd >= 0) {
-            p->mounts[i].tree_fd = move_high(p, p->mounts[i].tree_fd);
-            keep[nk++] = p->mounts[i].tree_fd;
-        }
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
 
-    int extra[3] = { -1, -1, -1 };
-    if (wait_go(p, SBX_SYNC_GO, extra) != 0)
-        child_fail(p, SBX_STEP_SYNC, EBADMSG);
+    take_trees_until_go(p);
 
     set_identity(p);
     /* Broker death is seen on the sync socket (init watches it for the
@@ -1318,6 +1357,69 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
+/* The view's trees, cloned here, as the broker, while the child starts:
+ * the child, already in its user namespace, may not reach a source (a
+ * program under a 0700 directory); a detached clone made here it can still
+ * attach. They travel in TREES messages ahead of GO, in mount order. An
+ * unprivileged broker cannot clone (EPERM): the child then clones what it
+ * did not get. */
+static int send_trees(spawn_res *s, sbx_target_info *out)
+{
+    plan *p = s->p;
+    int batch[TREES_PER_MSG];
+    size_t n = 0;
+    int r = 0;
+    for (size_t i = 0; i <= p->n_mounts && r == 0; i++) {
+        bool last = i == p->n_mounts;
+        if (!last && p->mounts[i].kind == M_BIND) {
+            int fd = clone_tree(&p->mounts[i]);
+            if (fd == -EPERM) {
+                last = true;
+            } else if (fd < 0) {
+                info_fail(out, SBX_STEP_MOUNT, -fd, p->mounts[i].src);
+                r = SBX_ERROR_SPAWN;
+                break;
+            } else {
+                batch[n++] = fd;
+            }
+        }
+        if (n > 0 && (n == TREES_PER_MSG || last)) {
+            sbx_sync_msg m = { .type = SBX_SYNC_TREES, .value = (int32_t)n };
+            union {
+                char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
+                struct cmsghdr align;
+            } cbuf;
+            memset(&cbuf, 0, sizeof cbuf);
+            struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                                 .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(n * sizeof(int));
+            memcpy(CMSG_DATA(c), batch, n * sizeof(int));
+            ssize_t w;
+            do
+                w = sendmsg(s->sync[0], &mh, MSG_NOSIGNAL);
+            while (w < 0 && errno == EINTR);
+            if (w != (ssize_t)sizeof m) {
+                info_fail(out, SBX_STEP_SYNC, w < 0 ? errno : EIO, "sending the view's trees");
+                r = SBX_ERROR_SPAWN;
+            }
+        }
+        if (n == TREES_PER_MSG || last || r < 0) {
+            for (size_t k = 0; k < n; k++)
+                close(batch[k]);
+            n = 0;
+        }
+        if (last)
+            break;
+    }
+    for (size_t k = 0; k < n; k++)
+        close(batch[k]);
+    return r;
+}
+
 static int send_go(int fd, uint32_t type, const sbx_target_fds *fds)
 {
     int list[3];
@@ -1542,23 +1644,6 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     }
     p->exec_fd = s.execp[1];
 
-    /* Clone the view's trees here, as the broker: the child, already in
-     * its user namespace, may not reach a source (a program under a 0700
-     * directory); a detached clone made here it can still attach. An
-     * unprivileged broker cannot clone (EPERM): the child then does. */
-    for (size_t i = 0; i < p->n_mounts; i++) {
-        mount_entry *m = &p->mounts[i];
-        if (m->kind != M_BIND)
-            continue;
-        int fd = clone_tree(m);
-        if (fd == -EPERM)
-            break;
-        if (fd < 0) {
-            info_fail(out, SBX_STEP_MOUNT, -fd, m->src);
-            return SBX_ERROR_SPAWN;
-        }
-        m->tree_fd = fd;
-    }
 
     /* A pre-made network namespace (root broker): this thread enters it
      * for the clone only. Loopback policies keep CLONE_NEWNET: their init
@@ -1587,7 +1672,6 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     }
     s.pid = pid;
     s.pidfd = pidfd;
-    close_trees(p);
     close(sbx_steal_fd(&s.sync[1]));
     sbx_close_keep_errno(sbx_steal_fd(&s.fsp[1]));
     close(sbx_steal_fd(&s.execp[1]));
@@ -1603,6 +1687,8 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, NULL);
         return SBX_ERROR_SPAWN;
     }
+    if ((r = send_trees(&s, out)) < 0)
+        return r;
     /* GO first: init builds the view while the section hook runs here;
      * the hook's fds follow (FDS) and init takes them just before it
      * forks the program. */

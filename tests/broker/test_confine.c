@@ -101,6 +101,48 @@ Test(confine, view_under_tmp_is_visible)
     rmdir(other);
 }
 
+/* Many views: their trees reach init in several TREES messages (32 a
+ * message) and none is kept open past the mounts (init once kept every
+ * tree in its fd list, which holds 64). Each is mounted where it belongs:
+ * a file in every view is present, one never added is absent. */
+Test(confine, many_views_all_mounted)
+{
+    char dir[] = "/var/tmp/sbx-views-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0755), 0);
+    enum { N = 80 };
+    char paths[N + 1][64];
+    sbx_policy *p = probe_policy(B);
+    for (int i = 0; i <= N; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/v%02d", dir, i);
+        cr_assert_eq(mkdir(paths[i], 0755), 0);
+        char f[128];
+        snprintf(f, sizeof f, "%s/v%02d/file", dir, i);
+        int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        if (i < N) /* the last one stays out */
+            cr_assert_eq(sbx_policy_add_view(p, paths[i], SBX_VIEW_READONLY), 0);
+    }
+    const int probe_at[] = { 0, 31, 32, 33, 63, 64, 65, N - 1 };
+    for (size_t k = 0; k < SBX_ARRAY_SIZE(probe_at); k++) {
+        char f[128];
+        snprintf(f, sizeof f, "%s/v%02d/file", dir, probe_at[k]);
+        expect_ok(p, "present", f);
+    }
+    char out[128];
+    snprintf(out, sizeof out, "%s/v%02d/file", dir, N);
+    expect_ok(p, "absent", out);
+    sbx_policy_unref(p);
+    for (int i = 0; i <= N; i++) {
+        char f[128];
+        snprintf(f, sizeof f, "%s/v%02d/file", dir, i);
+        unlink(f);
+        rmdir(paths[i]);
+    }
+    rmdir(dir);
+}
+
 Test(confine, no_network)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
