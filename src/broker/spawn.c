@@ -1314,16 +1314,16 @@ static int take_msg(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
-/* Follow the child's setup: messages on the sync socket (errors, the
- * listener, the program's pid) and the exec pipe, whose write end only
- * the program holds at the end (close-on-exec): end-of-file after the pid
- * message means execve succeeded; 4 bytes are execve's errno. */
+/* Follow the child's setup: the exec pipe, whose write end init and then
+ * the program hold (close-on-exec): end-of-file means execve succeeded or
+ * the child side is gone, 4 bytes are execve's errno. The child queues its
+ * messages (errors, the program's pid and listener) on the sync socket
+ * before either, so they are read then: one wake-up, not one per message. */
 static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
 {
     for (;;) {
-        struct pollfd pf[2] = { { .fd = s->sync[0], .events = POLLIN },
-                                { .fd = s->execp[0], .events = POLLIN } };
-        int pr = poll(pf, 2, 10000);
+        struct pollfd pf = { .fd = s->execp[0], .events = POLLIN };
+        int pr = poll(&pf, 1, 10000);
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0) {
@@ -1331,11 +1331,7 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
             return SBX_ERROR_SPAWN;
         }
         int r;
-        while ((r = take_msg(s, out, prog_pid)) == 1)
-            ;
-        if (r < 0)
-            return r;
-        if (!(pf[1].revents & (POLLIN | POLLHUP)))
+        if (!(pf.revents & (POLLIN | POLLHUP)))
             continue;
         int e = 0;
         ssize_t n = read(s->execp[0], &e, sizeof e);
