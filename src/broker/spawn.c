@@ -110,7 +110,8 @@ typedef struct mount_entry {
 } mount_entry;
 
 #define MAX_MOUNTS (SBX_POLICY_MAX_VIEWS + 32)
-#define TREES_PER_MSG 32 /* view trees per TREES message */
+#define TREES_PER_MSG 32 /* view trees per TREES message, at most */
+#define TREES_FIRST_MSG 4 /* the first message goes early: init waits for it */
 #define MAX_FD_PAIRS (SBX_POLICY_MAX_SHARED_FDS + 6)
 #define MAX_ENV 512
 
@@ -154,6 +155,7 @@ typedef struct plan {
     void *prog_stack;                 /* the program process's stack until it execs */
     size_t prog_stack_size;
     int prog_sfd;                     /* init's signalfd, closed in the program */
+    unsigned trees_coming;            /* view trees the broker still sends (TREES) */
 } plan;
 
 static const char *const step_names[SBX_STEP_COUNT_] = {
@@ -265,11 +267,13 @@ static int clone_tree(const mount_entry *m)
     return fd;
 }
 
+static void take_trees(plan *p);
+
 static void build_view(plan *p)
 {
-    /* Trees the broker could not clone (an unprivileged broker cannot):
-     * clone them here, before the staging tmpfs hides anything. */
-    for (size_t i = 0; i < p->n_mounts; i++) {
+    /* No trees from the broker (an unprivileged one cannot clone): clone
+     * them here, before the staging tmpfs hides anything. */
+    for (size_t i = 0; i < p->n_mounts && !p->trees_coming; i++) {
         mount_entry *m = &p->mounts[i];
         if (m->kind != M_BIND || m->tree_fd >= 0)
             continue;
@@ -299,6 +303,8 @@ static void build_view(plan *p)
                                         "mode=1777,size=64m"));
             break;
         case M_BIND:
+            while (m->tree_fd < 0) /* the broker's, still on the way */
+                take_trees(p);
             if (m->is_file) {
                 /* A file view inside a read-only directory view (a program
                  * in the working directory) lands on the file that is
@@ -485,49 +491,61 @@ static unsigned wait_go(plan *p, uint32_t type, int extra[3])
     return mask;
 }
 
-/* TREES messages (the broker's clones of the view's binds, in mount
- * order), then GO. Binds without a tree are cloned by build_view. */
-static void take_trees_until_go(plan *p)
+/* GO: maps written, cgroup attached; its value says how many view trees
+ * (the broker's clones of the view's binds, in mount order) follow in
+ * TREES messages: build_view takes them as it needs them. */
+static void take_go(plan *p)
 {
-    size_t next = 0;
-    for (;;) {
-        sbx_sync_msg m;
-        union {
-            char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
-            struct cmsghdr align;
-        } cbuf;
-        struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-                             .msg_controllen = sizeof cbuf.buf };
-        ssize_t r;
-        do
-            r = recvmsg(p->sync_fd, &mh, MSG_CMSG_CLOEXEC);
-        while (r < 0 && errno == EINTR);
-        if (r != (ssize_t)sizeof m || (m.type != SBX_SYNC_TREES && m.type != SBX_SYNC_GO))
-            _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
-        size_t ngot = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < k; i++, ngot++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                while (next < p->n_mounts && p->mounts[next].kind != M_BIND)
-                    next++;
-                if (m.type != SBX_SYNC_TREES || next == p->n_mounts)
-                    child_fail(p, SBX_STEP_SYNC, EBADMSG);
-                p->mounts[next++].tree_fd = fd;
-            }
-        }
-        if (m.type == SBX_SYNC_GO) {
-            if (ngot != 0 || m.value != 0)
+    sbx_sync_msg m;
+    ssize_t r;
+    do
+        r = recv(p->sync_fd, &m, sizeof m, 0);
+    while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)sizeof m || m.type != SBX_SYNC_GO)
+        _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
+    size_t binds = 0;
+    for (size_t i = 0; i < p->n_mounts; i++)
+        binds += p->mounts[i].kind == M_BIND;
+    if (m.value != 0 && (m.value < 0 || (size_t)m.value != binds))
+        child_fail(p, SBX_STEP_SYNC, EBADMSG);
+    p->trees_coming = (unsigned)m.value;
+}
+
+/* One TREES message: its fds go to the next binds without a tree. */
+static void take_trees(plan *p)
+{
+    sbx_sync_msg m;
+    union {
+        char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                         .msg_controllen = sizeof cbuf.buf };
+    ssize_t r;
+    do
+        r = recvmsg(p->sync_fd, &mh, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)sizeof m || m.type != SBX_SYNC_TREES || !p->trees_coming)
+        _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
+    size_t next = 0, ngot = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++, ngot++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            while (next < p->n_mounts && (p->mounts[next].kind != M_BIND || p->mounts[next].tree_fd >= 0))
+                next++;
+            if (next == p->n_mounts || p->trees_coming == 0)
                 child_fail(p, SBX_STEP_SYNC, EBADMSG);
-            return;
+            p->mounts[next++].tree_fd = fd;
+            p->trees_coming--;
         }
-        if ((mh.msg_flags & MSG_CTRUNC) || ngot != (size_t)m.value)
-            child_fail(p, SBX_STEP_SYNC, EBADMSG);
     }
+    if ((mh.msg_flags & MSG_CTRUNC) || ngot == 0 || ngot != (size_t)m.value)
+        child_fail(p, SBX_STEP_SYNC, EBADMSG);
 }
 
 static const char *const extra_env[3] = {
@@ -694,7 +712,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
 
-    take_trees_until_go(p);
+    take_go(p);
 
     set_identity(p);
     /* Broker death is seen on the sync socket (init watches it for the
@@ -1353,67 +1371,98 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
-/* The view's trees, cloned here, as the broker, while the child starts:
- * the child, already in its user namespace, may not reach a source (a
- * program under a 0700 directory); a detached clone made here it can still
- * attach. They travel in TREES messages ahead of GO, in mount order. An
- * unprivileged broker cannot clone (EPERM): the child then clones what it
- * did not get. */
-static int send_trees(spawn_res *s, sbx_target_info *out)
+static int send_tree_msg(int sock, const int *fds, size_t n)
+{
+    sbx_sync_msg m = { .type = SBX_SYNC_TREES, .value = (int32_t)n };
+    union {
+        char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    memset(&cbuf, 0, sizeof cbuf);
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                         .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+    ssize_t w;
+    do
+        w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    return w == (ssize_t)sizeof m ? 0 : w < 0 ? -errno : -EIO;
+}
+
+static void close_fds(int *fds, size_t *n)
+{
+    for (size_t k = 0; k < *n; k++)
+        close(fds[k]);
+    *n = 0;
+}
+
+/* GO, then the view's trees: cloned here, as the broker, while init goes
+ * on (the child, already in its user namespace, may not reach a source —
+ * a program under a 0700 directory — but can attach a detached clone made
+ * here). GO says how many follow; init takes each TREES message when its
+ * mounts need it. The first tree decides: EPERM (an unprivileged broker
+ * cannot clone) sends none, and init clones them itself. */
+static int send_go_and_trees(spawn_res *s, sbx_target_info *out)
 {
     plan *p = s->p;
+    size_t binds = 0, i = 0, n = 0;
     int batch[TREES_PER_MSG];
-    size_t n = 0;
-    int r = 0;
-    for (size_t i = 0; i <= p->n_mounts && r == 0; i++) {
-        bool last = i == p->n_mounts;
-        if (!last && p->mounts[i].kind == M_BIND) {
-            int fd = clone_tree(&p->mounts[i]);
-            if (fd == -EPERM) {
-                last = true;
-            } else if (fd < 0) {
-                info_fail(out, SBX_STEP_MOUNT, -fd, p->mounts[i].src);
-                r = SBX_ERROR_SPAWN;
-                break;
-            } else {
-                batch[n++] = fd;
-            }
+    for (size_t k = 0; k < p->n_mounts; k++)
+        binds += p->mounts[k].kind == M_BIND;
+    while (i < p->n_mounts && p->mounts[i].kind != M_BIND)
+        i++;
+    if (i < p->n_mounts) {
+        int fd = clone_tree(&p->mounts[i]);
+        if (fd == -EPERM) {
+            binds = 0;
+        } else if (fd < 0) {
+            info_fail(out, SBX_STEP_MOUNT, -fd, p->mounts[i].src);
+            return SBX_ERROR_SPAWN;
+        } else {
+            batch[n++] = fd;
         }
-        if (n > 0 && (n == TREES_PER_MSG || last)) {
-            sbx_sync_msg m = { .type = SBX_SYNC_TREES, .value = (int32_t)n };
-            union {
-                char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
-                struct cmsghdr align;
-            } cbuf;
-            memset(&cbuf, 0, sizeof cbuf);
-            struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-                                 .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(n * sizeof(int));
-            memcpy(CMSG_DATA(c), batch, n * sizeof(int));
-            ssize_t w;
-            do
-                w = sendmsg(s->sync[0], &mh, MSG_NOSIGNAL);
-            while (w < 0 && errno == EINTR);
-            if (w != (ssize_t)sizeof m) {
-                info_fail(out, SBX_STEP_SYNC, w < 0 ? errno : EIO, "sending the view's trees");
-                r = SBX_ERROR_SPAWN;
-            }
-        }
-        if (n == TREES_PER_MSG || last || r < 0) {
-            for (size_t k = 0; k < n; k++)
-                close(batch[k]);
-            n = 0;
-        }
-        if (last)
-            break;
     }
-    for (size_t k = 0; k < n; k++)
-        close(batch[k]);
-    return r;
+    sbx_sync_msg go = { .type = SBX_SYNC_GO, .value = (int32_t)binds };
+    ssize_t w;
+    do
+        w = send(s->sync[0], &go, sizeof go, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)sizeof go) {
+        close_fds(batch, &n);
+        info_fail(out, SBX_STEP_SYNC, w < 0 ? errno : EIO, "sending go");
+        return SBX_ERROR_SPAWN;
+    }
+    if (!binds)
+        return 0;
+    size_t limit = TREES_FIRST_MSG;
+    for (i++;; i++) {
+        bool end = i >= p->n_mounts;
+        if (!end && p->mounts[i].kind == M_BIND) {
+            int fd = clone_tree(&p->mounts[i]);
+            if (fd < 0) {
+                close_fds(batch, &n);
+                info_fail(out, SBX_STEP_MOUNT, -fd, p->mounts[i].src);
+                return SBX_ERROR_SPAWN;
+            }
+            batch[n++] = fd;
+        }
+        if (n > 0 && (n == limit || end)) {
+            int r = send_tree_msg(s->sync[0], batch, n);
+            close_fds(batch, &n);
+            limit = TREES_PER_MSG;
+            if (r < 0) {
+                info_fail(out, SBX_STEP_SYNC, -r, "sending the view's trees");
+                return SBX_ERROR_SPAWN;
+            }
+        }
+        if (end)
+            return 0;
+    }
 }
 
 static int send_go(int fd, uint32_t type, const sbx_target_fds *fds)
@@ -1683,16 +1732,12 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, NULL);
         return SBX_ERROR_SPAWN;
     }
-    if ((r = send_trees(&s, out)) < 0)
+    /* GO first, then the view's trees: init builds the view meanwhile,
+     * and while the section hook runs here; the hook's fds follow (FDS)
+     * and init takes them just before it forks the program. */
+    if ((r = send_go_and_trees(&s, out)) < 0)
         return r;
-    /* GO first: init builds the view while the section hook runs here;
-     * the hook's fds follow (FDS) and init takes them just before it
-     * forks the program. */
     sbx_target_fds hook_fds = { -1, -1, -1 };
-    if ((r = send_go(s.sync[0], SBX_SYNC_GO, &hook_fds)) < 0) {
-        info_fail(out, SBX_STEP_SYNC, -r, "sending go");
-        return SBX_ERROR_SPAWN;
-    }
     if (hooks.setup_section) {
         r = hooks.setup_section(hooks.userdata, id, pid, pol, &hook_fds);
         s.section_made = true;
