@@ -72,8 +72,7 @@ int sbx_broker_set_hooks(sbx_broker *broker, const sbx_broker_hooks *hooks);
 /* ---- sync-socket protocol (SOCK_SEQPACKET, one message per record) ---- */
 
 enum {
-    SBX_SYNC_GO = 1,       /* broker → child: maps written, cgroup attached: proceed; `value`:
-                            * the view trees that follow (TREES), 0: init clones them */
+    SBX_SYNC_GO = 1,       /* broker → child: maps written, cgroup attached: proceed */
     SBX_SYNC_ERROR = 2,    /* child → broker: step + errno */
     SBX_SYNC_LISTENER = 3, /* reserved: the listener travels with SBX_SYNC_PID */
     SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS,
@@ -81,7 +80,6 @@ enum {
     SBX_SYNC_STARTED = 5,  /* reserved: exec success is the exec pipe's end-of-file */
     SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
     SBX_SYNC_FDS = 7,      /* broker → child: the section hook's fds, taken before the program fork */
-    SBX_SYNC_TREES = 8,    /* broker → child, after GO: the next `value` view trees (SCM_RIGHTS) */
 };
 
 typedef struct sbx_sync_msg {

@@ -110,8 +110,6 @@ typedef struct mount_entry {
 } mount_entry;
 
 #define MAX_MOUNTS (SBX_POLICY_MAX_VIEWS + 32)
-#define TREES_PER_MSG 32 /* view trees per TREES message, at most */
-#define TREES_FIRST_MSG 4 /* the first message goes early: init waits for it */
 #define MAX_FD_PAIRS (SBX_POLICY_MAX_SHARED_FDS + 6)
 #define MAX_ENV 512
 
@@ -155,7 +153,6 @@ typedef struct plan {
     void *prog_stack;                 /* the program process's stack until it execs */
     size_t prog_stack_size;
     int prog_sfd;                     /* init's signalfd, closed in the program */
-    unsigned trees_coming;            /* view trees the broker still sends (TREES) */
 } plan;
 
 static const char *const step_names[SBX_STEP_COUNT_] = {
@@ -267,13 +264,11 @@ static int clone_tree(const mount_entry *m)
     return fd;
 }
 
-static void take_trees(plan *p);
-
 static void build_view(plan *p)
 {
-    /* No trees from the broker (an unprivileged one cannot clone): clone
-     * them here, before the staging tmpfs hides anything. */
-    for (size_t i = 0; i < p->n_mounts && !p->trees_coming; i++) {
+    /* Trees the broker could not clone (an unprivileged broker cannot):
+     * clone them here, before the staging tmpfs hides anything. */
+    for (size_t i = 0; i < p->n_mounts; i++) {
         mount_entry *m = &p->mounts[i];
         if (m->kind != M_BIND || m->tree_fd >= 0)
             continue;
@@ -303,8 +298,6 @@ static void build_view(plan *p)
                                         "mode=1777,size=64m"));
             break;
         case M_BIND:
-            while (m->tree_fd < 0) /* the broker's, still on the way */
-                take_trees(p);
             if (m->is_file) {
                 /* A file view inside a read-only directory view (a program
                  * in the working directory) lands on the file that is
@@ -491,63 +484,6 @@ static unsigned wait_go(plan *p, uint32_t type, int extra[3])
     return mask;
 }
 
-/* GO: maps written, cgroup attached; its value says how many view trees
- * (the broker's clones of the view's binds, in mount order) follow in
- * TREES messages: build_view takes them as it needs them. */
-static void take_go(plan *p)
-{
-    sbx_sync_msg m;
-    ssize_t r;
-    do
-        r = recv(p->sync_fd, &m, sizeof m, 0);
-    while (r < 0 && errno == EINTR);
-    if (r != (ssize_t)sizeof m || m.type != SBX_SYNC_GO)
-        _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
-    size_t binds = 0;
-    for (size_t i = 0; i < p->n_mounts; i++)
-        binds += p->mounts[i].kind == M_BIND;
-    if (m.value != 0 && (m.value < 0 || (size_t)m.value != binds))
-        child_fail(p, SBX_STEP_SYNC, EBADMSG);
-    p->trees_coming = (unsigned)m.value;
-}
-
-/* One TREES message: its fds go to the next binds without a tree. */
-static void take_trees(plan *p)
-{
-    sbx_sync_msg m;
-    union {
-        char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-                         .msg_controllen = sizeof cbuf.buf };
-    ssize_t r;
-    do
-        r = recvmsg(p->sync_fd, &mh, MSG_CMSG_CLOEXEC);
-    while (r < 0 && errno == EINTR);
-    if (r != (ssize_t)sizeof m || m.type != SBX_SYNC_TREES || !p->trees_coming)
-        _exit(125); /* the broker went away or spoke nonsense: nothing to report to */
-    size_t next = 0, ngot = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++, ngot++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            while (next < p->n_mounts && (p->mounts[next].kind != M_BIND || p->mounts[next].tree_fd >= 0))
-                next++;
-            if (next == p->n_mounts || p->trees_coming == 0)
-                child_fail(p, SBX_STEP_SYNC, EBADMSG);
-            p->mounts[next++].tree_fd = fd;
-            p->trees_coming--;
-        }
-    }
-    if ((mh.msg_flags & MSG_CTRUNC) || ngot == 0 || ngot != (size_t)m.value)
-        child_fail(p, SBX_STEP_SYNC, EBADMSG);
-}
-
 static const char *const extra_env[3] = {
     SBX_ENV_SECTION_FD "=3", SBX_ENV_BROKER_FD "=4", SBX_ENV_CHANNEL_FD "=5",
 };
@@ -695,7 +631,8 @@ __attribute__((noreturn)) static void child_main(plan *p)
 
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
-    int keep[MAX_FD_PAIRS + 3];
+    _Static_assert(MAX_FD_PAIRS + 3 + MAX_MOUNTS <= SBX_CLOSE_KEEP_MAX, "init's kept fds");
+    int keep[MAX_FD_PAIRS + 3 + MAX_MOUNTS];
     size_t nk = 0;
     for (size_t i = 0; i < p->n_pairs; i++) {
         p->pairs[i].src = move_high(p, p->pairs[i].src);
@@ -708,11 +645,18 @@ __attribute__((noreturn)) static void child_main(plan *p)
     }
     p->exec_fd = move_high(p, p->exec_fd);
     keep[nk++] = p->exec_fd;
+    for (size_t i = 0; i < p->n_mounts; i++)
+        if (p->mounts[i].tree_fd >= 0) {
+            p->mounts[i].tree_fd = move_high(p, p->mounts[i].tree_fd);
+            keep[nk++] = p->mounts[i].tree_fd;
+        }
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
 
-    take_go(p);
+    int extra[3] = { -1, -1, -1 };
+    if (wait_go(p, SBX_SYNC_GO, extra) != 0)
+        child_fail(p, SBX_STEP_SYNC, EBADMSG);
 
     set_identity(p);
     /* Broker death is seen on the sync socket (init watches it for the
@@ -1371,100 +1315,6 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
-static int send_tree_msg(int sock, const int *fds, size_t n)
-{
-    sbx_sync_msg m = { .type = SBX_SYNC_TREES, .value = (int32_t)n };
-    union {
-        char buf[CMSG_SPACE(TREES_PER_MSG * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    memset(&cbuf, 0, sizeof cbuf);
-    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-                         .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(n * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, n * sizeof(int));
-    ssize_t w;
-    do
-        w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    return w == (ssize_t)sizeof m ? 0 : w < 0 ? -errno : -EIO;
-}
-
-static void close_fds(int *fds, size_t *n)
-{
-    for (size_t k = 0; k < *n; k++)
-        close(fds[k]);
-    *n = 0;
-}
-
-/* GO, then the view's trees: cloned here, as the broker, while init goes
- * on (the child, already in its user namespace, may not reach a source —
- * a program under a 0700 directory — but can attach a detached clone made
- * here). GO says how many follow; init takes each TREES message when its
- * mounts need it. The first tree decides: EPERM (an unprivileged broker
- * cannot clone) sends none, and init clones them itself. */
-static int send_go_and_trees(spawn_res *s, sbx_target_info *out)
-{
-    plan *p = s->p;
-    size_t binds = 0, i = 0, n = 0;
-    int batch[TREES_PER_MSG];
-    for (size_t k = 0; k < p->n_mounts; k++)
-        binds += p->mounts[k].kind == M_BIND;
-    while (i < p->n_mounts && p->mounts[i].kind != M_BIND)
-        i++;
-    if (i < p->n_mounts) {
-        int fd = clone_tree(&p->mounts[i]);
-        if (fd == -EPERM) {
-            binds = 0;
-        } else if (fd < 0) {
-            info_fail(out, SBX_STEP_MOUNT, -fd, p->mounts[i].src);
-            return SBX_ERROR_SPAWN;
-        } else {
-            batch[n++] = fd;
-        }
-    }
-    sbx_sync_msg go = { .type = SBX_SYNC_GO, .value = (int32_t)binds };
-    ssize_t w;
-    do
-        w = send(s->sync[0], &go, sizeof go, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)sizeof go) {
-        close_fds(batch, &n);
-        info_fail(out, SBX_STEP_SYNC, w < 0 ? errno : EIO, "sending go");
-        return SBX_ERROR_SPAWN;
-    }
-    if (!binds)
-        return 0;
-    size_t limit = TREES_FIRST_MSG;
-    for (i++;; i++) {
-        bool end = i >= p->n_mounts;
-        if (!end && p->mounts[i].kind == M_BIND) {
-            int fd = clone_tree(&p->mounts[i]);
-            if (fd < 0) {
-                close_fds(batch, &n);
-                info_fail(out, SBX_STEP_MOUNT, -fd, p->mounts[i].src);
-                return SBX_ERROR_SPAWN;
-            }
-            batch[n++] = fd;
-        }
-        if (n > 0 && (n == limit || end)) {
-            int r = send_tree_msg(s->sync[0], batch, n);
-            close_fds(batch, &n);
-            limit = TREES_PER_MSG;
-            if (r < 0) {
-                info_fail(out, SBX_STEP_SYNC, -r, "sending the view's trees");
-                return SBX_ERROR_SPAWN;
-            }
-        }
-        if (end)
-            return 0;
-    }
-}
-
 static int send_go(int fd, uint32_t type, const sbx_target_fds *fds)
 {
     int list[3];
@@ -1689,6 +1539,23 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     }
     p->exec_fd = s.execp[1];
 
+    /* Clone the view's trees here, as the broker: the child, already in
+     * its user namespace, may not reach a source (a program under a 0700
+     * directory); a detached clone made here it can still attach. An
+     * unprivileged broker cannot clone (EPERM): the child then does. */
+    for (size_t i = 0; i < p->n_mounts; i++) {
+        mount_entry *m = &p->mounts[i];
+        if (m->kind != M_BIND)
+            continue;
+        int fd = clone_tree(m);
+        if (fd == -EPERM)
+            break;
+        if (fd < 0) {
+            info_fail(out, SBX_STEP_MOUNT, -fd, m->src);
+            return SBX_ERROR_SPAWN;
+        }
+        m->tree_fd = fd;
+    }
 
     /* A pre-made network namespace (root broker): this thread enters it
      * for the clone only. Loopback policies keep CLONE_NEWNET: their init
@@ -1717,6 +1584,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     }
     s.pid = pid;
     s.pidfd = pidfd;
+    close_trees(p);
     close(sbx_steal_fd(&s.sync[1]));
     sbx_close_keep_errno(sbx_steal_fd(&s.fsp[1]));
     close(sbx_steal_fd(&s.execp[1]));
@@ -1732,12 +1600,14 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         info_fail(out, SBX_STEP_CGROUP_ATTACH, -r, NULL);
         return SBX_ERROR_SPAWN;
     }
-    /* GO first, then the view's trees: init builds the view meanwhile,
-     * and while the section hook runs here; the hook's fds follow (FDS)
-     * and init takes them just before it forks the program. */
-    if ((r = send_go_and_trees(&s, out)) < 0)
-        return r;
+    /* GO first: init builds the view while the section hook runs here;
+     * the hook's fds follow (FDS) and init takes them just before it
+     * forks the program. */
     sbx_target_fds hook_fds = { -1, -1, -1 };
+    if ((r = send_go(s.sync[0], SBX_SYNC_GO, &hook_fds)) < 0) {
+        info_fail(out, SBX_STEP_SYNC, -r, "sending go");
+        return SBX_ERROR_SPAWN;
+    }
     if (hooks.setup_section) {
         r = hooks.setup_section(hooks.userdata, id, pid, pol, &hook_fds);
         s.section_made = true;
