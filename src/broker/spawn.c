@@ -650,11 +650,11 @@ __attribute__((noreturn)) static void child_main(plan *p)
     }
     p->exec_fd = move_high(p, p->exec_fd);
     keep[nk++] = p->exec_fd;
+    /* The view's trees stay where they are: init closes them before it
+     * starts the program, so they never meet the target's numbers. */
     for (size_t i = 0; i < p->n_mounts; i++)
-        if (p->mounts[i].tree_fd >= 0) {
-            p->mounts[i].tree_fd = move_high(p, p->mounts[i].tree_fd);
+        if (p->mounts[i].tree_fd >= 0)
             keep[nk++] = p->mounts[i].tree_fd;
-        }
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
