@@ -108,8 +108,9 @@ static int close_by_walk(const int *keep, size_t n)
 
 int sbx_close_all_except(const int *keep, size_t n)
 {
-    /* Sort the kept fds (insertion sort on a bounded stack copy; no malloc). */
-    int sorted[64];
+    /* Sort the kept fds (insertion sort on a bounded stack copy; no malloc).
+     * A spawn's init keeps one fd per view tree: room for every view. */
+    int sorted[SBX_CLOSE_KEEP_MAX];
     size_t m = 0;
     if (n > SBX_ARRAY_SIZE(sorted))
         return -E2BIG;

@@ -18,7 +18,9 @@ bool sbx_fd_is_open(int fd);
 
 /* Close every fd >= 3 not listed in keep[0..n) (close_range between the
  * kept ones; a /proc/self/fd walk when close_range is unavailable). Safe
- * between fork and exec: no allocation. Returns 0 or -errno. */
+ * between fork and exec: no allocation. n <= SBX_CLOSE_KEEP_MAX, else
+ * -E2BIG. Returns 0 or -errno. */
+#define SBX_CLOSE_KEEP_MAX 512
 int sbx_close_all_except(const int *keep, size_t n);
 
 /* Send one message of `len` bytes on a unix socket with fds[0..nfds)

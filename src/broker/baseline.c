@@ -32,7 +32,7 @@ static void release_ctx(scmp_filter_ctx *c)
         seccomp_release(*c);
 }
 
-static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign);
+static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign, bool nochildren);
 
 int sbx_nochildren_build(sbx_bpf *out)
 {
@@ -56,7 +56,7 @@ int sbx_nochildren_build(sbx_bpf *out)
                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
     if (r < 0)
         return r;
-    return export_bpf(ctx, out, SECCOMP_RET_ALLOW);
+    return export_bpf(ctx, out, SECCOMP_RET_ALLOW, false);
 }
 
 int sbx_baseline_add_rules(scmp_filter_ctx ctx, uint32_t deny)
@@ -125,7 +125,7 @@ int sbx_baseline_add_rules(scmp_filter_ctx ctx, uint32_t deny)
 
 /* `deny`: the action of every denial; `foreign`: the raw answer to other
  * ABIs (the same decision, in BPF terms). */
-static int build(sbx_bpf *out, uint32_t deny, uint32_t foreign)
+static int build(sbx_bpf *out, uint32_t deny, uint32_t foreign, bool nochildren)
 {
     memset(out, 0, sizeof *out);
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = sbx_seccomp_ctx_new(SCMP_ACT_ALLOW);
@@ -140,31 +140,59 @@ static int build(sbx_bpf *out, uint32_t deny, uint32_t foreign)
     (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* set by us, earlier */
     if ((r = sbx_baseline_add_rules(ctx, deny)) < 0)
         return r;
-    return export_bpf(ctx, out, foreign);
+    return export_bpf(ctx, out, foreign, nochildren);
 }
 
 int sbx_baseline_build(sbx_bpf *out, bool kill)
 {
     if (kill)
-        return build(out, SCMP_ACT_KILL_PROCESS, SECCOMP_RET_KILL_PROCESS);
-    return build(out, SCMP_ACT_ERRNO(EPERM), SECCOMP_RET_ERRNO | EPERM);
+        return build(out, SCMP_ACT_KILL_PROCESS, SECCOMP_RET_KILL_PROCESS, false);
+    return build(out, SCMP_ACT_ERRNO(EPERM), SECCOMP_RET_ERRNO | EPERM, false);
 }
 
 int sbx_baseline_build_notify(sbx_bpf *out)
 {
     /* libseccomp's own bad-arch path is never reached: the prefix answers
      * every foreign call first. */
-    return build(out, SCMP_ACT_NOTIFY, SECCOMP_RET_USER_NOTIF);
+    return build(out, SCMP_ACT_NOTIFY, SECCOMP_RET_USER_NOTIF, false);
+}
+
+int sbx_baseline_build_notify_nochildren(sbx_bpf *out)
+{
+    return build(out, SCMP_ACT_NOTIFY, SECCOMP_RET_USER_NOTIF, true);
+}
+
+/* sbx_nochildren_build's rules in raw BPF, behind the foreign prefix
+ * (which leaves the native syscall number in A): fork, vfork and clone
+ * without CLONE_THREAD (a flag of the low word) answer EPERM. */
+#define NOCHILDREN_PREFIX_LEN 7
+static void nochildren_prefix(struct sock_filter out[NOCHILDREN_PREFIX_LEN])
+{
+    const struct sock_filter prefix[NOCHILDREN_PREFIX_LEN] = {
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fork, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_vfork, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    };
+    memcpy(out, prefix, sizeof prefix);
 }
 
 /* Export to raw BPF. With `foreign` other than ALLOW, a prefix of our own
  * answers it for every non-x86_64 arch (int 0x80) and every x32-numbered
  * call, before libseccomp's program (whose bad-arch path would kill). */
-static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign)
+static int export_bpf(scmp_filter_ctx ctx, sbx_bpf *out, uint32_t foreign, bool nochildren)
 {
-    struct sock_filter prefix[SBX_BPF_FOREIGN_PREFIX_LEN];
+    struct sock_filter prefix[SBX_BPF_FOREIGN_PREFIX_LEN + NOCHILDREN_PREFIX_LEN];
     sbx_bpf_foreign_prefix(prefix, foreign);
-    size_t np = foreign == SECCOMP_RET_ALLOW ? 0 : SBX_ARRAY_SIZE(prefix);
+    size_t np = foreign == SECCOMP_RET_ALLOW ? 0 : SBX_BPF_FOREIGN_PREFIX_LEN;
+    /* Only behind the foreign prefix: it must see native numbers alone. */
+    if (nochildren && np) {
+        nochildren_prefix(prefix + np);
+        np += NOCHILDREN_PREFIX_LEN;
+    }
     struct sock_filter *insns = NULL;
     size_t n = 0;
     int r = sbx_bpf_export(ctx, prefix, np, &insns, &n);

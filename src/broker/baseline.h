@@ -22,6 +22,11 @@ int sbx_baseline_build(sbx_bpf *out, bool kill);
  * without interception (the broker answers each EPERM and reports it).
  * Load it with a new listener (sbx_notify_filter_install). */
 int sbx_baseline_build_notify(sbx_bpf *out);
+/* The same, with the "no child processes" rules in front (lockdown level):
+ * one filter to attach instead of two. The answers are those of the pair
+ * stacked (fork, vfork and clone without CLONE_THREAD: EPERM, which a
+ * stacked pair would give too, since an error wins over a notification). */
+int sbx_baseline_build_notify_nochildren(sbx_bpf *out);
 /* The baseline's rules, with `deny` as the action of every denial (the
  * notify filter of a reporting target adds them as SCMP_ACT_NOTIFY).
  * Rules already present for a syscall are kept. 0 or a libseccomp code. */

@@ -50,6 +50,11 @@ typedef struct sbx_broker_hooks {
      * broker answers EPERM and reports); spawn then loads no separate
      * baseline. The hook's filter install failing fails the spawn. */
     bool (*reports_denials)(void *ud, const sbx_policy *policy);
+    /* Only for a policy that refuses child processes
+     * (sbx_policy_refuses_children): true when child_install_filter's
+     * filter refuses them itself; spawn then loads no separate
+     * "no children" filter (one seccomp attach less per spawn). */
+    bool (*refuses_children)(void *ud, const sbx_policy *policy);
     /* The broker's end of the target's fs peer socket (takes fd): the
      * target's init serves it (sbx_notify_fs_peer_answer) and shares the
      * program's fs_struct (it forks the program with CLONE_FS), so it can
@@ -69,8 +74,9 @@ int sbx_broker_set_hooks(sbx_broker *broker, const sbx_broker_hooks *hooks);
 enum {
     SBX_SYNC_GO = 1,       /* broker → child: maps written, cgroup attached: proceed */
     SBX_SYNC_ERROR = 2,    /* child → broker: step + errno */
-    SBX_SYNC_LISTENER = 3, /* child → broker: the interception listener (SCM_RIGHTS) */
-    SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS */
+    SBX_SYNC_LISTENER = 3, /* reserved: the listener travels with SBX_SYNC_PID */
+    SBX_SYNC_PID = 4,      /* child → broker: the program process, pid in SCM_CREDENTIALS,
+                            * and the interception listener (SCM_RIGHTS) if any */
     SBX_SYNC_STARTED = 5,  /* reserved: exec success is the exec pipe's end-of-file */
     SBX_SYNC_EXIT = 6,     /* child (init) → broker: the program's wait status */
     SBX_SYNC_FDS = 7,      /* broker → child: the section hook's fds, taken before the program fork */
@@ -133,5 +139,12 @@ int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec);
 
 /* Free a record's resources (after its init was reaped). */
 void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec);
+
+/* The lockdown level refuses child processes (threads stay allowed)
+ * unless the policy allows them. */
+static inline bool sbx_policy_refuses_children(const sbx_policy *pol)
+{
+    return pol->lockdown >= SBX_LOCKDOWN_LOCKDOWN && !(pol->mitigations & SBX_MITIGATION_ALLOW_CHILDREN);
+}
 
 #endif

@@ -449,6 +449,7 @@ struct sbx_runtime {
     /* Targets without interception, EPERM mode: the baseline as
      * notifications, nothing else; one thread serves all their listeners. */
     sbx_bpf denials_only;
+    sbx_bpf denials_nochildren; /* the same with the lockdown's "no children" rules */
     bool denials_ok;
     int den_epfd, den_wake;
     pthread_t den_thread;
@@ -744,7 +745,9 @@ static int rt_child_install_filter(void *ud, const sbx_policy *pol, bool landloc
         /* Native speed: only the baseline's denials notify (EPERM mode). */
         if ((pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL) || !rt->denials_ok)
             return 0;
-        struct sock_fprog prog = { .len = rt->denials_only.len, .filter = rt->denials_only.insns };
+        const sbx_bpf *f = sbx_policy_refuses_children(pol) ? &rt->denials_nochildren
+                                                            : &rt->denials_only;
+        struct sock_fprog prog = { .len = f->len, .filter = f->insns };
         return sbx_notify_filter_install(&prog);
     }
     if (!rt->filter_ok)
@@ -772,6 +775,12 @@ static bool rt_reports_denials(void *ud, const sbx_policy *pol)
     if (pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL)
         return false;
     return sbx_runtime_needs_interception(pol) ? rt->filter_ok : rt->denials_ok;
+}
+
+/* The denials-only filter carries the "no children" rules too. */
+static bool rt_refuses_children(void *ud, const sbx_policy *pol)
+{
+    return rt_reports_denials(ud, pol) && !sbx_runtime_needs_interception(pol);
 }
 
 static uint64_t mono_ns(void)
@@ -1101,6 +1110,8 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
     rt->filter_ok = r == 0;
     int dr = sbx_baseline_build_notify(&rt->denials_only);
     if (dr == 0)
+        dr = sbx_baseline_build_notify_nochildren(&rt->denials_nochildren);
+    if (dr == 0)
         dr = den_init(rt);
     rt->denials_ok = dr == 0;
     if (dr < 0)
@@ -1113,6 +1124,7 @@ int sbx_runtime_new(sbx_broker *broker, sbx_runtime **out, sbx_broker_hooks *hoo
     *hooks = (sbx_broker_hooks){ .setup_section = rt_setup_section,
                                  .child_install_filter = rt_child_install_filter,
                                  .reports_denials = rt_reports_denials,
+                                 .refuses_children = rt_refuses_children,
                                  .on_listener = rt_on_listener,
                                  .on_fs_peer = rt_on_fs_peer,
                                  .on_target_exit = rt_on_target_exit,
@@ -1150,6 +1162,7 @@ void sbx_runtime_free(sbx_runtime *rt)
         for (int i = 0; i < 4; i++)
             sbx_notify_filter_free(&rt->filters[i >> 1][i & 1]);
     sbx_bpf_free(&rt->denials_only);
+    sbx_bpf_free(&rt->denials_nochildren);
     sbx_close_keep_errno(rt->den_epfd);
     sbx_close_keep_errno(rt->den_wake);
     pthread_cond_destroy(&rt->den_idle);

@@ -301,19 +301,17 @@ static void build_view(plan *p)
             if (m->is_file) {
                 /* A file view inside a read-only directory view (a program
                  * in the working directory) lands on the file that is
-                 * already there: nothing to create. */
-                int fd = open(dst, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-                if (fd < 0 && errno != EEXIST)
+                 * already there: nothing to create. A regular file by
+                 * mknod: no open file to close. */
+                if (mknod(dst, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
                     child_fail(p, SBX_STEP_MOUNT, errno);
-                if (fd >= 0)
-                    close(fd);
             } else {
                 CHECK(SBX_STEP_MOUNT, mkdir_p(dst, 0755));
             }
             CHECK(SBX_STEP_MOUNT, syscall(SYS_move_mount, m->tree_fd, "", AT_FDCWD, dst,
                                           MOVE_MOUNT_F_EMPTY_PATH));
-            close(m->tree_fd);
-            m->tree_fd = -1;
+            /* tree_fd now names the mounted tree's root: Landlock's rule
+             * takes it as is (close_view_trees). */
             break;
         }
     }
@@ -323,6 +321,16 @@ static void build_view(plan *p)
     CHECK(SBX_STEP_PIVOT, umount2(".", MNT_DETACH));
     CHECK(SBX_STEP_PIVOT, chdir("/"));
     CHECK(SBX_STEP_PIVOT, mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+}
+
+/* The mounted trees' fds, kept for Landlock's rules. */
+static void close_view_trees(plan *p)
+{
+    for (size_t i = 0; i < p->n_mounts; i++)
+        if (p->mounts[i].tree_fd >= 0) {
+            close(p->mounts[i].tree_fd);
+            p->mounts[i].tree_fd = -1;
+        }
 }
 
 static void loopback_up(plan *p)
@@ -356,9 +364,14 @@ static void set_identity(plan *p)
 
 static void drop_caps(plan *p)
 {
+    /* Capabilities are numbered 0..CAP_LAST_CAP: the first EINVAL is past
+     * the last one this kernel knows. */
     for (int c = 0; c <= 63; c++) {
-        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+            if (errno == EINVAL && c > 0)
+                break;
             child_fail(p, SBX_STEP_CAPS, errno);
+        }
     }
     CHECK(SBX_STEP_CAPS, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
@@ -412,11 +425,13 @@ static void apply_landlock(plan *p)
         if (m->is_file)
             acc &= LL_FILE_RIGHTS;
         acc &= fs;
-        int fd = open(m->dst, O_PATH | O_CLOEXEC);
+        /* A bind's tree fd is its root already: no path walk. */
+        int fd = m->tree_fd >= 0 ? m->tree_fd : open(m->dst, O_PATH | O_CLOEXEC);
         CHECK(SBX_STEP_LANDLOCK, fd);
         struct ll_path_beneath pb = { .allowed_access = acc, .parent_fd = fd };
         CHECK(SBX_STEP_LANDLOCK, syscall(SYS_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &pb, 0));
-        close(fd);
+        if (fd != m->tree_fd)
+            close(fd);
     }
     /* The view's own root: its directories may be listed (READ_DIR only).
      * Everything beneath "/" here is the view itself; objects the broker
@@ -508,33 +523,47 @@ __attribute__((noreturn)) static void run_program(plan *p, int exec_fd)
         if (r < 0)
             child_fail(p, SBX_STEP_SECCOMP, -r);
     }
+    int lfd = 0;
     if (p->hooks.child_install_filter) {
-        int lfd = p->hooks.child_install_filter(p->hooks.userdata, p->policy, p->landlock_abi > 0);
+        lfd = p->hooks.child_install_filter(p->hooks.userdata, p->policy, p->landlock_abi > 0);
         if (lfd < 0)
             child_fail(p, SBX_STEP_INTERCEPTION, -lfd);
-        if (lfd > 0) {
-            sbx_sync_msg m = { .type = SBX_SYNC_LISTENER };
-            int sr = sbx_send_fds(p->sync_fd, &m, sizeof m, &lfd, 1, 0);
-            if (sr < 0)
-                child_fail(p, SBX_STEP_INTERCEPTION, -sr);
-            close(lfd);
-        }
     }
-    /* Tell the broker who we are: the kernel translates the pid. */
+    /* Tell the broker who we are (the kernel translates the pid), with the
+     * listener if there is one: one message, one wake-up of the broker. */
     {
         sbx_sync_msg m = { .type = SBX_SYNC_PID };
-        char cbuf[CMSG_SPACE(sizeof(struct ucred))];
-        memset(cbuf, 0, sizeof cbuf);
+        union {
+            char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } cbuf;
+        memset(&cbuf, 0, sizeof cbuf);
         struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                             .msg_controllen = sizeof cbuf };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                             .msg_controllen = CMSG_SPACE(sizeof(struct ucred)) +
+                                               (lfd > 0 ? CMSG_SPACE(sizeof(int)) : 0) };
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_CREDENTIALS;
         c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
         struct ucred uc = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
         memcpy(CMSG_DATA(c), &uc, sizeof uc);
-        (void)sendmsg(p->sync_fd, &mh, MSG_NOSIGNAL);
+        if (lfd > 0) {
+            c = CMSG_NXTHDR(&mh, c);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+        }
+        ssize_t sr;
+        do
+            sr = sendmsg(p->sync_fd, &mh, MSG_NOSIGNAL);
+        while (sr < 0 && errno == EINTR);
+        /* Without its listener the target cannot be served: fail it. */
+        if (sr < 0 && lfd > 0)
+            child_fail(p, SBX_STEP_INTERCEPTION, errno);
+        if (lfd > 0)
+            close(lfd);
     }
     execve(p->path, p->argv, p->envp);
     int e = errno;
@@ -607,6 +636,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
 
     /* Move every fd we keep above the target numbers, close the rest. */
     p->sync_fd = move_high(p, p->sync_fd);
+    _Static_assert(MAX_FD_PAIRS + 3 + MAX_MOUNTS <= SBX_CLOSE_KEEP_MAX, "init's kept fds");
     int keep[MAX_FD_PAIRS + 3 + MAX_MOUNTS];
     size_t nk = 0;
     for (size_t i = 0; i < p->n_pairs; i++) {
@@ -620,11 +650,11 @@ __attribute__((noreturn)) static void child_main(plan *p)
     }
     p->exec_fd = move_high(p, p->exec_fd);
     keep[nk++] = p->exec_fd;
+    /* The view's trees stay where they are: init closes them before it
+     * starts the program, so they never meet the target's numbers. */
     for (size_t i = 0; i < p->n_mounts; i++)
-        if (p->mounts[i].tree_fd >= 0) {
-            p->mounts[i].tree_fd = move_high(p, p->mounts[i].tree_fd);
+        if (p->mounts[i].tree_fd >= 0)
             keep[nk++] = p->mounts[i].tree_fd;
-        }
     int r = sbx_close_all_except(keep, nk);
     if (r < 0)
         child_fail(p, SBX_STEP_FDS, -r);
@@ -653,6 +683,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
     CHECK(SBX_STEP_CAPS, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
     if (p->landlock_abi > 0)
         apply_landlock(p);
+    close_view_trees(p);
     /* NULL: the program's own interception filter carries the baseline
      * (reported denials, sbx_broker_hooks.reports_denials); this init is
      * our code alone and needs none. */
@@ -862,7 +893,8 @@ static int add_host_path(spawn_res *s, const char *path, bool optional, bool wri
             return add_mount(s->p, M_SYMLINK, t, path, false, false, false, false);
         }
     }
-    if (stat(path, &st) < 0) {
+    /* lstat's answer holds unless it saw a symlink (bound as its target). */
+    if (S_ISLNK(st.st_mode) && stat(path, &st) < 0) {
         if (optional && errno == ENOENT)
             return 0;
         return sbx_neg_errno();
@@ -1229,14 +1261,11 @@ static int take_msg(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
         info_fail(out, step, m.err > 0 && m.err < 4096 ? m.err : EIO, NULL);
         return SBX_ERROR_SPAWN;
     }
-    case SBX_SYNC_LISTENER:
+    case SBX_SYNC_PID: /* with the interception listener, if any */
         if (fd_in >= 0) {
             sbx_close_keep_errno(s->listener);
             s->listener = fd_in;
         }
-        return 1;
-    case SBX_SYNC_PID:
-        sbx_close_keep_errno(fd_in);
         if (have_uc)
             *prog_pid = uc.pid;
         return 1;
@@ -1252,16 +1281,16 @@ static int take_msg(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
     }
 }
 
-/* Follow the child's setup: messages on the sync socket (errors, the
- * listener, the program's pid) and the exec pipe, whose write end only
- * the program holds at the end (close-on-exec): end-of-file after the pid
- * message means execve succeeded; 4 bytes are execve's errno. */
+/* Follow the child's setup: the exec pipe, whose write end init and then
+ * the program hold (close-on-exec): end-of-file means execve succeeded or
+ * the child side is gone, 4 bytes are execve's errno. The child queues its
+ * messages (errors, the program's pid and listener) on the sync socket
+ * before either, so they are read then: one wake-up, not one per message. */
 static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
 {
     for (;;) {
-        struct pollfd pf[2] = { { .fd = s->sync[0], .events = POLLIN },
-                                { .fd = s->execp[0], .events = POLLIN } };
-        int pr = poll(pf, 2, 10000);
+        struct pollfd pf = { .fd = s->execp[0], .events = POLLIN };
+        int pr = poll(&pf, 1, 10000);
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0) {
@@ -1269,11 +1298,7 @@ static int converse(spawn_res *s, sbx_target_info *out, pid_t *prog_pid)
             return SBX_ERROR_SPAWN;
         }
         int r;
-        while ((r = take_msg(s, out, prog_pid)) == 1)
-            ;
-        if (r < 0)
-            return r;
-        if (!(pf[1].revents & (POLLIN | POLLHUP)))
+        if (!(pf.revents & (POLLIN | POLLHUP)))
             continue;
         int e = 0;
         ssize_t n = read(s->execp[0], &e, sizeof e);
@@ -1437,8 +1462,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         return r == -ENOMEM ? r : SBX_ERROR_SPAWN;
     }
     bool kill = (pol->mitigations & SBX_MITIGATION_KILL_ON_DENIED_SYSCALL) != 0;
-    bool nochildren = pol->lockdown >= SBX_LOCKDOWN_LOCKDOWN &&
-                      !(pol->mitigations & SBX_MITIGATION_ALLOW_CHILDREN);
+    bool nochildren = sbx_policy_refuses_children(pol);
     pthread_mutex_lock(&b->spawn_lock);
     r = ensure_filters(b, kill, nochildren);
     pthread_mutex_unlock(&b->spawn_lock);
@@ -1451,6 +1475,10 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         hooks.reports_denials(hooks.userdata, pol))
         p->baseline = NULL;
     p->nochildren = nochildren ? &b->nochildren : NULL;
+    /* The hook's filter may refuse children itself: one attach less. */
+    if (nochildren && !kill && hooks.refuses_children && hooks.child_install_filter &&
+        hooks.refuses_children(hooks.userdata, pol))
+        p->nochildren = NULL;
 
     uint64_t mem = sbx_policy_effective_limit(pol, SBX_LIMIT_MEMORY);
     uint64_t procs = sbx_policy_effective_limit(pol, SBX_LIMIT_PROCESSES);

@@ -108,8 +108,8 @@ Test(fd, close_all_except_with_empty_list)
 
 Test(fd, close_all_except_refuses_oversized_list)
 {
-    int keep[65] = { 0 };
-    cr_expect_eq(sbx_close_all_except(keep, 65), -E2BIG);
+    int keep[SBX_CLOSE_KEEP_MAX + 1] = { 0 };
+    cr_expect_eq(sbx_close_all_except(keep, SBX_CLOSE_KEEP_MAX + 1), -E2BIG);
 }
 
 Test(fd, monotonic_clock_advances)

@@ -125,6 +125,14 @@ static int sys_test(const char *name)
     }
     if (!strcmp(name, "fork"))
         return eperm(fork());
+    if (!strcmp(name, "vfork"))
+        return eperm(syscall(SYS_vfork));
+    if (!strcmp(name, "clone_thread_newns")) /* a thread's flags, and a namespace */
+        return eperm(syscall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+                                            CLONE_THREAD | CLONE_NEWNS, 0, 0, 0, 0));
+    if (!strcmp(name, "clone_process")) /* a child process by clone: no CLONE_THREAD */
+        return eperm(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)) |
+               eperm(syscall(SYS_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0));
     return 99;
 }
 
@@ -229,6 +237,44 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "sys"))
         return sys_test(arg);
+    if (!strcmp(cmd, "signals")) { /* nothing ignored or blocked (exec keeps both) */
+        FILE *f = fopen("/proc/self/status", "r");
+        if (!f)
+            return 2;
+        char line[256];
+        int seen = 0;
+        while (fgets(line, sizeof line, f)) {
+            unsigned long long v;
+            if (sscanf(line, "SigIgn: %llx", &v) == 1 || sscanf(line, "SigBlk: %llx", &v) == 1) {
+                if (v) {
+                    fprintf(stderr, "probe: %s", line);
+                    return 3;
+                }
+                seen++;
+            }
+        }
+        fclose(f);
+        return seen == 2 ? 0 : 4;
+    }
+    if (!strcmp(cmd, "filters")) { /* filters N: N seccomp filters attached, threads work */
+        FILE *f = fopen("/proc/self/status", "r");
+        if (!f)
+            return 2;
+        char line[256];
+        int n = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "Seccomp_filters: %d", &n) == 1)
+                break;
+        fclose(f);
+        if (n != atoi(arg)) {
+            fprintf(stderr, "probe: %d seccomp filters, expected %s\n", n, arg);
+            return 3;
+        }
+        pthread_t th;
+        if (pthread_create(&th, NULL, flood_thread, NULL) != 0)
+            return 4;
+        return pthread_join(th, NULL) == 0 ? 0 : 5;
+    }
     if (!strcmp(cmd, "forkbomb")) {
         int eagain = 0;
         for (int i = 0; i < 100000 && !eagain; i++) {

@@ -101,6 +101,48 @@ Test(confine, view_under_tmp_is_visible)
     rmdir(other);
 }
 
+/* Many views: their trees reach init in several TREES messages (32 a
+ * message) and none is kept open past the mounts (init once kept every
+ * tree in its fd list, which holds 64). Each is mounted where it belongs:
+ * a file in every view is present, one never added is absent. */
+Test(confine, many_views_all_mounted)
+{
+    char dir[] = "/var/tmp/sbx-views-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0755), 0);
+    enum { N = 80 };
+    char paths[N + 1][64];
+    sbx_policy *p = probe_policy(B);
+    for (int i = 0; i <= N; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/v%02d", dir, i);
+        cr_assert_eq(mkdir(paths[i], 0755), 0);
+        char f[128];
+        snprintf(f, sizeof f, "%s/v%02d/file", dir, i);
+        int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        if (i < N) /* the last one stays out */
+            cr_assert_eq(sbx_policy_add_view(p, paths[i], SBX_VIEW_READONLY), 0);
+    }
+    const int probe_at[] = { 0, 31, 32, 33, 63, 64, 65, N - 1 };
+    for (size_t k = 0; k < SBX_ARRAY_SIZE(probe_at); k++) {
+        char f[128];
+        snprintf(f, sizeof f, "%s/v%02d/file", dir, probe_at[k]);
+        expect_ok(p, "present", f);
+    }
+    char out[128];
+    snprintf(out, sizeof out, "%s/v%02d/file", dir, N);
+    expect_ok(p, "absent", out);
+    sbx_policy_unref(p);
+    for (int i = 0; i <= N; i++) {
+        char f[128];
+        snprintf(f, sizeof f, "%s/v%02d/file", dir, i);
+        unlink(f);
+        rmdir(paths[i]);
+    }
+    rmdir(dir);
+}
+
 Test(confine, no_network)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -352,6 +394,11 @@ Test(confine, clean_environment)
     sbx_policy_unref(p);
 }
 
+static void on_sighup(int sig)
+{
+    (void)sig;
+}
+
 #define DENIED(name)                              \
     Test(confine, denied_##name)                  \
     {                                             \
@@ -381,6 +428,60 @@ DENIED(clone3)
 DENIED(personality)
 DENIED(int80)
 DENIED(fork)
+DENIED(vfork)
+DENIED(clone_process)
+
+/* The broker's ignored and caught signals and its blocked mask are not
+ * the target's: init resets what /proc/self/status says is not default. */
+Test(confine, signal_state_reset)
+{
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGRTMIN + 3, SIG_IGN);
+    signal(SIGHUP, on_sighup);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "signals", NULL);
+    sbx_policy_unref(p);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* The lockdown's "no children" rules travel in the denials filter: one
+ * seccomp filter per target (each attach costs a JIT and the kernel's
+ * action-cache emulation), threads still work. Kill mode keeps its pair
+ * (init's baseline, the program's "no children"); children allowed: the
+ * denials alone. The refusals themselves are the DENIED cases above. */
+Test(confine, lockdown_attaches_one_filter)
+{
+    sbx_policy *p = probe_policy(B);
+    expect_ok(p, "filters", "1");
+    expect_ok(p, "sys", "clone3");
+    sbx_policy_unref(p);
+    p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_KILL_ON_DENIED_SYSCALL);
+    expect_ok(p, "filters", "2");
+    expect_ok(p, "sys", "fork");
+    sbx_policy_unref(p);
+    p = probe_policy(B);
+    sbx_policy_set_mitigations(p, SBX_MITIGATION_ALLOW_CHILDREN);
+    expect_ok(p, "filters", "1");
+    sbx_policy_unref(p);
+}
+
+/* A thread that asks for a new namespace is refused and reported: the
+ * "no children" rules in front of the denials let it through to them. */
+Test(confine, thread_clone_with_namespace_reported)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_event e = run_probe(B, &L, p, "sys", "clone_thread_newns");
+    cr_assert_eq(e.type, SBX_EVENT_EXITED);
+    cr_assert_eq(e.code, 0);
+    cr_assert_eq(log_count(&L, SBX_EVENT_DENIED, e.target_id), 1);
+    sbx_policy_unref(p);
+}
 
 Test(confine, denied_tiocsti_on_inherited_tty)
 {
