@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/fd.h"
 #include "base/log.h"
 #include "ipc/dispatcher.h"
 #include "ipc/futex.h"
@@ -143,23 +144,9 @@ static void parked_wait(pool_thread *t)
 static int send_fd(sbx_ipc_server *s, unsigned ch, uint32_t seq, uint32_t flags, int fd)
 {
     sbx_ipc_fdmsg msg = { SBX_IPC_FDMSG_MAGIC, ch, seq, flags & SBX_WIRE_F_FD_CLOEXEC };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    memset(&cbuf, 0, sizeof cbuf);
-    struct iovec iov = { &msg, sizeof msg };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-                         .msg_controllen = sizeof cbuf.buf };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
     /* Never block on the target: a target that does not collect its fds
      * fills its own queue and then gets errors, nothing more. */
-    ssize_t r = sendmsg(s->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    return r == (ssize_t)sizeof msg ? 0 : (r < 0 ? sbx_neg_errno() : -EIO);
+    return sbx_send_fds(s->sock, &msg, sizeof msg, &fd, 1, MSG_DONTWAIT);
 }
 
 /* Serve one ping on w. What the target controls: the whole channel buffer
