@@ -260,3 +260,38 @@ Test(trap_backend, a_dead_threads_tid_is_not_served_from_memory)
     cr_expect_eq(code, 0, "%s", out);
     sbx_policy_unref(p);
 }
+
+/* The shim's direct entry for libc's exported open family: served without
+ * a trap (a thread with SIGSYS blocked still opens), while libc's internal
+ * opens (fopen) still trap — and die fail-closed with SIGSYS blocked. */
+Test(trap_backend, exported_open_is_served_without_a_trap_and_the_filter_stays)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    uint64_t before = sbx_runtime_ipc_calls(B->runtime);
+    char *argv[] = { NULL, (char *)"sigblocked", (char *)rt_path("f"), NULL };
+    char out[4096];
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect(strstr(out, "direct ok"), "code %d: %s", code, out);
+    cr_expect(!strstr(out, "fopen survived"), "%s", out);
+    cr_expect_neq(code, 0, "killed by SIGSYS at the trapped fopen: %s", out);
+    cr_expect_geq(sbx_runtime_ipc_calls(B->runtime) - before, 1, "brokered over the IPC");
+    sbx_policy_unref(p);
+}
+
+/* A program's signal handler never runs in the middle of a direct cross
+ * call (the SIGSYS handler's mask is blocked around it): a handler that
+ * opens files and siglongjmps out cannot abandon channels. */
+Test(trap_backend, signal_handlers_never_interrupt_a_direct_cross_call)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char *argv[] = { NULL, (char *)"signals", (char *)rt_path("f"), (char *)"2000", NULL };
+    char out[4096];
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect_eq(code, 0, "%s", out);
+    cr_expect(strstr(out, "opens=2000 failed=0"), "%s", out);
+    sbx_policy_unref(p);
+}

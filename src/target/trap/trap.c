@@ -41,7 +41,9 @@ static size_t g_policy_size;
 static bool g_native;
 static bool g_forward; /* ranged: a call re-issued from here meets the filters beneath */
 
-static atomic_uint_fast64_t st_trapped, st_unhandled, st_nested, st_foreign;
+static atomic_uint_fast64_t st_entered, st_trapped, st_unhandled, st_nested, st_foreign;
+/* The SIGSYS handler's sa_mask, also blocked around sbx_trap_enter. */
+static sigset_t g_handler_mask;
 /* Per-thread nesting depth. initial-exec: a TLS access in a signal handler
  * must not go through __tls_get_addr (which may allocate). */
 static __thread unsigned trap_depth __attribute__((tls_model("initial-exec")));
@@ -174,6 +176,7 @@ long sbx_trap_result_from(int code)
 
 void sbx_trap_get_stats(sbx_trap_stats *out)
 {
+    out->entered = atomic_load(&st_entered);
     out->trapped = atomic_load(&st_trapped);
     out->unhandled = atomic_load(&st_unhandled);
     out->nested = atomic_load(&st_nested);
@@ -181,6 +184,49 @@ void sbx_trap_get_stats(sbx_trap_stats *out)
 }
 
 #define SIGSYS_BIT (1ull << (SIGSYS - 1))
+
+bool sbx_trap_enterable(int nr)
+{
+    return atomic_load_explicit(&installed, memory_order_acquire) && nr >= 0 &&
+           nr < SBX_TRAP_MAX_NR && nr != SYS_rt_sigaction && registry[nr].fn;
+}
+
+/* The kernel's sigset is 8 bytes on x86_64. */
+#define KERNEL_SIGSET_SIZE 8u
+
+long sbx_trap_enter(int nr, const uint64_t args[6])
+{
+    if (!sbx_trap_enterable(nr))
+        return -ENOSYS;
+    int saved_errno = errno;
+    /* The mask the kernel would set for the SIGSYS handler: old | sa_mask.
+     * Raw syscalls: no libc state, async-signal-safe. */
+    uint64_t old = 0;
+    long m = sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (uint64_t)(uintptr_t)&g_handler_mask,
+                               (uint64_t)(uintptr_t)&old, KERNEL_SIGSET_SIZE, 0, 0);
+    if (m < 0)
+        return m;
+    atomic_fetch_add_explicit(&st_entered, 1, memory_order_relaxed);
+    unsigned depth = ++trap_depth;
+    if (depth > 1)
+        atomic_fetch_add_explicit(&st_nested, 1, memory_order_relaxed);
+    sbx_trap_call call = {
+        .nr = nr,
+        .args = { args[0], args[1], args[2], args[3], args[4], args[5] },
+        .ipc = g_ipc,
+        .policy = g_policy,
+        .policy_size = g_policy_size,
+        .native_allowed = g_native,
+        .forward_allowed = g_forward,
+        .depth = depth,
+    };
+    long result = registry[nr].fn(&call, registry[nr].ctx);
+    trap_depth--;
+    (void)sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (uint64_t)(uintptr_t)&old, 0,
+                            KERNEL_SIGSET_SIZE, 0, 0);
+    errno = saved_errno;
+    return result;
+}
 
 /* The kernel's struct sigaction on x86_64. */
 typedef struct kernel_sigaction {
@@ -483,6 +529,7 @@ int sbx_trap_install(const sbx_trap_options *opt)
     static const int faults[] = { SIGSYS, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigdelset(&sa.sa_mask, faults[i]);
+    g_handler_mask = sa.sa_mask;
     struct sigaction old;
     if (sigaction(SIGSYS, &sa, &old) < 0)
         return -errno;
