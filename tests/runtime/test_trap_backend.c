@@ -295,3 +295,31 @@ Test(trap_backend, signal_handlers_never_interrupt_a_direct_cross_call)
     cr_expect(strstr(out, "opens=2000 failed=0"), "%s", out);
     sbx_policy_unref(p);
 }
+
+/* With the caller's own LD_PRELOAD wrapping open, the shim's direct entry
+ * is off: the wrapper still sees the program's open, and libc's call then
+ * traps as before (with SIGSYS blocked, the probe dies at that open). */
+Test(trap_backend, a_callers_open_wrapper_keeps_the_trapped_path)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char probe[4096], wrapper[4200], preload[4300];
+    snprintf(probe, sizeof probe, "%s", rt_probe_path());
+    *strrchr(probe, '/') = '\0';
+    snprintf(wrapper, sizeof wrapper, "%s/libsbx_test_open_wrapper.so", probe);
+    cr_assert_eq(access(wrapper, R_OK), 0, "%s", wrapper);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", wrapper);
+    char probe_bin[4200];
+    snprintf(probe_bin, sizeof probe_bin, "%s/sbx_trap_threads_probe", probe);
+    cr_assert_eq(sbx_policy_add_view(p, probe, SBX_VIEW_EXEC), 0);
+    char *argv[] = { probe_bin, (char *)"sigblocked", (char *)rt_path("f"), NULL };
+    char *env[] = { (char *)"PATH=/usr/bin:/bin", preload, NULL };
+    char out[4096];
+    sbx_target_info info;
+    int code = spawn_collect(p, argv, env, true, out, sizeof out, &info);
+    cr_expect(strstr(out, "wrapped"), "the caller's wrapper ran: %s", out);
+    cr_expect(!strstr(out, "direct ok"), "no direct entry under a wrapper: %s", out);
+    cr_expect_neq(code, 0, "%s", out);
+    sbx_policy_unref(p);
+}
