@@ -323,3 +323,22 @@ Test(trap_backend, a_callers_open_wrapper_keeps_the_trapped_path)
     cr_expect_neq(code, 0, "%s", out);
     sbx_policy_unref(p);
 }
+
+/* The direct entry's native re-issue (a file of the view) leaves the
+ * re-issue magic in R9; a trapped call right after it (fopen of a brokered
+ * file) must still trap and be brokered, not pass the filter on it. */
+Test(trap_backend, the_reissue_magic_does_not_leak_past_a_direct_call)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char *argv[] = { NULL, (char *)"mixed", NULL, (char *)rt_path("f"), (char *)"200", NULL };
+    char out[4096];
+    char self[4096];
+    snprintf(self, sizeof self, "%s", rt_probe_path()); /* in the probes' view: native */
+    argv[2] = self;
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect_eq(code, 0, "%s", out);
+    cr_expect(strstr(out, "mixed ok"), "%s", out);
+    sbx_policy_unref(p);
+}

@@ -20,6 +20,12 @@
  *       abandon its channel; after a few dozen, every open would hang).
  *       (A jump right after an open returned loses that fd, natively too:
  *       the rate keeps those well below the fd limit.)
+ *   trap_threads_probe mixed NATIVE ABS N
+ *       N rounds of open(NATIVE) (a file of the view: the direct entry's
+ *       native re-issue succeeds, with the re-issue magic in R9) followed
+ *       by fopen(ABS) (a brokered file; libc's internal open, trapped):
+ *       the magic must not leak into that call and let it pass the filter
+ *       (natively: EACCES for ABS).
  * Exit 0 when every check passed; other codes name the failed step. */
 #include <errno.h>
 #include <fcntl.h>
@@ -163,6 +169,24 @@ int main(int argc, char **argv)
         FILE *f = fopen(g_abs, "r"); /* libc's internal open: trapped, and killed */
         (void)!write(1, bad, sizeof bad - 1);
         return f ? 52 : 54;
+    }
+    if (argc == 5 && !strcmp(argv[1], "mixed")) {
+        g_abs = argv[3];
+        int n = atoi(argv[4]);
+        for (int i = 0; i < n; i++) {
+            int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                return 70;
+            close(fd);
+            FILE *f = fopen(g_abs, "re");
+            if (!f) {
+                printf("round %d: fopen: %s\n", i, strerror(errno));
+                return 71;
+            }
+            fclose(f);
+        }
+        printf("mixed ok\n");
+        return 0;
     }
     if (argc == 4 && !strcmp(argv[1], "signals")) {
         g_abs = argv[2];

@@ -44,6 +44,12 @@ static bool g_forward; /* ranged: a call re-issued from here meets the filters b
 static atomic_uint_fast64_t st_entered, st_trapped, st_unhandled, st_nested, st_foreign;
 /* The SIGSYS handler's sa_mask, also blocked around sbx_trap_enter. */
 static sigset_t g_handler_mask;
+/* Has the program a signal handler of its own (any action but SIG_DFL and
+ * SIG_IGN besides ours and libc's internal two)? Set at install from the
+ * actions then in place and by every sigaction the engine sees (libc's
+ * are trapped); never cleared. Without one, no program code can run in the
+ * middle of a direct call, and sbx_trap_enter needs no mask. */
+static atomic_bool g_program_handlers;
 /* Per-thread nesting depth. initial-exec: a TLS access in a signal handler
  * must not go through __tls_get_addr (which may allocate). */
 static __thread unsigned trap_depth __attribute__((tls_model("initial-exec")));
@@ -199,13 +205,19 @@ long sbx_trap_enter(int nr, const uint64_t args[6])
     if (!sbx_trap_enterable(nr))
         return -ENOSYS;
     int saved_errno = errno;
-    /* The mask the kernel would set for the SIGSYS handler: old | sa_mask.
+    /* The mask the kernel would set for the SIGSYS handler: old | sa_mask,
+     * so that no program handler runs (and jumps out) in the middle of a
+     * cross call; not needed while the program has none (two syscalls).
      * Raw syscalls: no libc state, async-signal-safe. */
     uint64_t old = 0;
-    long m = sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (uint64_t)(uintptr_t)&g_handler_mask,
-                               (uint64_t)(uintptr_t)&old, KERNEL_SIGSET_SIZE, 0, 0);
-    if (m < 0)
-        return m;
+    bool mask = atomic_load_explicit(&g_program_handlers, memory_order_acquire);
+    if (mask) {
+        long m = sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_BLOCK,
+                                   (uint64_t)(uintptr_t)&g_handler_mask, (uint64_t)(uintptr_t)&old,
+                                   KERNEL_SIGSET_SIZE, 0, 0);
+        if (m < 0)
+            return m;
+    }
     atomic_fetch_add_explicit(&st_entered, 1, memory_order_relaxed);
     unsigned depth = ++trap_depth;
     if (depth > 1)
@@ -222,9 +234,15 @@ long sbx_trap_enter(int nr, const uint64_t args[6])
     };
     long result = registry[nr].fn(&call, registry[nr].ctx);
     trap_depth--;
-    (void)sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (uint64_t)(uintptr_t)&old, 0,
-                            KERNEL_SIGSET_SIZE, 0, 0);
+    if (mask)
+        (void)sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (uint64_t)(uintptr_t)&old, 0,
+                                KERNEL_SIGSET_SIZE, 0, 0);
     errno = saved_errno;
+    /* A native re-issue left the magic in R9, and libc's wrappers of calls
+     * with fewer arguments do not set it: the program's next trapped call
+     * would pass the filter as a re-issue. The SIGSYS path restores R9
+     * with the rest of the frame; here it is cleared. */
+    __asm__ volatile("xor %%r9d, %%r9d" ::: "r9");
     return result;
 }
 
@@ -235,6 +253,31 @@ typedef struct kernel_sigaction {
     uint64_t restorer;
     uint64_t mask;
 } kernel_sigaction;
+
+/* glibc's internal signals (cancellation, setxid): its handlers never
+ * jump out of the code they interrupt. */
+#define LIBC_SIG_FIRST 32
+#define LIBC_SIG_LAST 33
+
+static void note_action(int sig, uint64_t handler)
+{
+    if (handler != (uint64_t)(uintptr_t)SIG_DFL && handler != (uint64_t)(uintptr_t)SIG_IGN &&
+        sig != SIGSYS && (sig < LIBC_SIG_FIRST || sig > LIBC_SIG_LAST))
+        atomic_store(&g_program_handlers, true);
+}
+
+/* The actions in place when the engine starts (another library's
+ * constructor may have installed some). */
+static void note_actions_in_place(void)
+{
+    for (int sig = 1; sig <= 64; sig++) {
+        kernel_sigaction ka;
+        /* a query (act NULL) is not trapped; no magic: it would stay in R9 */
+        if (sbx_trap_syscall6(SYS_rt_sigaction, (uint64_t)sig, 0, (uint64_t)(uintptr_t)&ka,
+                              sizeof(uint64_t), 0, 0) == 0)
+            note_action(sig, ka.handler);
+    }
+}
 
 /* rt_sigaction(sig != SIGSYS, act, oact, 8): the same action with SIGSYS
  * taken out of its sa_mask (a handler that blocks everything must still
@@ -250,6 +293,7 @@ static long engine_sigaction(const uint64_t *a)
     kernel_sigaction ka;
     memcpy(&ka, (const void *)(uintptr_t)a[1], sizeof ka);
     ka.mask &= ~SIGSYS_BIT;
+    note_action((int)a[0], ka.handler); /* before it can run */
     return sbx_trap_syscall6(SYS_rt_sigaction, a[0], (uint64_t)(uintptr_t)&ka, a[2], a[3], 0,
                              SBX_TRAP_MAGIC);
 }
@@ -544,6 +588,8 @@ int sbx_trap_install(const sbx_trap_options *opt)
         atomic_flag_clear(&once);
         return r;
     }
+    /* From now on libc's sigaction is trapped (engine_sigaction notes it). */
+    note_actions_in_place();
     atomic_store(&installed, true);
     return 0;
 }
