@@ -140,6 +140,24 @@ int main(void)
     bench_samples_init(&stn, N / BATCH);
     /* Interleaved thirds would be fairer on a noisy host; whole runs keep
      * each target's caches warm. All three run now, in this process. */
+    /* SBX_BENCH_RUNTIME_ONLY=trap: only the trap's brokered case (and the
+     * native one it is compared with), for profiling it alone. */
+    const char *only = getenv("SBX_BENCH_RUNTIME_ONLY");
+    if (only && strcmp(only, "trap") == 0) {
+        int r = run(b, plain, "/etc/ld.so.cache", &sp);
+        if (r == 0)
+            r = run(b, trap, g_file, &stb);
+        if (r < 0) {
+            fprintf(stderr, "bench_runtime: %s\n", strerror(-r));
+            return 1;
+        }
+        bench_result rp, rtb;
+        bench_summarize(&sp, "runtime", "open_close_no_interception", &rp);
+        bench_summarize(&stb, "runtime", "open_close_brokered_trap", &rtb);
+        bench_print(&rp, NULL);
+        bench_print(&rtb, &rp);
+        return 0;
+    }
     int r = run(b, plain, "/etc/ld.so.cache", &sp);
     if (r == 0)
         r = run(b, brokered, "/etc/ld.so.cache", &sn);

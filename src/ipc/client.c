@@ -283,7 +283,7 @@ static void apply_cloexec(int fd, uint32_t flags)
  * closed. Fds arrive close-on-exec and lose it if their call asked so. */
 static int recv_fd(sbx_ipc_client *c, unsigned ch, uint32_t seq)
 {
-    uint64_t deadline = now_ns() + timeout_ns(c);
+    uint64_t deadline = 0; /* read only if the fd is not there at once (it is queued before pong) */
     for (;;) {
         uint64_t m = atomic_exchange(&c->mailbox[ch], 0);
         if (m) {
@@ -306,7 +306,10 @@ static int recv_fd(sbx_ipc_client *c, unsigned ch, uint32_t seq)
         int err = errno;
         errno = saved;
         if (r < 0 && (err == EAGAIN || err == EINTR)) {
-            if (now_ns() > deadline)
+            uint64_t t = now_ns();
+            if (!deadline)
+                deadline = t + timeout_ns(c);
+            else if (t > deadline)
                 return SBX_ERROR_CHANNEL_ERROR;
             sched_yield();
             continue;

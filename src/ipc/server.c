@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/fd.h"
 #include "base/log.h"
 #include "ipc/dispatcher.h"
 #include "ipc/futex.h"
@@ -36,6 +37,7 @@
 #define WATCH_MAX (SBX_FUTEX_WAITV_MAX - 1) /* one slot is the thread's own kick word */
 #define DEFAULT_SPIN_NS 30000u
 #define FALLBACK_POLL_NS 1000000u /* fallback: poll other sections every 1 ms */
+#define SPIN_CLOCK_EVERY 16u
 
 typedef struct watch {
     sbx_ipc_server *srv;
@@ -143,23 +145,9 @@ static void parked_wait(pool_thread *t)
 static int send_fd(sbx_ipc_server *s, unsigned ch, uint32_t seq, uint32_t flags, int fd)
 {
     sbx_ipc_fdmsg msg = { SBX_IPC_FDMSG_MAGIC, ch, seq, flags & SBX_WIRE_F_FD_CLOEXEC };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    memset(&cbuf, 0, sizeof cbuf);
-    struct iovec iov = { &msg, sizeof msg };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-                         .msg_controllen = sizeof cbuf.buf };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
     /* Never block on the target: a target that does not collect its fds
      * fills its own queue and then gets errors, nothing more. */
-    ssize_t r = sendmsg(s->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    return r == (ssize_t)sizeof msg ? 0 : (r < 0 ? sbx_neg_errno() : -EIO);
+    return sbx_send_fds(s->sock, &msg, sizeof msg, &fd, 1, MSG_DONTWAIT);
 }
 
 /* Serve one ping on w. What the target controls: the whole channel buffer
@@ -296,7 +284,7 @@ static void *thread_main(void *arg)
     struct futex_waitv wv[SBX_FUTEX_WAITV_MAX];
     uint64_t last_work = 0;
     bool spin_ok = false;
-    unsigned start = 0;
+    unsigned start = 0, spins = 0;
     t->cpu1 = my_cpu1();
     for (;;) {
         if (atomic_load(&t->park_req)) {
@@ -319,6 +307,7 @@ static void *thread_main(void *arg)
         start++;
         if (served) {
             last_work = now_ns();
+            spins = 0;
             spin_ok = remote;
             /* The client shares our CPU: give it the CPU once (it may be
              * about to send its next request) instead of spinning against
@@ -330,7 +319,9 @@ static void *thread_main(void *arg)
         }
         /* Spin for the next request only while its client runs on another
          * CPU; on a shared CPU spinning would starve the very client. */
-        if (spin_ok && now_ns() - last_work < t->pool->spin_ns) {
+        /* The clock is read every SPIN_CLOCK_EVERY scans: a vDSO clock read
+         * costs as much as a scan (more in a VM) and was half the spin. */
+        if (spin_ok && (++spins % SPIN_CLOCK_EVERY || now_ns() - last_work < t->pool->spin_ns)) {
             /* one pause per scan: a pause is ~140 cycles on recent x86,
              * and every one of them is added to the next request's latency */
             sbx_cpu_relax();

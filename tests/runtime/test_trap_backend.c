@@ -260,3 +260,85 @@ Test(trap_backend, a_dead_threads_tid_is_not_served_from_memory)
     cr_expect_eq(code, 0, "%s", out);
     sbx_policy_unref(p);
 }
+
+/* The shim's direct entry for libc's exported open family: served without
+ * a trap (a thread with SIGSYS blocked still opens), while libc's internal
+ * opens (fopen) still trap — and die fail-closed with SIGSYS blocked. */
+Test(trap_backend, exported_open_is_served_without_a_trap_and_the_filter_stays)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    uint64_t before = sbx_runtime_ipc_calls(B->runtime);
+    char *argv[] = { NULL, (char *)"sigblocked", (char *)rt_path("f"), NULL };
+    char out[4096];
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect(strstr(out, "direct ok"), "code %d: %s", code, out);
+    cr_expect(!strstr(out, "fopen survived"), "%s", out);
+    cr_expect_neq(code, 0, "killed by SIGSYS at the trapped fopen: %s", out);
+    cr_expect_geq(sbx_runtime_ipc_calls(B->runtime) - before, 1, "brokered over the IPC");
+    sbx_policy_unref(p);
+}
+
+/* A program's signal handler never runs in the middle of a direct cross
+ * call (the SIGSYS handler's mask is blocked around it): a handler that
+ * opens files and siglongjmps out cannot abandon channels. */
+Test(trap_backend, signal_handlers_never_interrupt_a_direct_cross_call)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char *argv[] = { NULL, (char *)"signals", (char *)rt_path("f"), (char *)"2000", NULL };
+    char out[4096];
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect_eq(code, 0, "%s", out);
+    cr_expect(strstr(out, "opens=2000 failed=0"), "%s", out);
+    sbx_policy_unref(p);
+}
+
+/* With the caller's own LD_PRELOAD wrapping open, the shim's direct entry
+ * is off: the wrapper still sees the program's open, and libc's call then
+ * traps as before (with SIGSYS blocked, the probe dies at that open). */
+Test(trap_backend, a_callers_open_wrapper_keeps_the_trapped_path)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char probe[4096], wrapper[4200], preload[4300];
+    snprintf(probe, sizeof probe, "%s", rt_probe_path());
+    *strrchr(probe, '/') = '\0';
+    snprintf(wrapper, sizeof wrapper, "%s/libsbx_test_open_wrapper.so", probe);
+    cr_assert_eq(access(wrapper, R_OK), 0, "%s", wrapper);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", wrapper);
+    char probe_bin[4200];
+    snprintf(probe_bin, sizeof probe_bin, "%s/sbx_trap_threads_probe", probe);
+    cr_assert_eq(sbx_policy_add_view(p, probe, SBX_VIEW_EXEC), 0);
+    char *argv[] = { probe_bin, (char *)"sigblocked", (char *)rt_path("f"), NULL };
+    char *env[] = { (char *)"PATH=/usr/bin:/bin", preload, NULL };
+    char out[4096];
+    sbx_target_info info;
+    int code = spawn_collect(p, argv, env, true, out, sizeof out, &info);
+    cr_expect(strstr(out, "wrapped"), "the caller's wrapper ran: %s", out);
+    cr_expect(!strstr(out, "direct ok"), "no direct entry under a wrapper: %s", out);
+    cr_expect_neq(code, 0, "%s", out);
+    sbx_policy_unref(p);
+}
+
+/* The direct entry's native re-issue (a file of the view) leaves the
+ * re-issue magic in R9; a trapped call right after it (fopen of a brokered
+ * file) must still trap and be brokered, not pass the filter on it. */
+Test(trap_backend, the_reissue_magic_does_not_leak_past_a_direct_call)
+{
+    rt_write_file("f", "x\n");
+    sbx_policy *p = pol(SBX_BACKEND_TRAP);
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("f"));
+    char *argv[] = { NULL, (char *)"mixed", NULL, (char *)rt_path("f"), (char *)"200", NULL };
+    char out[4096];
+    char self[4096];
+    snprintf(self, sizeof self, "%s", rt_probe_path()); /* in the probes' view: native */
+    argv[2] = self;
+    int code = run_threads_probe(p, argv, out, sizeof out);
+    cr_expect_eq(code, 0, "%s", out);
+    cr_expect(strstr(out, "mixed ok"), "%s", out);
+    sbx_policy_unref(p);
+}

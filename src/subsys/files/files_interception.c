@@ -77,6 +77,13 @@ static uint64_t hint_key(const sbx_trap_call *call, const decoded *d, const char
     return h | 1;
 }
 
+/* The same hash over the path as written (and the call): a hinted call
+ * spelled as last time finds its hint key here without being
+ * canonicalised. Canonicalisation is a function of the string alone, so
+ * the spelling determines the key; a collision only leads to a wrong hint,
+ * which costs a round trip (above). */
+static __thread uint64_t spelled[HINTS][2] __attribute__((tls_model("initial-exec")));
+
 static bool hint_brokered(uint64_t key)
 {
     return key && hints[key % HINTS] == key;
@@ -105,6 +112,15 @@ static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sb
 {
     if (!call->policy || path[0] != '/')
         return LOCAL_UNKNOWN;
+    uint64_t as_written = 0;
+    if (key) {
+        as_written = hint_key(call, d, path, len);
+        uint64_t *sp = spelled[as_written % HINTS];
+        if (sp[0] == as_written && hint_brokered(sp[1])) {
+            *key = sp[1];
+            return LOCAL_HINTED;
+        }
+    }
     static _Thread_local char canon[SBX_FILES_PATH_MAX];
     int n = sbx_files_path_canon(path, len, canon, sizeof canon);
     if (n <= 0)
@@ -113,6 +129,8 @@ static local_verdict local_check(const sbx_trap_call *call, const decoded *d, sb
         canon[n - 1] = '\0';
     if (key) {
         *key = hint_key(call, d, canon, (size_t)n);
+        uint64_t *sp = spelled[as_written % HINTS];
+        sp[0] = as_written, sp[1] = *key;
         if (hint_brokered(*key))
             return LOCAL_HINTED;
     }

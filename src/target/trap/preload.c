@@ -30,6 +30,7 @@
 
 #include "base/log.h"
 #include "subsys/files/files_interception.h"
+#include "target/trap/preload_open.h"
 #include "target/trap/trap.h"
 
 #define SBX_TRAP_NATIVE_ENV "SBX_TRAP_NATIVE"
@@ -57,6 +58,8 @@ __attribute__((constructor)) static void sbx_preload_init(void)
                                .n_ranges = n,
                                .no_precheck = !pc || strcmp(pc, "1") != 0 };
         r = sbx_trap_install(&o);
+        if (r == 0)
+            sbx_preload_open_engage(ranges, n);
     }
     if (r < 0) {
         sbx_safe_log(SBX_LOG_ERROR, "preload: cannot engage the trap backend: %s",

@@ -41,7 +41,15 @@ static size_t g_policy_size;
 static bool g_native;
 static bool g_forward; /* ranged: a call re-issued from here meets the filters beneath */
 
-static atomic_uint_fast64_t st_trapped, st_unhandled, st_nested, st_foreign;
+static atomic_uint_fast64_t st_entered, st_trapped, st_unhandled, st_nested, st_foreign;
+/* The SIGSYS handler's sa_mask, also blocked around sbx_trap_enter. */
+static sigset_t g_handler_mask;
+/* Has the program a signal handler of its own (any action but SIG_DFL and
+ * SIG_IGN besides ours and libc's internal two)? Set at install from the
+ * actions then in place and by every sigaction the engine sees (libc's
+ * are trapped); never cleared. Without one, no program code can run in the
+ * middle of a direct call, and sbx_trap_enter needs no mask. */
+static atomic_bool g_program_handlers;
 /* Per-thread nesting depth. initial-exec: a TLS access in a signal handler
  * must not go through __tls_get_addr (which may allocate). */
 static __thread unsigned trap_depth __attribute__((tls_model("initial-exec")));
@@ -174,6 +182,7 @@ long sbx_trap_result_from(int code)
 
 void sbx_trap_get_stats(sbx_trap_stats *out)
 {
+    out->entered = atomic_load(&st_entered);
     out->trapped = atomic_load(&st_trapped);
     out->unhandled = atomic_load(&st_unhandled);
     out->nested = atomic_load(&st_nested);
@@ -182,6 +191,61 @@ void sbx_trap_get_stats(sbx_trap_stats *out)
 
 #define SIGSYS_BIT (1ull << (SIGSYS - 1))
 
+bool sbx_trap_enterable(int nr)
+{
+    return atomic_load_explicit(&installed, memory_order_acquire) && nr >= 0 &&
+           nr < SBX_TRAP_MAX_NR && nr != SYS_rt_sigaction && registry[nr].fn;
+}
+
+/* The kernel's sigset is 8 bytes on x86_64. */
+#define KERNEL_SIGSET_SIZE 8u
+
+long sbx_trap_enter(int nr, const uint64_t args[6])
+{
+    if (!sbx_trap_enterable(nr))
+        return -ENOSYS;
+    int saved_errno = errno;
+    /* The mask the kernel would set for the SIGSYS handler: old | sa_mask,
+     * so that no program handler runs (and jumps out) in the middle of a
+     * cross call; not needed while the program has none (two syscalls).
+     * Raw syscalls: no libc state, async-signal-safe. */
+    uint64_t old = 0;
+    bool mask = atomic_load_explicit(&g_program_handlers, memory_order_acquire);
+    if (mask) {
+        long m = sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_BLOCK,
+                                   (uint64_t)(uintptr_t)&g_handler_mask, (uint64_t)(uintptr_t)&old,
+                                   KERNEL_SIGSET_SIZE, 0, 0);
+        if (m < 0)
+            return m;
+    }
+    atomic_fetch_add_explicit(&st_entered, 1, memory_order_relaxed);
+    unsigned depth = ++trap_depth;
+    if (depth > 1)
+        atomic_fetch_add_explicit(&st_nested, 1, memory_order_relaxed);
+    sbx_trap_call call = {
+        .nr = nr,
+        .args = { args[0], args[1], args[2], args[3], args[4], args[5] },
+        .ipc = g_ipc,
+        .policy = g_policy,
+        .policy_size = g_policy_size,
+        .native_allowed = g_native,
+        .forward_allowed = g_forward,
+        .depth = depth,
+    };
+    long result = registry[nr].fn(&call, registry[nr].ctx);
+    trap_depth--;
+    if (mask)
+        (void)sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (uint64_t)(uintptr_t)&old, 0,
+                                KERNEL_SIGSET_SIZE, 0, 0);
+    errno = saved_errno;
+    /* A native re-issue left the magic in R9, and libc's wrappers of calls
+     * with fewer arguments do not set it: the program's next trapped call
+     * would pass the filter as a re-issue. The SIGSYS path restores R9
+     * with the rest of the frame; here it is cleared. */
+    __asm__ volatile("xor %%r9d, %%r9d" ::: "r9");
+    return result;
+}
+
 /* The kernel's struct sigaction on x86_64. */
 typedef struct kernel_sigaction {
     uint64_t handler;
@@ -189,6 +253,31 @@ typedef struct kernel_sigaction {
     uint64_t restorer;
     uint64_t mask;
 } kernel_sigaction;
+
+/* glibc's internal signals (cancellation, setxid): its handlers never
+ * jump out of the code they interrupt. */
+#define LIBC_SIG_FIRST 32
+#define LIBC_SIG_LAST 33
+
+static void note_action(int sig, uint64_t handler)
+{
+    if (handler != (uint64_t)(uintptr_t)SIG_DFL && handler != (uint64_t)(uintptr_t)SIG_IGN &&
+        sig != SIGSYS && (sig < LIBC_SIG_FIRST || sig > LIBC_SIG_LAST))
+        atomic_store(&g_program_handlers, true);
+}
+
+/* The actions in place when the engine starts (another library's
+ * constructor may have installed some). */
+static void note_actions_in_place(void)
+{
+    for (int sig = 1; sig <= 64; sig++) {
+        kernel_sigaction ka;
+        /* a query (act NULL) is not trapped; no magic: it would stay in R9 */
+        if (sbx_trap_syscall6(SYS_rt_sigaction, (uint64_t)sig, 0, (uint64_t)(uintptr_t)&ka,
+                              sizeof(uint64_t), 0, 0) == 0)
+            note_action(sig, ka.handler);
+    }
+}
 
 /* rt_sigaction(sig != SIGSYS, act, oact, 8): the same action with SIGSYS
  * taken out of its sa_mask (a handler that blocks everything must still
@@ -204,6 +293,7 @@ static long engine_sigaction(const uint64_t *a)
     kernel_sigaction ka;
     memcpy(&ka, (const void *)(uintptr_t)a[1], sizeof ka);
     ka.mask &= ~SIGSYS_BIT;
+    note_action((int)a[0], ka.handler); /* before it can run */
     return sbx_trap_syscall6(SYS_rt_sigaction, a[0], (uint64_t)(uintptr_t)&ka, a[2], a[3], 0,
                              SBX_TRAP_MAGIC);
 }
@@ -483,6 +573,7 @@ int sbx_trap_install(const sbx_trap_options *opt)
     static const int faults[] = { SIGSYS, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigdelset(&sa.sa_mask, faults[i]);
+    g_handler_mask = sa.sa_mask;
     struct sigaction old;
     if (sigaction(SIGSYS, &sa, &old) < 0)
         return -errno;
@@ -497,6 +588,8 @@ int sbx_trap_install(const sbx_trap_options *opt)
         atomic_flag_clear(&once);
         return r;
     }
+    /* From now on libc's sigaction is trapped (engine_sigaction notes it). */
+    note_actions_in_place();
     atomic_store(&installed, true);
     return 0;
 }

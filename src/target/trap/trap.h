@@ -129,8 +129,22 @@ long sbx_trap_syscall6(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t 
  * policy refusal -EACCES, anything else -EIO. Async-signal-safe. */
 long sbx_trap_result_from(int code);
 
+/* Is nr served by a registered handler once installed? Then
+ * sbx_trap_enter(nr, ...) can run it without a trap. Async-signal-safe. */
+bool sbx_trap_enterable(int nr);
+
+/* Run nr's registered handler on the arguments of a call made through a
+ * libc entry point the caller interposes (the preload shim's open and
+ * openat): exactly what the SIGSYS handler would do for that call, with
+ * the same signal mask around it (no program handler runs in the middle
+ * of a cross call), minus the signal delivery and rt_sigreturn. Only for
+ * sbx_trap_enterable(nr); errno is kept. Returns the syscall's result or
+ * -errno. Async-signal-safe. */
+long sbx_trap_enter(int nr, const uint64_t args[6]);
+
 /* Counters (atomic; for tests and stats). */
 typedef struct sbx_trap_stats {
+    uint64_t entered;   /* handlers run by sbx_trap_enter (no trap) */
     uint64_t trapped;   /* SIGSYS from our filter */
     uint64_t unhandled; /* trapped with no handler (answered -ENOSYS) */
     uint64_t nested;    /* traps taken while the same thread was handling one */
