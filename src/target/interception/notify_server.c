@@ -43,6 +43,7 @@
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
 #define TASK_CACHE 16     /* target threads whose /proc fds are kept open */
+#define PATH_FIRST_READ 512 /* bytes of a path copied by the first read */
 
 /* A target thread's broker-side handles, kept between notifications. The
  * pidfd says whether the thread still lives: while it does, no other task
@@ -108,6 +109,10 @@ static int read_string(const notify_state *s, pid_t pid, uint64_t addr, char *bu
         if (at < addr)
             return -EFAULT; /* wrapped */
         size_t chunk = page - (size_t)(at % page);
+        /* Most paths are short: the first read copies at most
+         * PATH_FIRST_READ bytes, not up to a whole page. */
+        if (got == 0 && chunk > PATH_FIRST_READ)
+            chunk = PATH_FIRST_READ;
         if (chunk > cap - got)
             chunk = cap - got;
         struct iovec l = { buf + got, chunk };
