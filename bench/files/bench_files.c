@@ -6,7 +6,10 @@
  *                  process, which opens it and sends the fd with SCM_RIGHTS;
  *   bwrap        — native open inside a bubblewrap bind mount (if bwrap is
  *                  installed and works here).
- * Goal: notify no slower than the SEQPACKET reference.
+ * Goal: notify no slower than the SEQPACKET reference. The notify and
+ * reference loops run in alternating batches of BATCH calls (which goes
+ * first alternates too), so both see the same machine: run one after the
+ * other, seconds apart on a shared host, they did not.
  * Usage: bench_files [iterations] (default 100000). */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -29,6 +33,7 @@
 
 static char g_dir[256], g_file[512];
 static size_t g_iter = 100000;
+#define BATCH 1000
 
 static void native_loop(uint64_t *out, size_t n)
 {
@@ -59,13 +64,47 @@ static int decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out
     return 0;
 }
 
-static int notify_run(uint64_t *shared)
+/* The notify target: BATCH opens each time the test says go. */
+static void notify_target(uint64_t *out, int go, int done)
+{
+    for (size_t b = 0; b < g_iter; b += BATCH) {
+        char c;
+        if (read(go, &c, 1) != 1)
+            _exit(3);
+        native_loop(out + b, g_iter - b < BATCH ? g_iter - b : BATCH);
+        if (write(done, "d", 1) != 1)
+            _exit(3);
+    }
+}
+
+static int ref_batch(const bench_refbroker *rb, uint64_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = bench_now_ns();
+        int fd = bench_refbroker_open(rb, g_file);
+        if (fd < 0)
+            return -1;
+        close(fd);
+        out[i] = bench_now_ns() - t0;
+    }
+    return 0;
+}
+
+static void *serve_thread(void *cfg)
+{
+    return (void *)(intptr_t)sbx_notify_serve(cfg);
+}
+
+/* notify (shared: the target writes its samples there) and the reference
+ * (ref), batch by batch. */
+static int interleaved_run(uint64_t *shared, uint64_t *ref)
 {
     struct sock_fprog prog;
     if (sbx_notify_filter_build(&prog) < 0)
         return -1;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    int sv[2], go[2], done[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(go, O_CLOEXEC) < 0 ||
+        pipe2(done, O_CLOEXEC) < 0)
         return -1;
     pid_t pid = fork();
     if (pid < 0)
@@ -78,10 +117,12 @@ static int notify_run(uint64_t *shared)
             _exit(2);
         close(l);
         close(sv[1]);
-        native_loop(shared, g_iter);
+        notify_target(shared, go[0], done[1]);
         _exit(0);
     }
     close(sv[1]);
+    close(go[0]);
+    close(done[1]);
     sbx_notify_filter_free(&prog);
     int listener = bench_recv_fd(sv[0]);
     close(sv[0]);
@@ -90,31 +131,32 @@ static int notify_run(uint64_t *shared)
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     sbx_files_dispatcher d = { .decide = decide, .broker_root_fd = root };
     sbx_notify_config cfg = { .listener_fd = listener, .files = &d, .stop_fd = -1 };
-    int r = sbx_notify_serve(&cfg);
+    pthread_t th;
+    bench_refbroker rb;
+    if (pthread_create(&th, NULL, serve_thread, &cfg) != 0)
+        return -1;
+    int r = bench_refbroker_start(&rb) < 0 ? -1 : 0;
+    for (size_t b = 0, k = 0; r == 0 && b < g_iter; b += BATCH, k++) {
+        size_t n = g_iter - b < BATCH ? g_iter - b : BATCH;
+        char c;
+        if (k % 2 && ref_batch(&rb, ref + b, n) < 0)
+            r = -1;
+        if (r == 0 && (write(go[1], "g", 1) != 1 || read(done[0], &c, 1) != 1))
+            r = -1;
+        if (r == 0 && k % 2 == 0 && ref_batch(&rb, ref + b, n) < 0)
+            r = -1;
+    }
+    if (r == 0)
+        bench_refbroker_stop(&rb);
+    close(go[1]);
+    close(done[0]);
+    int st;
+    waitpid(pid, &st, 0); /* the filter's last user: the server returns */
+    void *sr = NULL;
+    pthread_join(th, &sr);
     close(listener);
     close(root);
-    int st;
-    waitpid(pid, &st, 0);
-    return r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int seqpacket_run(uint64_t *out)
-{
-    bench_refbroker rb;
-    if (bench_refbroker_start(&rb) < 0)
-        return -1;
-    int r = 0;
-    for (size_t i = 0; i < g_iter && r == 0; i++) {
-        uint64_t t0 = bench_now_ns();
-        int fd = bench_refbroker_open(&rb, g_file);
-        if (fd < 0)
-            r = -1;
-        else
-            close(fd);
-        out[i] = bench_now_ns() - t0;
-    }
-    bench_refbroker_stop(&rb);
-    return r;
+    return r == 0 && sr == NULL && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
 /* Inside bwrap: "--bwrap-inner <file> <iter> <fd>": write samples to fd. */
@@ -205,12 +247,15 @@ int main(int argc, char **argv)
     bench_result native, notify, seq, bw;
     native_loop(v, g_iter);
     summarize(v, g_iter, "open_close.native", &native);
-    int have_notify = notify_run(v) == 0;
-    if (have_notify)
+    uint64_t *rv = calloc(g_iter, sizeof *rv);
+    if (!rv)
+        return 1;
+    int have_notify = interleaved_run(v, rv) == 0, have_seq = have_notify;
+    if (have_notify) {
         summarize(v, g_iter, "open_close.notify", &notify);
-    int have_seq = seqpacket_run(v) == 0;
-    if (have_seq)
-        summarize(v, g_iter, "open_close.seqpacket_ref", &seq);
+        summarize(rv, g_iter, "open_close.seqpacket_ref", &seq);
+    }
+    free(rv);
     int have_bwrap = bwrap_run(v) == 0;
     if (have_bwrap)
         summarize(v, g_iter, "open_close.bwrap_bind", &bw);

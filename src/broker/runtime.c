@@ -414,7 +414,6 @@ typedef struct rt_target {
     sbx_files_ipc_memo memo;   /* fipc's memo of the target's threads */
     sbx_notify_config cfg;
     int listener;
-    int stop_fd;
     int fs_peer_fd;  /* the target init's fs peer socket (brokered chdir), or -1 */
     pid_t init_pid;
     pthread_t thread;
@@ -648,12 +647,14 @@ static void target_free(sbx_runtime *rt, rt_target *t)
 {
     den_unlist(rt, t);
     if (t->thread_started) {
-        uint64_t one = 1;
-        (void)!write(t->stop_fd, &one, sizeof one);
+        /* Only after the target's init is dead (rt_on_target_exit, the
+         * broker's kill loop, a failed spawn): its pid namespace, every
+         * task using the filter, went with it, so sbx_notify_serve (no
+         * stop fd: it waits in the listener's RECV) has returned or is
+         * about to. */
         pthread_join(t->thread, NULL);
     }
     sbx_close_keep_errno(t->listener);
-    sbx_close_keep_errno(t->stop_fd);
     sbx_close_keep_errno(t->fs_peer_fd);
     sbx_ipc_server_free(t->server);
     sbx_files_ipc_memo_destroy(&t->memo);
@@ -674,7 +675,7 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
         return -ENOMEM;
     t->rt = rt;
     t->id = id;
-    t->listener = t->stop_fd = t->fs_peer_fd = -1;
+    t->listener = t->fs_peer_fd = -1;
     t->init_pid = init_pid;
     sbx_files_ipc_memo_init(&t->memo);
     pthread_mutex_lock(&rt->lock);
@@ -1021,7 +1022,6 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
     t->fipc.pid = pid;
     t->fipc.landlock = sbx_runtime_trap_native(t->decider.policy, landlock);
     t->listener = lfd;
-    t->stop_fd = eventfd(0, EFD_CLOEXEC);
     /* A deny rule inside the view cannot be enforced by CONTINUE (another
      * spelling, a symlink, a racing thread would reach it): such a target
      * gets no CONTINUE at all; its native calls are performed by the
@@ -1029,14 +1029,14 @@ static void rt_on_listener(void *ud, uint64_t id, pid_t pid, int lfd, bool landl
     t->cfg = (sbx_notify_config){ .listener_fd = lfd, .files = &t->files,
                                   .landlock = landlock && !t->decider.deny_in_view,
                                   .target_creds = true, .stable_creds = true,
-                                  .stop_fd = t->stop_fd,
+                                  .stop_fd = -1, /* see target_free */
                                   .on_denied = sbx_runtime_reports_denials(t->decider.policy)
                                                    ? rt_on_denied
                                                    : NULL,
                                   .denied_ctx = t, .fs_peer_fd = t->fs_peer_fd,
                                   .fs_peer_pid = t->fs_peer_fd >= 0 ? t->init_pid : 0,
                                   .fs_peer_prog = pid };
-    if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, serve_main, t) != 0) {
+    if (pthread_create(&t->thread, NULL, serve_main, t) != 0) {
         /* Nobody will answer: the target's intercepted calls would hang.
          * Closing the listener makes them fail (ENOSYS) instead. */
         sbx_error("runtime: target %llu: cannot start its notify thread", (unsigned long long)id);

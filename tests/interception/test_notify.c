@@ -463,6 +463,28 @@ static void body_memory(void)
     fd = S3(SYS_open, at, O_RDONLY, 0);
     read_is((int)fd, "hello");
     close((int)fd);
+    CHECK(mprotect(m + page, (size_t)page, PROT_READ | PROT_WRITE) == 0);
+    /* Longer than the server's first read (512 bytes), from a page start
+     * and running across the next page: read whole, same file. */
+    char *fromroot = m + page - 700;
+    size_t n = 1;
+    fromroot[0] = '/';
+    while (n < 1100) {
+        memcpy(fromroot + n, "./", 2);
+        n += 2;
+    }
+    memcpy(fromroot + n, path + 1, len); /* "/././.../" + the path and its NUL */
+    fd = S3(SYS_open, fromroot, O_RDONLY, 0);
+    read_is((int)fd, "hello");
+    close((int)fd);
+    memcpy(m, fromroot, strlen(fromroot) + 1);
+    fd = S3(SYS_open, m, O_RDONLY, 0);
+    read_is((int)fd, "hello");
+    close((int)fd);
+    /* Past the first read, no NUL before an unreadable page: EFAULT. */
+    memset(m, '/', (size_t)page);
+    CHECK(mprotect(m + page, (size_t)page, PROT_NONE) == 0);
+    CHECK(S3(SYS_open, m + page - 600, O_RDONLY, 0) == -EFAULT);
     CHECK(S3(SYS_open, NULL, O_RDONLY, 0) == -EFAULT);
     CHECK(S3(SYS_open, (void *)1, O_RDONLY, 0) == -EFAULT);
     /* Too long: ENAMETOOLONG, like the kernel. */

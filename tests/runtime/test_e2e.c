@@ -570,3 +570,24 @@ Test(e2e, openat_relative_to_brokered_dirfd_any_broker_cwd)
     cr_expect_str_eq(r.out, "via dirfd\n");
     sbx_policy_unref(p);
 }
+
+/* A background process still making brokered calls when the program
+ * exits: init's death takes its pid namespace along, the notify thread
+ * (no stop fd: it waits in the listener's RECV) returns as the listener
+ * hangs up, and the broker goes on serving the next target. */
+Test(e2e, background_brokered_calls_do_not_hold_the_teardown)
+{
+    rt_write_file("bg.txt", "bg\n");
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, rt_path("bg.txt"));
+    rt_run r;
+    const char *bg = rt_path("bg.txt");
+    cr_assert_eq(rt_sh(p, cmd("(while :; do cat %s >/dev/null; done) & sleep 0.2; echo started", bg),
+                       &r),
+                 0);
+    cr_expect_eq(r.code, 0, "%s", r.out);
+    cr_expect_str_eq(r.out, "started\n");
+    cr_assert_eq(rt_sh(p, cmd("cat %s", bg), &r), 0);
+    cr_expect_str_eq(r.out, "bg\n");
+    sbx_policy_unref(p);
+}

@@ -105,7 +105,10 @@ int sbx_notify_fs_peer_answer(int sock);
 
 /* Serve until every task using the filter is gone (returns 0), stop_fd is
  * readable (0), or the listener fails (-errno). Handles one notification at
- * a time; run one per target (or per listener) in its own thread. */
+ * a time; run one per target (or per listener) in its own thread. Without
+ * a stop fd it waits in SECCOMP_IOCTL_NOTIF_RECV itself (no poll first, a
+ * syscall less per notification): only the filter's last user ending, or
+ * the listener failing, stops it. */
 int sbx_notify_serve(const sbx_notify_config *cfg);
 
 /* A notification and a response buffer of the sizes this kernel uses

@@ -43,6 +43,7 @@
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
 #define TASK_CACHE 16     /* target threads whose /proc fds are kept open */
+#define PATH_FIRST_READ 512 /* bytes of a path copied by the first read */
 
 /* A target thread's broker-side handles, kept between notifications. The
  * pidfd says whether the thread still lives: while it does, no other task
@@ -108,6 +109,10 @@ static int read_string(const notify_state *s, pid_t pid, uint64_t addr, char *bu
         if (at < addr)
             return -EFAULT; /* wrapped */
         size_t chunk = page - (size_t)(at % page);
+        /* Most paths are short: the first read copies at most
+         * PATH_FIRST_READ bytes, not up to a whole page. */
+        if (got == 0 && chunk > PATH_FIRST_READ)
+            chunk = PATH_FIRST_READ;
         if (chunk > cap - got)
             chunk = cap - got;
         struct iovec l = { buf + got, chunk };
@@ -917,11 +922,38 @@ int sbx_notify_serve(const sbx_notify_config *cfg)
     return r;
 }
 
+/* No stop fd: wait in SECCOMP_IOCTL_NOTIF_RECV itself (one syscall per
+ * notification instead of poll + RECV; the notification's wake-up lands
+ * straight in the ioctl). RECV answers ENOENT both for a caller that went
+ * away and once no task uses the filter: a zero-timeout poll tells which. */
+static int serve_blocking(notify_state *s)
+{
+    const sbx_notify_config *cfg = s->cfg;
+    for (;;) {
+        memset(s->req, 0, s->req_size);
+        if (ioctl(cfg->listener_fd, SECCOMP_IOCTL_NOTIF_RECV, s->req) < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != ENOENT)
+                return sbx_neg_errno();
+            struct pollfd p = { .fd = cfg->listener_fd, .events = POLLIN };
+            if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+                return 0; /* no task uses the filter any more */
+            continue;
+        }
+        int r = handle(s);
+        if (r < 0)
+            sbx_debug("notify: answering %s failed: %d", "call", r);
+    }
+}
+
 static int serve_loop(notify_state *s)
 {
     const sbx_notify_config *cfg = s->cfg;
     struct seccomp_notif *req = s->req;
 
+    if (cfg->stop_fd < 0)
+        return serve_blocking(s);
     for (;;) {
         struct pollfd p[2] = { { .fd = cfg->listener_fd, .events = POLLIN },
                                { .fd = cfg->stop_fd, .events = POLLIN } };
