@@ -299,8 +299,10 @@ static void handle_exit(sbx_broker *b, uint64_t id)
     b->n_releasing = 0;
     pthread_cond_broadcast(&b->changed);
     pthread_mutex_unlock(&b->lock);
-    /* The target is gone; its empty cgroup is removed after the waiters
-     * are woken (sbx_broker_free joins this thread, so none outlives it). */
+    /* The target is gone; its empty cgroup is removed by the pool thread
+     * (removing it here kept a woken waiter off this CPU; sbx_pool_free
+     * removes what is still queued). */
+    sbx_pool_discard_cgroup(b->pool, &rec->cg);
     sbx_target_rec_free(b, rec);
 }
 

@@ -54,9 +54,25 @@ struct sbx_pool {
     bool cg_ready;
     sbx_cgroup cg;
     uint64_t cg_made_mem, cg_made_pids; /* the limits cg was made with */
-    sbx_cgroup discard[4];              /* leaves to remove (never handed out again) */
-    unsigned n_discard;
+    /* Leaves to remove: never handed out again, or of ended targets. */
+    sbx_cgroup *discard;
+    size_t n_discard, cap_discard;
 };
+
+/* Queue *cg for removal by the pool thread; false when out of memory. */
+static bool push_discard_locked(sbx_pool *pl, const sbx_cgroup *cg)
+{
+    if (pl->n_discard == pl->cap_discard) {
+        size_t nc = pl->cap_discard ? pl->cap_discard * 2 : 4;
+        sbx_cgroup *n = realloc(pl->discard, nc * sizeof *n);
+        if (!n)
+            return false;
+        pl->discard = n;
+        pl->cap_discard = nc;
+    }
+    pl->discard[pl->n_discard++] = *cg;
+    return true;
+}
 
 static bool netns_work_locked(const sbx_pool *pl)
 {
@@ -68,10 +84,11 @@ static bool cg_work_locked(const sbx_pool *pl)
     return pl->cg_wanted && pl->cg_ok && !pl->cg_ready;
 }
 
-/* One step of work, with pl->lock held on entry and exit. */
+/* One step of work, with pl->lock held on entry and exit. What the next
+ * spawn takes comes before removals. */
 static void pool_step_locked(sbx_pool *pl)
 {
-    if (pl->n_discard > 0) {
+    if (!netns_work_locked(pl) && !cg_work_locked(pl)) {
         sbx_cgroup dead = pl->discard[--pl->n_discard];
         pthread_mutex_unlock(&pl->lock);
         sbx_cgroup_destroy(&dead);
@@ -140,6 +157,8 @@ static void *pool_main(void *arg)
     bool made_cg = pl->cg_wanted;
     while (pl->n_discard > 0)
         sbx_cgroup_destroy(&pl->discard[--pl->n_discard]);
+    free(pl->discard);
+    pl->discard = NULL;
     pthread_mutex_unlock(&pl->lock);
     /* And our per-broker parents, seen from here (sbx_broker_free runs
      * after every target's leaf is gone; still in use: harmless). */
@@ -278,9 +297,8 @@ bool sbx_pool_take_cgroup(sbx_pool *pl, uint64_t memory_bytes, uint64_t max_pids
         *out = pl->cg;
         got = true;
         pl->cg_ready = false;
-    } else if (pl->cg_ready && pl->n_discard < SBX_ARRAY_SIZE(pl->discard)) {
+    } else if (pl->cg_ready && push_discard_locked(pl, &pl->cg)) {
         /* Made for other limits: removed, and one with these made next. */
-        pl->discard[pl->n_discard++] = pl->cg;
         pl->cg_ready = false;
     }
     pl->cg_mem = memory_bytes;
@@ -306,12 +324,14 @@ void sbx_pool_want_cgroup(sbx_pool *pl, uint64_t memory_bytes, uint64_t max_pids
 
 void sbx_pool_discard_cgroup(sbx_pool *pl, sbx_cgroup *cg)
 {
-    pthread_mutex_lock(&pl->lock);
-    bool queued = pl->n_discard < SBX_ARRAY_SIZE(pl->discard);
-    if (queued) {
-        pl->discard[pl->n_discard++] = *cg;
-        pthread_cond_signal(&pl->wake);
+    if (!pl) {
+        sbx_cgroup_destroy(cg);
+        return;
     }
+    pthread_mutex_lock(&pl->lock);
+    bool queued = !pl->stopping && push_discard_locked(pl, cg);
+    if (queued)
+        pthread_cond_signal(&pl->wake);
     pthread_mutex_unlock(&pl->lock);
     if (!queued)
         sbx_cgroup_destroy(cg);

@@ -1,4 +1,5 @@
 /* Broker spawn: API order, exit codes and signals, step errors. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -217,11 +218,6 @@ Test(spawn, no_zombie_fd_or_cgroup_after_many)
     cr_assert_eq(sbx_broker_wait_all(B, 20000), 0);
     cr_assert_eq(count_zombies(), 0);
     cr_assert_eq(count_fds(), fds0, "fds leaked: %d vs %d", count_fds(), fds0);
-    /* Cgroups are removed right after wait_all wakes; free waits for that. */
-    sbx_broker_free(B);
-    B = NULL;
-    cr_assert_leq(count_fds(), fds0, "fds leaked after free");
-    /* Our per-broker memory cgroup dir is gone (under our own cgroup). */
     char own[256] = "", line[512];
     FILE *f = fopen("/proc/self/cgroup", "r");
     while (f && fgets(line, sizeof line, f))
@@ -232,6 +228,21 @@ Test(spawn, no_zombie_fd_or_cgroup_after_many)
     char dir[600];
     snprintf(dir, sizeof dir, "/sys/fs/cgroup/memory%s/sbx/%d", strcmp(own, "/") ? own : "",
              getpid());
+    /* Ended targets' cgroups go to the pool thread: once it is idle, only
+     * the pre-made leaf ("0-<seq>") is left, while the broker lives. */
+    cr_assert_geq(sbx_pool_wait_ready(B->pool, NULL), 0);
+    int ended_left = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));)
+        ended_left += de->d_type == DT_DIR && de->d_name[0] != '.' && strncmp(de->d_name, "0-", 2) != 0;
+    if (d)
+        closedir(d);
+    cr_assert_eq(ended_left, 0, "%d ended targets' cgroups left under %s", ended_left, dir);
+    /* The rest (the pre-made leaf, the per-broker dir) goes with free. */
+    sbx_broker_free(B);
+    B = NULL;
+    cr_assert_leq(count_fds(), fds0, "fds leaked after free");
+    /* Our per-broker memory cgroup dir is gone (under our own cgroup). */
     struct stat st;
     cr_assert(stat(dir, &st) < 0, "%s left behind", dir);
     /* (mounts: ours only ever exist in the targets' own namespaces) */
