@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -142,6 +143,7 @@ void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec)
         return;
     rec_release(b, rec);
     sbx_cgroup_destroy(&rec->cg);
+    sbx_close_keep_errno(rec->mntns_fd);
     sbx_close_keep_errno(rec->pidfd);
     sbx_close_keep_errno(rec->sync_fd);
     sbx_close_keep_errno(rec->oom_efd);
@@ -149,8 +151,28 @@ void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec)
     free(rec);
 }
 
+#ifndef PIDFD_GET_MNT_NAMESPACE
+#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3) /* Linux 6.11 */
+#endif
+
+/* A reference to the target's mount namespace, so that its last user to
+ * exit (init) does not tear down the view's mounts before its pidfd
+ * becomes readable: the pool thread drops it once the end is reported
+ * (sbx_pool_close_later). -1 when it cannot be had (the program, and so
+ * init, already ended; no access): init tears it down, as before. */
+static int hold_mntns(const sbx_target_rec *rec)
+{
+    int fd = ioctl(rec->pidfd, PIDFD_GET_MNT_NAMESPACE, 0);
+    if (fd >= 0 || (errno != ENOTTY && errno != EINVAL))
+        return fd;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)rec->init_pid);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec)
 {
+    rec->mntns_fd = hold_mntns(rec);
     pthread_mutex_lock(&b->lock);
     if (b->n_targets == b->cap_targets) {
         size_t nc = b->cap_targets ? b->cap_targets * 2 : 16;
@@ -297,13 +319,20 @@ static void handle_exit(sbx_broker *b, uint64_t id)
     rec_release(b, rec);
     pthread_mutex_lock(&b->lock);
     b->n_releasing = 0;
+    b->handing_off = true;
     pthread_cond_broadcast(&b->changed);
     pthread_mutex_unlock(&b->lock);
     /* The target is gone; its empty cgroup is removed by the pool thread
      * (removing it here kept a woken waiter off this CPU; sbx_pool_free
      * removes what is still queued). */
     sbx_pool_discard_cgroup(b->pool, &rec->cg);
+    sbx_pool_close_later(b->pool, rec->mntns_fd);
+    rec->mntns_fd = -1;
     sbx_target_rec_free(b, rec);
+    pthread_mutex_lock(&b->lock);
+    b->handing_off = false;
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void handle_oom(sbx_broker *b, uint64_t id)
@@ -424,6 +453,19 @@ SBX_API int sbx_broker_wait_all(sbx_broker *b, int timeout_ms)
     }
     pthread_mutex_unlock(&b->lock);
     return r;
+}
+
+int sbx_broker_wait_quiescent(sbx_broker *b)
+{
+    int r = sbx_broker_wait_all(b, -1);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&b->lock);
+    while (b->handing_off)
+        pthread_cond_wait(&b->changed, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    r = sbx_pool_wait_ready(b->pool, NULL);
+    return r < 0 ? r : 0;
 }
 
 SBX_API bool sbx_broker_is_active_target(sbx_broker *b, pid_t pid)

@@ -92,6 +92,7 @@ typedef struct sbx_target_rec {
     int pidfd;       /* of init */
     int sync_fd;     /* broker end of the sync socket */
     int oom_efd;     /* v1 OOM eventfd, or -1 */
+    int mntns_fd;    /* the target's mount namespace, held past init's exit, or -1 */
     bool limit_reported;
     bool released;   /* fds closed and on_target_exit called */
     bool have_exit;  /* the exit status arrived during spawn already */
@@ -107,6 +108,8 @@ struct sbx_broker {
     sbx_target_rec **targets;
     size_t n_targets, cap_targets;
     size_t n_releasing;          /* removed from targets, resources not yet freed */
+    bool handing_off;            /* the events thread hands an ended target's cgroup
+                                    and mount namespace to the pool */
     uint64_t next_id;
     int epfd;
     int wake_fd;                 /* eventfd: stop the events thread */
@@ -130,6 +133,12 @@ void sbx_broker_emit(sbx_broker *b, const sbx_event *ev);
 
 /* Register a freshly spawned target (takes rec). Returns 0 or -errno. */
 int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec);
+
+/* The internal quiescent point of leak checks (tests): sbx_broker_wait_all
+ * with no limit, then until the ended targets' cgroups and mount
+ * namespaces, which the pool thread drops after wait_all returns, are
+ * gone and the pool has nothing left to make. 0 or -errno. */
+int sbx_broker_wait_quiescent(sbx_broker *b);
 
 /* Free a record's resources (after its init was reaped). */
 void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec);

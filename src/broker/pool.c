@@ -44,6 +44,7 @@ struct sbx_pool {
                               O_PATH fd of /proc/self/task/<tid>; -1: no pool */
     bool holder_is_pidfd;
     bool stopping;
+    bool stepping;         /* a step runs (outside the lock) */
     bool netns_wanted;     /* a spawn asked: keep the next one ready */
     bool netns_ok;         /* the broker may make network namespaces */
     bool netns_ready;      /* the thread lives in a fresh one nobody entered */
@@ -57,7 +58,15 @@ struct sbx_pool {
     /* Leaves to remove: never handed out again, or of ended targets. */
     sbx_cgroup *discard;
     size_t n_discard, cap_discard;
+    /* fds whose last close is costly (an ended target's mount namespace). */
+    int *closing;
+    size_t n_closing, cap_closing;
 };
+
+static bool removal_work_locked(const sbx_pool *pl)
+{
+    return pl->n_discard || pl->n_closing;
+}
 
 /* Queue *cg for removal by the pool thread; false when out of memory. */
 static bool push_discard_locked(sbx_pool *pl, const sbx_cgroup *cg)
@@ -88,6 +97,13 @@ static bool cg_work_locked(const sbx_pool *pl)
  * spawn takes comes before removals. */
 static void pool_step_locked(sbx_pool *pl)
 {
+    if (!netns_work_locked(pl) && !cg_work_locked(pl) && pl->n_closing) {
+        int fd = pl->closing[--pl->n_closing];
+        pthread_mutex_unlock(&pl->lock);
+        close(fd);
+        pthread_mutex_lock(&pl->lock);
+        return;
+    }
     if (!netns_work_locked(pl) && !cg_work_locked(pl)) {
         sbx_cgroup dead = pl->discard[--pl->n_discard];
         pthread_mutex_unlock(&pl->lock);
@@ -141,11 +157,14 @@ static void *pool_main(void *arg)
     pl->tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&pl->ready);
     for (;;) {
-        while (!pl->stopping && !pl->n_discard && !netns_work_locked(pl) && !cg_work_locked(pl))
+        while (!pl->stopping && !removal_work_locked(pl) && !netns_work_locked(pl) &&
+               !cg_work_locked(pl))
             pthread_cond_wait(&pl->wake, &pl->lock);
         if (pl->stopping)
             break;
+        pl->stepping = true;
         pool_step_locked(pl);
+        pl->stepping = false;
         pthread_cond_broadcast(&pl->ready);
     }
     /* Removed here, by the thread that made them: a spawning thread may
@@ -159,6 +178,10 @@ static void *pool_main(void *arg)
         sbx_cgroup_destroy(&pl->discard[--pl->n_discard]);
     free(pl->discard);
     pl->discard = NULL;
+    while (pl->n_closing > 0)
+        close(pl->closing[--pl->n_closing]);
+    free(pl->closing);
+    pl->closing = NULL;
     pthread_mutex_unlock(&pl->lock);
     /* And our per-broker parents, seen from here (sbx_broker_free runs
      * after every target's leaf is gone; still in use: harmless). */
@@ -273,7 +296,8 @@ int sbx_pool_wait_ready(sbx_pool *pl, const struct timespec *deadline)
     pthread_mutex_lock(&pl->lock);
     pl->netns_wanted = true;
     pthread_cond_signal(&pl->wake);
-    while (!pl->stopping && (netns_work_locked(pl) || cg_work_locked(pl) || pl->n_discard)) {
+    while (!pl->stopping && (pl->stepping || netns_work_locked(pl) || cg_work_locked(pl) ||
+                             removal_work_locked(pl))) {
         if (!deadline) {
             pthread_cond_wait(&pl->ready, &pl->lock);
         } else if (pthread_cond_timedwait(&pl->ready, &pl->lock, deadline) == ETIMEDOUT) {
@@ -336,4 +360,30 @@ void sbx_pool_discard_cgroup(sbx_pool *pl, sbx_cgroup *cg)
     if (!queued)
         sbx_cgroup_destroy(cg);
     memset(cg, 0, sizeof *cg);
+}
+
+void sbx_pool_close_later(sbx_pool *pl, int fd)
+{
+    if (fd < 0)
+        return;
+    bool queued = false;
+    if (pl) {
+        pthread_mutex_lock(&pl->lock);
+        if (!pl->stopping && pl->n_closing == pl->cap_closing) {
+            size_t nc = pl->cap_closing ? pl->cap_closing * 2 : 8;
+            int *n = realloc(pl->closing, nc * sizeof *n);
+            if (n) {
+                pl->closing = n;
+                pl->cap_closing = nc;
+            }
+        }
+        queued = !pl->stopping && pl->n_closing < pl->cap_closing;
+        if (queued) {
+            pl->closing[pl->n_closing++] = fd;
+            pthread_cond_signal(&pl->wake);
+        }
+        pthread_mutex_unlock(&pl->lock);
+    }
+    if (!queued)
+        close(fd);
 }

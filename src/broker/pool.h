@@ -53,9 +53,17 @@ void sbx_pool_want_cgroup(sbx_pool *pool, uint64_t memory_bytes, uint64_t max_pi
  * namespace): the pool thread, which made it, removes it. *cg is reset. */
 void sbx_pool_discard_cgroup(sbx_pool *pool, sbx_cgroup *cg);
 
+/* Close `fd` (taken; -1: nothing) on the pool thread, off the caller's
+ * path: the last reference to an ended target's mount namespace, whose
+ * teardown (the view's unmounts) would otherwise delay the caller.
+ * Closed at once when it cannot be queued. */
+void sbx_pool_close_later(sbx_pool *pool, int fd);
+
 /* Wait until the pool has nothing left to make (the next namespace and
- * leaf are ready, or cannot be made), up to `deadline` (CLOCK_MONOTONIC;
- * NULL: no limit). Returns 1 when a network namespace is ready, 0 when
+ * leaf are ready, or cannot be made) nor to remove or close, up to
+ * `deadline` (CLOCK_MONOTONIC; NULL: no limit): the internal quiescent
+ * point of leak checks (after wait_all, ended targets' cgroups and mount
+ * namespaces are gone once it returns 0 or 1). Returns 1 when a network namespace is ready, 0 when
  * the pool cannot make them, -ETIMEDOUT. (Tests.) */
 int sbx_pool_wait_ready(sbx_pool *pool, const struct timespec *deadline);
 
