@@ -122,8 +122,7 @@ void sbx_broker_emit(sbx_broker *b, const sbx_event *ev)
     pthread_mutex_unlock(&b->cb_lock);
 }
 
-/* Everything but the cgroup, whose removal (a memory cgroup's offlining
- * can take milliseconds) need not delay wait_all. */
+/* The per-target IPC state (runtime) and the fds. */
 static void rec_release(sbx_broker *b, sbx_target_rec *rec)
 {
     if (rec->released)
@@ -158,7 +157,7 @@ void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec)
 /* A reference to the target's mount namespace, so that its last user to
  * exit (init) does not tear down the view's mounts before its pidfd
  * becomes readable: the pool thread drops it once the end is reported
- * (sbx_pool_close_later). -1 when it cannot be had (the program, and so
+ * (the target's release, sbx_pool_defer). -1 when it cannot be had (the program, and so
  * init, already ended; no access): init tears it down, as before. */
 static int hold_mntns(const sbx_target_rec *rec)
 {
@@ -168,6 +167,12 @@ static int hold_mntns(const sbx_target_rec *rec)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)rec->init_pid);
     return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* sbx_pool_fn: an ended target's release, on the pool thread. */
+static void release_job(void *bp, void *recp)
+{
+    sbx_target_rec_free(bp, recp);
 }
 
 int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec)
@@ -309,26 +314,19 @@ static void handle_exit(sbx_broker *b, uint64_t id)
     rec->init_pid = -rec->init_pid;
     pthread_mutex_unlock(&b->lock);
     sbx_broker_emit(b, &ev);
-    /* Released (cgroup, per-target IPC state) before wait_all can return. */
+    /* Gone: wait_all may return. What the target leaves (its per-target
+     * IPC state, fds, cgroup, mount namespace) is released on the pool
+     * thread: before the wake-up it delayed wait_all (~0.08 ms of IPC
+     * hand-shake and munmap), after it on this thread it kept the woken
+     * waiter off this CPU (rmdir, unmounts). Nothing can use it meanwhile:
+     * no process of the target is left. */
     pthread_mutex_lock(&b->lock);
-    if (find_locked(b, id, &idx)) {
+    if (find_locked(b, id, &idx))
         b->targets[idx] = b->targets[--b->n_targets];
-        b->n_releasing = 1; /* only the events thread releases, one at a time */
-    }
-    pthread_mutex_unlock(&b->lock);
-    rec_release(b, rec);
-    pthread_mutex_lock(&b->lock);
-    b->n_releasing = 0;
     b->handing_off = true;
     pthread_cond_broadcast(&b->changed);
     pthread_mutex_unlock(&b->lock);
-    /* The target is gone; its empty cgroup is removed by the pool thread
-     * (removing it here kept a woken waiter off this CPU; sbx_pool_free
-     * removes what is still queued). */
-    sbx_pool_discard_cgroup(b->pool, &rec->cg);
-    sbx_pool_close_later(b->pool, rec->mntns_fd);
-    rec->mntns_fd = -1;
-    sbx_target_rec_free(b, rec);
+    sbx_pool_defer(b->pool, release_job, b, rec);
     pthread_mutex_lock(&b->lock);
     b->handing_off = false;
     pthread_cond_broadcast(&b->changed);
@@ -443,11 +441,11 @@ SBX_API int sbx_broker_wait_all(sbx_broker *b, int timeout_ms)
     }
     int r = 0;
     pthread_mutex_lock(&b->lock);
-    while (b->n_targets + b->n_releasing > 0) {
+    while (b->n_targets > 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&b->changed, &b->lock);
         } else if (pthread_cond_timedwait(&b->changed, &b->lock, &dl) == ETIMEDOUT) {
-            r = b->n_targets + b->n_releasing > 0 ? SBX_ERROR_TIMEOUT : 0;
+            r = b->n_targets > 0 ? SBX_ERROR_TIMEOUT : 0;
             break;
         }
     }

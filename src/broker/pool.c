@@ -58,14 +58,17 @@ struct sbx_pool {
     /* Leaves to remove: never handed out again, or of ended targets. */
     sbx_cgroup *discard;
     size_t n_discard, cap_discard;
-    /* fds whose last close is costly (an ended target's mount namespace). */
-    int *closing;
-    size_t n_closing, cap_closing;
+    /* Work handed over by other threads (an ended target's release). */
+    struct pool_job {
+        sbx_pool_fn fn;
+        void *a, *b;
+    } *jobs;
+    size_t n_jobs, cap_jobs;
 };
 
 static bool removal_work_locked(const sbx_pool *pl)
 {
-    return pl->n_discard || pl->n_closing;
+    return pl->n_discard || pl->n_jobs;
 }
 
 /* Queue *cg for removal by the pool thread; false when out of memory. */
@@ -97,10 +100,10 @@ static bool cg_work_locked(const sbx_pool *pl)
  * spawn takes comes before removals. */
 static void pool_step_locked(sbx_pool *pl)
 {
-    if (!netns_work_locked(pl) && !cg_work_locked(pl) && pl->n_closing) {
-        int fd = pl->closing[--pl->n_closing];
+    if (!netns_work_locked(pl) && !cg_work_locked(pl) && pl->n_jobs) {
+        struct pool_job j = pl->jobs[--pl->n_jobs];
         pthread_mutex_unlock(&pl->lock);
-        close(fd);
+        j.fn(j.a, j.b);
         pthread_mutex_lock(&pl->lock);
         return;
     }
@@ -167,6 +170,15 @@ static void *pool_main(void *arg)
         pl->stepping = false;
         pthread_cond_broadcast(&pl->ready);
     }
+    /* Handed-over work first: a release removes its target's cgroup too. */
+    while (pl->n_jobs > 0) {
+        struct pool_job j = pl->jobs[--pl->n_jobs];
+        pthread_mutex_unlock(&pl->lock);
+        j.fn(j.a, j.b);
+        pthread_mutex_lock(&pl->lock);
+    }
+    free(pl->jobs);
+    pl->jobs = NULL;
     /* Removed here, by the thread that made them: a spawning thread may
      * live in another mount namespace, where these paths do not exist. */
     if (pl->cg_ready) {
@@ -178,10 +190,6 @@ static void *pool_main(void *arg)
         sbx_cgroup_destroy(&pl->discard[--pl->n_discard]);
     free(pl->discard);
     pl->discard = NULL;
-    while (pl->n_closing > 0)
-        close(pl->closing[--pl->n_closing]);
-    free(pl->closing);
-    pl->closing = NULL;
     pthread_mutex_unlock(&pl->lock);
     /* And our per-broker parents, seen from here (sbx_broker_free runs
      * after every target's leaf is gone; still in use: harmless). */
@@ -362,28 +370,27 @@ void sbx_pool_discard_cgroup(sbx_pool *pl, sbx_cgroup *cg)
     memset(cg, 0, sizeof *cg);
 }
 
-void sbx_pool_close_later(sbx_pool *pl, int fd)
+void sbx_pool_defer(sbx_pool *pl, sbx_pool_fn fn, void *a, void *b)
 {
-    if (fd < 0)
-        return;
     bool queued = false;
     if (pl) {
         pthread_mutex_lock(&pl->lock);
-        if (!pl->stopping && pl->n_closing == pl->cap_closing) {
-            size_t nc = pl->cap_closing ? pl->cap_closing * 2 : 8;
-            int *n = realloc(pl->closing, nc * sizeof *n);
+        if (!pl->stopping && pl->n_jobs == pl->cap_jobs) {
+            size_t nc = pl->cap_jobs ? pl->cap_jobs * 2 : 8;
+            struct pool_job *n = realloc(pl->jobs, nc * sizeof *n);
             if (n) {
-                pl->closing = n;
-                pl->cap_closing = nc;
+                pl->jobs = n;
+                pl->cap_jobs = nc;
             }
         }
-        queued = !pl->stopping && pl->n_closing < pl->cap_closing;
+        queued = !pl->stopping && pl->n_jobs < pl->cap_jobs;
         if (queued) {
-            pl->closing[pl->n_closing++] = fd;
+            /* Run last in, first out: independent releases. */
+            pl->jobs[pl->n_jobs++] = (struct pool_job){ fn, a, b };
             pthread_cond_signal(&pl->wake);
         }
         pthread_mutex_unlock(&pl->lock);
     }
     if (!queued)
-        close(fd);
+        fn(a, b);
 }
