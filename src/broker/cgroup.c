@@ -1,6 +1,7 @@
 /* sbx — per-target cgroups (v2 when delegated, v1 memory + pids otherwise). */
 #include "broker/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -482,5 +483,70 @@ void sbx_cgroup_remove_broker_dirs(void)
             continue;
         snprintf(dir, sizeof dir, "%s%s/sbx/%d", roots[i][0], own, (int)getpid());
         (void)rmdir(dir);
+    }
+}
+
+/* A leaf name we make: "<id>-<seq>". */
+static bool is_leaf_name(const char *n)
+{
+    char *end;
+    if (!*n || *n < '0' || *n > '9')
+        return false;
+    (void)strtoull(n, &end, 10);
+    if (*end != '-' || end[1] < '0' || end[1] > '9')
+        return false;
+    (void)strtoull(end + 1, &end, 10);
+    return *end == '\0';
+}
+
+/* Under `sbxdir` (<our cgroup>/sbx): the per-broker directories of dead
+ * processes and their leaves. rmdir only: a leaf still holding a process
+ * stays (EBUSY), and so does its parent. */
+static void reap_stale_in(const char *sbxdir)
+{
+    DIR *d = opendir(sbxdir);
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d));) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to signal): maybe a broker */
+        char bdir[SBX_CGROUP_PATH_MAX + 32];
+        if (snprintf(bdir, sizeof bdir, "%s/%s", sbxdir, de->d_name) >= (int)sizeof bdir)
+            continue;
+        DIR *l = opendir(bdir);
+        for (struct dirent *le; l && (le = readdir(l));) {
+            if (!is_leaf_name(le->d_name))
+                continue;
+            char leaf[SBX_CGROUP_PATH_MAX + 64];
+            if (snprintf(leaf, sizeof leaf, "%s/%s", bdir, le->d_name) < (int)sizeof leaf)
+                (void)rmdir(leaf);
+        }
+        if (l)
+            closedir(l);
+        (void)rmdir(bdir);
+    }
+    closedir(d);
+}
+
+void sbx_cgroup_reap_stale(void)
+{
+    static const char *const roots[][2] = { { "/sys/fs/cgroup/memory", "memory" },
+                                            { "/sys/fs/cgroup/pids", "pids" },
+                                            { "/sys/fs/cgroup", "" } };
+    char dir[SBX_CGROUP_PATH_MAX + 16];
+    if (g_v2_root) {
+        snprintf(dir, sizeof dir, "%s/sbx", g_v2_root);
+        reap_stale_in(dir);
+    }
+    for (size_t i = 0; i < SBX_ARRAY_SIZE(roots); i++) {
+        char own[256];
+        if ((i < 2 && g_no_v1) || own_cgroup(roots[i][1], own, sizeof own) < 0)
+            continue;
+        snprintf(dir, sizeof dir, "%s%s/sbx", roots[i][0], own);
+        reap_stale_in(dir);
     }
 }

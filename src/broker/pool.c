@@ -53,6 +53,7 @@ struct sbx_pool {
     bool cg_ok;            /* the broker can make cgroups at all */
     uint64_t cg_mem, cg_pids;           /* the limits the next leaf gets */
     bool cg_ready;
+    bool cg_reaped;        /* killed brokers' leftovers removed (once) */
     sbx_cgroup cg;
     uint64_t cg_made_mem, cg_made_pids; /* the limits cg was made with */
     /* Leaves to remove: never handed out again, or of ended targets. */
@@ -131,7 +132,12 @@ static void pool_step_locked(sbx_pool *pl)
     /* A cgroup leaf: directories (and the limits of the last spawn) made
      * here; the name is "0-<seq>", unique in the process. */
     uint64_t mem = pl->cg_mem, pids = pl->cg_pids;
+    bool first = !pl->cg_reaped;
+    pl->cg_reaped = true;
     pthread_mutex_unlock(&pl->lock);
+    /* Cgroups work here: clean up after killed brokers first. */
+    if (first)
+        sbx_cgroup_reap_stale();
     sbx_cgroup cg;
     sbx_cgroup_create(&cg, 0, mem, pids, NULL, 0, NULL);
     pthread_mutex_lock(&pl->lock);
