@@ -606,3 +606,40 @@ Test(limits, killed_brokers_cgroups_removed_by_the_next)
     cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
     sbx_policy_unref(p);
 }
+
+/* Brokers one after another in one process, spawning from the same
+ * thread: the first one's free removes the per-broker directories the
+ * thread has made before (it keeps where its cgroups go), and the next
+ * broker's targets still get real cgroups, not the rlimit fallback. */
+Test(limits, brokers_in_turn_keep_real_cgroups)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    char dir[700];
+    broker_cgroup_dir("memory", getpid(), dir, sizeof dir);
+    for (int round = 0; round < 3; round++) {
+        sbx_broker *b = NULL;
+        cr_assert_eq(sbx_broker_new(&b), 0);
+        sbx_policy *p = sbx_broker_create_policy(b);
+        sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+        sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
+        char *argv[] = { (char *)"sleep", (char *)"30", NULL };
+        sbx_spawn_options o = { .path = "/bin/sleep", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                                .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+        sbx_target_info info;
+        cr_assert_eq(sbx_broker_spawn(b, p, &o, &info), 0, "%d: %s", round, info.error);
+        cr_expect_eq(info.n_warnings, 0, "round %d fell back: %s", round, info.warnings);
+        char cg[512];
+        target_cgroup(info.pid, "memory", cg, sizeof cg);
+        char want[64];
+        snprintf(want, sizeof want, "/sbx/%d/", (int)getpid());
+        cr_expect(strstr(cg, want), "round %d: target in %s", round, cg);
+        cr_assert_eq(sbx_broker_kill(b, info.id, SIGKILL), 0);
+        cr_assert_eq(sbx_broker_wait_quiescent(b), 0);
+        sbx_policy_unref(p);
+        sbx_broker_free(b);
+        struct stat sb;
+        cr_expect_neq(stat(dir, &sb), 0, "round %d: %s left behind", round, dir);
+    }
+}
