@@ -157,8 +157,9 @@ void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec)
 /* A reference to the target's mount namespace, so that its last user to
  * exit (init) does not tear down the view's mounts before its pidfd
  * becomes readable: the pool thread drops it once the end is reported
- * (the target's release, sbx_pool_defer). -1 when it cannot be had (the program, and so
- * init, already ended; no access): init tears it down, as before. */
+ * (the target's release, sbx_pool_defer). -1 when it cannot be had (the
+ * program, and so init, already ended; no access): init tears it down,
+ * as before. */
 static int hold_mntns(const sbx_target_rec *rec)
 {
     int fd = ioctl(rec->pidfd, PIDFD_GET_MNT_NAMESPACE, 0);
