@@ -37,8 +37,9 @@
  *   applied a Landlock ruleset confining it to its view (the notify backend
  *   may answer CONTINUE only then).
  * on_target_exit: a target is gone (reaped); release its per-target state.
- *   Called on the events thread, or from sbx_broker_free, or when a spawn
- *   fails after setup_section succeeded. */
+ *   Called on the pool thread after the end event (possibly after
+ *   wait_all returned: sbx_broker_wait_quiescent waits for it), or from
+ *   sbx_broker_free, or when a spawn fails after setup_section succeeded. */
 typedef struct sbx_broker_hooks {
     int (*setup_section)(void *ud, uint64_t target_id, pid_t init_pid, const sbx_policy *policy,
                          sbx_target_fds *fds);
@@ -98,6 +99,7 @@ typedef struct sbx_target_rec {
     int pidfd;       /* of init */
     int sync_fd;     /* broker end of the sync socket */
     int oom_efd;     /* v1 OOM eventfd, or -1 */
+    int mntns_fd;    /* the target's mount namespace, held past init's exit, or -1 */
     bool limit_reported;
     bool released;   /* fds closed and on_target_exit called */
     bool have_exit;  /* the exit status arrived during spawn already */
@@ -112,7 +114,8 @@ struct sbx_broker {
     pthread_cond_t changed;      /* a target was added or removed */
     sbx_target_rec **targets;
     size_t n_targets, cap_targets;
-    size_t n_releasing;          /* removed from targets, resources not yet freed */
+    bool handing_off;            /* the events thread hands an ended target's
+                                    release to the pool (sbx_pool_defer) */
     uint64_t next_id;
     int epfd;
     int wake_fd;                 /* eventfd: stop the events thread */
@@ -136,6 +139,12 @@ void sbx_broker_emit(sbx_broker *b, const sbx_event *ev);
 
 /* Register a freshly spawned target (takes rec). Returns 0 or -errno. */
 int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec);
+
+/* The internal quiescent point of leak checks (tests): sbx_broker_wait_all
+ * with no limit, then until the pool thread has released the ended
+ * targets (per-target IPC state, fds, cgroups, mount namespaces: after
+ * wait_all returns) and has nothing left to make. 0 or -errno. */
+int sbx_broker_wait_quiescent(sbx_broker *b);
 
 /* Free a record's resources (after its init was reaped). */
 void sbx_target_rec_free(sbx_broker *b, sbx_target_rec *rec);

@@ -1,6 +1,7 @@
 /* sbx — per-target cgroups (v2 when delegated, v1 memory + pids otherwise). */
 #include "broker/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -113,28 +114,9 @@ static bool is_fs(const char *path, long magic)
     return statfs(path, &s) == 0 && (long)s.f_type == magic;
 }
 
-/* mkdir -p of base/sbx/<pid>/<id>; returns 0 or -errno, fills out. */
-static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size);
-
-/* A finishing target removes the per-broker parent when it looks empty:
- * a concurrent create can lose its parent in between, and tries again. */
-static int make_dirs(const char *base, uint64_t id, char *out, size_t size)
+/* mkdir of base/sbx/<pid>/<id>-<seq>; returns 0 or -errno, fills out. */
+static int make_leaf(const char *base, uint64_t id, char *out, size_t size)
 {
-    int r = -ENOENT;
-    for (int i = 0; i < 8 && r == -ENOENT; i++)
-        r = make_dirs_once(base, id, out, size);
-    return r;
-}
-
-static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
-{
-    char p[SBX_CGROUP_PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/sbx", base);
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return sbx_neg_errno();
-    snprintf(p, sizeof p, "%s/sbx/%d", base, (int)getpid());
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return sbx_neg_errno();
     /* Target ids are per broker, and a process may hold several brokers:
      * the leaf name is the id plus a process-wide sequence number, so two
      * brokers never ask for the same directory (EEXIST was reported as
@@ -156,31 +138,89 @@ static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
     return -EEXIST;
 }
 
+/* mkdir -p of base/sbx/<pid>/<id>-<seq>; returns 0 or -errno, fills out. */
+static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
+{
+    char p[SBX_CGROUP_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/sbx", base);
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return sbx_neg_errno();
+    snprintf(p, sizeof p, "%s/sbx/%d", base, (int)getpid());
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return sbx_neg_errno();
+    return make_leaf(base, id, out, size);
+}
+
+/* A finishing broker removes its per-broker parent (sbx_broker_free;
+ * several brokers may share a process): a create that loses its parent
+ * in between tries again. */
+static int make_dirs(const char *base, uint64_t id, char *out, size_t size)
+{
+    int r = -ENOENT;
+    for (int i = 0; i < 8 && r == -ENOENT; i++)
+        r = make_dirs_once(base, id, out, size);
+    return r;
+}
+
 /* The test seam (cgroup.h): a cgroup2 directory standing for our own
  * unified cgroup, and whether v1 controllers may be used. */
 static const char *g_v2_root;
 static bool g_no_v1;
+static unsigned g_places_gen = 1; /* bumped by the seam: places found again */
 
 void sbx_cgroup_set_roots_for_test(const char *dir, bool v1)
 {
     g_v2_root = dir;
     g_no_v1 = dir && !v1;
+    __atomic_add_fetch(&g_places_gen, 1, __ATOMIC_RELAXED);
 }
 
-/* The base of our unified cgroup ("" when the unified hierarchy is not
- * usable: not pure cgroup2, or our place in it unknown). */
-static void v2_base(char *base, size_t size)
+/* Where each hierarchy's leaves go (its base: our own cgroup in it; ""
+ * when it is not usable), found once per thread — threads may live in
+ * different mount namespaces — and again when a leaf cannot be made
+ * there: reading /proc/self/cgroup (under the kernel's cgroup lock),
+ * three statfs and the parents' mkdir were ~0.05 ms of every leaf. */
+enum { H_V2, H_MEMORY, H_PIDS, H_N };
+typedef struct {
+    unsigned gen;                       /* g_places_gen when found; 0: not */
+    pid_t pid;                          /* getpid() then (a fork finds them again) */
+    char base[H_N][SBX_CGROUP_PATH_MAX];
+    bool parents[H_N];                  /* base/sbx/<pid> made (v2: controllers enabled) */
+} cg_places;
+static __thread cg_places t_places;
+
+static void find_places(cg_places *pl)
 {
-    base[0] = '\0';
+    memset(pl, 0, sizeof *pl);
+    char own[256];
     if (g_v2_root) {
         if (is_fs(g_v2_root, CGROUP2_SUPER_MAGIC))
-            snprintf(base, size, "%s", g_v2_root);
-        return;
+            snprintf(pl->base[H_V2], sizeof pl->base[H_V2], "%s", g_v2_root);
+    } else if (is_fs("/sys/fs/cgroup", CGROUP2_SUPER_MAGIC) && own_cgroup("", own, sizeof own) == 0) {
+        snprintf(pl->base[H_V2], sizeof pl->base[H_V2], "/sys/fs/cgroup%s", own);
     }
-    char own[256];
-    if (!is_fs("/sys/fs/cgroup", CGROUP2_SUPER_MAGIC) || own_cgroup("", own, sizeof own) < 0)
-        return;
-    snprintf(base, size, "/sys/fs/cgroup%s", own);
+    static const char *const v1[] = { [H_MEMORY] = "memory", [H_PIDS] = "pids" };
+    for (int h = H_MEMORY; h <= H_PIDS && !g_no_v1; h++) {
+        char mnt[64];
+        snprintf(mnt, sizeof mnt, "/sys/fs/cgroup/%s", v1[h]);
+        if (!is_fs(mnt, CGROUP_SUPER_MAGIC))
+            continue;
+        if (own_cgroup(v1[h], own, sizeof own) < 0)
+            own[0] = '\0';
+        snprintf(pl->base[h], sizeof pl->base[h], "%s%s", mnt, own);
+    }
+    pl->gen = __atomic_load_n(&g_places_gen, __ATOMIC_RELAXED);
+    pl->pid = getpid();
+}
+
+/* This thread's places; *fresh: found just now. */
+static cg_places *places(bool *fresh)
+{
+    cg_places *pl = &t_places;
+    *fresh = pl->gen != __atomic_load_n(&g_places_gen, __ATOMIC_RELAXED) || pl->pid != getpid();
+    if (*fresh)
+        find_places(pl);
+    return pl;
 }
 
 /* Does a cgroup.controllers-style list name `ctl`? (Whole words.) */
@@ -208,18 +248,14 @@ static void enable_below(const char *dir)
         (void)write_file(dir, "cgroup.subtree_control", "+pids");
 }
 
-/* A v2 leaf, with whatever controllers the hierarchy grants us: without
- * any it still gives teardown (cgroup.kill) and a populated flag. */
-static void try_v2(sbx_cgroup *cg, uint64_t id)
+/* The v2 parents: sbx/ and sbx/<pid> below base, each with the
+ * controllers enabled below. 0 or -errno. */
+static int make_v2_parents(const char *base)
 {
-    char base[SBX_CGROUP_PATH_MAX];
-    v2_base(base, sizeof base);
-    if (!base[0])
-        return;
     char sbxdir[SBX_CGROUP_PATH_MAX + 8];
     snprintf(sbxdir, sizeof sbxdir, "%s/sbx", base);
     if (mkdir(sbxdir, 0755) < 0 && errno != EEXIST)
-        return;
+        return sbx_neg_errno();
     /* Enabling controllers below needs the "no internal processes" rule
      * to hold: the sbx subtree holds no process itself. */
     enable_below(base);
@@ -227,9 +263,43 @@ static void try_v2(sbx_cgroup *cg, uint64_t id)
     char bdir[SBX_CGROUP_PATH_MAX + 24];
     snprintf(bdir, sizeof bdir, "%s/%d", sbxdir, (int)getpid());
     if (mkdir(bdir, 0755) < 0 && errno != EEXIST)
-        return;
+        return sbx_neg_errno();
     enable_below(bdir);
-    if (make_dirs(base, id, cg->unified, sizeof cg->unified) < 0)
+    return 0;
+}
+
+/* A leaf below this thread's base of hierarchy h: 0 or -errno. Once the
+ * parents are made, only the leaf is (its parent gone: all again). A
+ * cached base that fails is found again, once (an unusable one stays
+ * so for the thread). */
+static int make_in(int h, uint64_t id, char *out, size_t size)
+{
+    int r = -ENOENT;
+    for (int pass = 0; pass < 2; pass++) {
+        bool fresh;
+        cg_places *pl = places(&fresh);
+        const char *base = pl->base[h];
+        if (!base[0])
+            return -ENOENT;
+        if (pl->parents[h] && (r = make_leaf(base, id, out, size)) != -ENOENT)
+            return r;
+        pl->parents[h] = false;
+        r = h == H_V2 ? make_v2_parents(base) : 0;
+        if (r == 0)
+            r = make_dirs(base, id, out, size);
+        pl->parents[h] = r == 0;
+        if (r == 0 || fresh)
+            return r;
+        pl->gen = 0;
+    }
+    return r;
+}
+
+/* A v2 leaf, with whatever controllers the hierarchy grants us: without
+ * any it still gives teardown (cgroup.kill) and a populated flag. */
+static void try_v2(sbx_cgroup *cg, uint64_t id)
+{
+    if (make_in(H_V2, id, cg->unified, sizeof cg->unified) < 0)
         return;
     cg->v2 = true;
     char ctl[256];
@@ -243,14 +313,9 @@ static void try_v2(sbx_cgroup *cg, uint64_t id)
  * it (0) or -errno. */
 static int try_v1(const char *name, uint64_t id, char *out, size_t size)
 {
-    char mnt[64], own[256], base[SBX_CGROUP_PATH_MAX];
-    snprintf(mnt, sizeof mnt, "/sys/fs/cgroup/%s", name);
-    if (g_no_v1 || !is_fs(mnt, CGROUP_SUPER_MAGIC))
+    if (g_no_v1)
         return -ENOENT;
-    if (own_cgroup(name, own, sizeof own) < 0)
-        own[0] = '\0';
-    snprintf(base, sizeof base, "%s%s", mnt, own);
-    return make_dirs(base, id, out, size);
+    return make_in(strcmp(name, "memory") == 0 ? H_MEMORY : H_PIDS, id, out, size);
 }
 
 void sbx_cgroup_warn_unlimited(const sbx_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
@@ -482,5 +547,70 @@ void sbx_cgroup_remove_broker_dirs(void)
             continue;
         snprintf(dir, sizeof dir, "%s%s/sbx/%d", roots[i][0], own, (int)getpid());
         (void)rmdir(dir);
+    }
+}
+
+/* A leaf name we make: "<id>-<seq>". */
+static bool is_leaf_name(const char *n)
+{
+    char *end;
+    if (!*n || *n < '0' || *n > '9')
+        return false;
+    (void)strtoull(n, &end, 10);
+    if (*end != '-' || end[1] < '0' || end[1] > '9')
+        return false;
+    (void)strtoull(end + 1, &end, 10);
+    return *end == '\0';
+}
+
+/* Under `sbxdir` (<our cgroup>/sbx): the per-broker directories of dead
+ * processes and their leaves. rmdir only: a leaf still holding a process
+ * stays (EBUSY), and so does its parent. */
+static void reap_stale_in(const char *sbxdir)
+{
+    DIR *d = opendir(sbxdir);
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d));) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to signal): maybe a broker */
+        char bdir[SBX_CGROUP_PATH_MAX + 32];
+        if (snprintf(bdir, sizeof bdir, "%s/%s", sbxdir, de->d_name) >= (int)sizeof bdir)
+            continue;
+        DIR *l = opendir(bdir);
+        for (struct dirent *le; l && (le = readdir(l));) {
+            if (!is_leaf_name(le->d_name))
+                continue;
+            char leaf[SBX_CGROUP_PATH_MAX + 64];
+            if (snprintf(leaf, sizeof leaf, "%s/%s", bdir, le->d_name) < (int)sizeof leaf)
+                (void)rmdir(leaf);
+        }
+        if (l)
+            closedir(l);
+        (void)rmdir(bdir);
+    }
+    closedir(d);
+}
+
+void sbx_cgroup_reap_stale(void)
+{
+    static const char *const roots[][2] = { { "/sys/fs/cgroup/memory", "memory" },
+                                            { "/sys/fs/cgroup/pids", "pids" },
+                                            { "/sys/fs/cgroup", "" } };
+    char dir[SBX_CGROUP_PATH_MAX + 16];
+    if (g_v2_root) {
+        snprintf(dir, sizeof dir, "%s/sbx", g_v2_root);
+        reap_stale_in(dir);
+    }
+    for (size_t i = 0; i < SBX_ARRAY_SIZE(roots); i++) {
+        char own[256];
+        if ((i < 2 && g_no_v1) || own_cgroup(roots[i][1], own, sizeof own) < 0)
+            continue;
+        snprintf(dir, sizeof dir, "%s%s/sbx", roots[i][0], own);
+        reap_stale_in(dir);
     }
 }

@@ -68,6 +68,14 @@ void sbx_cgroup_destroy(sbx_cgroup *cg);
  * spawns do not race a removal of their parent. */
 void sbx_cgroup_remove_broker_dirs(void);
 
+/* Remove what brokers that died without sbx_broker_free (killed) left
+ * under our cgroups' sbx/ directories: the per-broker directory of a pid
+ * that no longer exists (in our pid namespace), and its leaves, which
+ * are empty once the targets died with their broker. Only empty
+ * directories go (rmdir); a live pid's are never touched. The pool
+ * thread calls it before making its first leaf. */
+void sbx_cgroup_reap_stale(void);
+
 /* Append one formatted line to a warnings buffer. */
 __attribute__((format(printf, 4, 5)))
 void sbx_warn_append(char *buf, size_t size, unsigned *n, const char *fmt, ...);

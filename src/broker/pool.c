@@ -44,6 +44,7 @@ struct sbx_pool {
                               O_PATH fd of /proc/self/task/<tid>; -1: no pool */
     bool holder_is_pidfd;
     bool stopping;
+    bool stepping;         /* a step runs (outside the lock) */
     bool netns_wanted;     /* a spawn asked: keep the next one ready */
     bool netns_ok;         /* the broker may make network namespaces */
     bool netns_ready;      /* the thread lives in a fresh one nobody entered */
@@ -52,11 +53,39 @@ struct sbx_pool {
     bool cg_ok;            /* the broker can make cgroups at all */
     uint64_t cg_mem, cg_pids;           /* the limits the next leaf gets */
     bool cg_ready;
+    bool cg_reaped;        /* killed brokers' leftovers removed (once) */
     sbx_cgroup cg;
     uint64_t cg_made_mem, cg_made_pids; /* the limits cg was made with */
-    sbx_cgroup discard[4];              /* leaves to remove (never handed out again) */
-    unsigned n_discard;
+    /* Leaves to remove: never handed out again, or of ended targets. */
+    sbx_cgroup *discard;
+    size_t n_discard, cap_discard;
+    /* Work handed over by other threads (an ended target's release). */
+    struct pool_job {
+        sbx_pool_fn fn;
+        void *a, *b;
+    } *jobs;
+    size_t n_jobs, cap_jobs;
 };
+
+static bool removal_work_locked(const sbx_pool *pl)
+{
+    return pl->n_discard || pl->n_jobs;
+}
+
+/* Queue *cg for removal by the pool thread; false when out of memory. */
+static bool push_discard_locked(sbx_pool *pl, const sbx_cgroup *cg)
+{
+    if (pl->n_discard == pl->cap_discard) {
+        size_t nc = pl->cap_discard ? pl->cap_discard * 2 : 4;
+        sbx_cgroup *n = realloc(pl->discard, nc * sizeof *n);
+        if (!n)
+            return false;
+        pl->discard = n;
+        pl->cap_discard = nc;
+    }
+    pl->discard[pl->n_discard++] = *cg;
+    return true;
+}
 
 static bool netns_work_locked(const sbx_pool *pl)
 {
@@ -68,10 +97,18 @@ static bool cg_work_locked(const sbx_pool *pl)
     return pl->cg_wanted && pl->cg_ok && !pl->cg_ready;
 }
 
-/* One step of work, with pl->lock held on entry and exit. */
+/* One step of work, with pl->lock held on entry and exit. What the next
+ * spawn takes comes before removals. */
 static void pool_step_locked(sbx_pool *pl)
 {
-    if (pl->n_discard > 0) {
+    if (!netns_work_locked(pl) && !cg_work_locked(pl) && pl->n_jobs) {
+        struct pool_job j = pl->jobs[--pl->n_jobs];
+        pthread_mutex_unlock(&pl->lock);
+        j.fn(j.a, j.b);
+        pthread_mutex_lock(&pl->lock);
+        return;
+    }
+    if (!netns_work_locked(pl) && !cg_work_locked(pl)) {
         sbx_cgroup dead = pl->discard[--pl->n_discard];
         pthread_mutex_unlock(&pl->lock);
         sbx_cgroup_destroy(&dead);
@@ -95,7 +132,12 @@ static void pool_step_locked(sbx_pool *pl)
     /* A cgroup leaf: directories (and the limits of the last spawn) made
      * here; the name is "0-<seq>", unique in the process. */
     uint64_t mem = pl->cg_mem, pids = pl->cg_pids;
+    bool first = !pl->cg_reaped;
+    pl->cg_reaped = true;
     pthread_mutex_unlock(&pl->lock);
+    /* Cgroups work here: clean up after killed brokers first. */
+    if (first)
+        sbx_cgroup_reap_stale();
     sbx_cgroup cg;
     sbx_cgroup_create(&cg, 0, mem, pids, NULL, 0, NULL);
     pthread_mutex_lock(&pl->lock);
@@ -124,13 +166,25 @@ static void *pool_main(void *arg)
     pl->tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&pl->ready);
     for (;;) {
-        while (!pl->stopping && !pl->n_discard && !netns_work_locked(pl) && !cg_work_locked(pl))
+        while (!pl->stopping && !removal_work_locked(pl) && !netns_work_locked(pl) &&
+               !cg_work_locked(pl))
             pthread_cond_wait(&pl->wake, &pl->lock);
         if (pl->stopping)
             break;
+        pl->stepping = true;
         pool_step_locked(pl);
+        pl->stepping = false;
         pthread_cond_broadcast(&pl->ready);
     }
+    /* Handed-over work first: a release removes its target's cgroup too. */
+    while (pl->n_jobs > 0) {
+        struct pool_job j = pl->jobs[--pl->n_jobs];
+        pthread_mutex_unlock(&pl->lock);
+        j.fn(j.a, j.b);
+        pthread_mutex_lock(&pl->lock);
+    }
+    free(pl->jobs);
+    pl->jobs = NULL;
     /* Removed here, by the thread that made them: a spawning thread may
      * live in another mount namespace, where these paths do not exist. */
     if (pl->cg_ready) {
@@ -140,6 +194,8 @@ static void *pool_main(void *arg)
     bool made_cg = pl->cg_wanted;
     while (pl->n_discard > 0)
         sbx_cgroup_destroy(&pl->discard[--pl->n_discard]);
+    free(pl->discard);
+    pl->discard = NULL;
     pthread_mutex_unlock(&pl->lock);
     /* And our per-broker parents, seen from here (sbx_broker_free runs
      * after every target's leaf is gone; still in use: harmless). */
@@ -254,7 +310,8 @@ int sbx_pool_wait_ready(sbx_pool *pl, const struct timespec *deadline)
     pthread_mutex_lock(&pl->lock);
     pl->netns_wanted = true;
     pthread_cond_signal(&pl->wake);
-    while (!pl->stopping && (netns_work_locked(pl) || cg_work_locked(pl) || pl->n_discard)) {
+    while (!pl->stopping && (pl->stepping || netns_work_locked(pl) || cg_work_locked(pl) ||
+                             removal_work_locked(pl))) {
         if (!deadline) {
             pthread_cond_wait(&pl->ready, &pl->lock);
         } else if (pthread_cond_timedwait(&pl->ready, &pl->lock, deadline) == ETIMEDOUT) {
@@ -278,9 +335,8 @@ bool sbx_pool_take_cgroup(sbx_pool *pl, uint64_t memory_bytes, uint64_t max_pids
         *out = pl->cg;
         got = true;
         pl->cg_ready = false;
-    } else if (pl->cg_ready && pl->n_discard < SBX_ARRAY_SIZE(pl->discard)) {
+    } else if (pl->cg_ready && push_discard_locked(pl, &pl->cg)) {
         /* Made for other limits: removed, and one with these made next. */
-        pl->discard[pl->n_discard++] = pl->cg;
         pl->cg_ready = false;
     }
     pl->cg_mem = memory_bytes;
@@ -306,14 +362,41 @@ void sbx_pool_want_cgroup(sbx_pool *pl, uint64_t memory_bytes, uint64_t max_pids
 
 void sbx_pool_discard_cgroup(sbx_pool *pl, sbx_cgroup *cg)
 {
-    pthread_mutex_lock(&pl->lock);
-    bool queued = pl->n_discard < SBX_ARRAY_SIZE(pl->discard);
-    if (queued) {
-        pl->discard[pl->n_discard++] = *cg;
-        pthread_cond_signal(&pl->wake);
+    if (!pl) {
+        sbx_cgroup_destroy(cg);
+        return;
     }
+    pthread_mutex_lock(&pl->lock);
+    bool queued = !pl->stopping && push_discard_locked(pl, cg);
+    if (queued)
+        pthread_cond_signal(&pl->wake);
     pthread_mutex_unlock(&pl->lock);
     if (!queued)
         sbx_cgroup_destroy(cg);
     memset(cg, 0, sizeof *cg);
+}
+
+void sbx_pool_defer(sbx_pool *pl, sbx_pool_fn fn, void *a, void *b)
+{
+    bool queued = false;
+    if (pl) {
+        pthread_mutex_lock(&pl->lock);
+        if (!pl->stopping && pl->n_jobs == pl->cap_jobs) {
+            size_t nc = pl->cap_jobs ? pl->cap_jobs * 2 : 8;
+            struct pool_job *n = realloc(pl->jobs, nc * sizeof *n);
+            if (n) {
+                pl->jobs = n;
+                pl->cap_jobs = nc;
+            }
+        }
+        queued = !pl->stopping && pl->n_jobs < pl->cap_jobs;
+        if (queued) {
+            /* Run last in, first out: independent releases. */
+            pl->jobs[pl->n_jobs++] = (struct pool_job){ fn, a, b };
+            pthread_cond_signal(&pl->wake);
+        }
+        pthread_mutex_unlock(&pl->lock);
+    }
+    if (!queued)
+        fn(a, b);
 }

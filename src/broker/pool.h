@@ -53,10 +53,20 @@ void sbx_pool_want_cgroup(sbx_pool *pool, uint64_t memory_bytes, uint64_t max_pi
  * namespace): the pool thread, which made it, removes it. *cg is reset. */
 void sbx_pool_discard_cgroup(sbx_pool *pool, sbx_cgroup *cg);
 
+/* Run fn(a, b) on the pool thread, after what the next spawn takes is
+ * made: an ended target's release (its per-target state, fds, cgroup and
+ * mount namespace), off the events thread's path to wait_all's return.
+ * Run at once, here, when it cannot be queued (the pool stopping, no
+ * memory); sbx_pool_free runs what is still queued. */
+typedef void (*sbx_pool_fn)(void *a, void *b);
+void sbx_pool_defer(sbx_pool *pool, sbx_pool_fn fn, void *a, void *b);
+
 /* Wait until the pool has nothing left to make (the next namespace and
- * leaf are ready, or cannot be made), up to `deadline` (CLOCK_MONOTONIC;
- * NULL: no limit). Returns 1 when a network namespace is ready, 0 when
- * the pool cannot make them, -ETIMEDOUT. (Tests.) */
+ * leaf are ready, or cannot be made), remove or run, up to `deadline`
+ * (CLOCK_MONOTONIC; NULL: no limit): the quiescent point of leak checks
+ * (sbx_broker_wait_quiescent: ended targets are released once it returns
+ * 0 or 1). Returns 1 when a network namespace is ready, 0 when the pool
+ * cannot make them, -ETIMEDOUT. (Tests.) */
 int sbx_pool_wait_ready(sbx_pool *pool, const struct timespec *deadline);
 
 #endif

@@ -1654,6 +1654,7 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     rec->pidfd = sbx_steal_fd(&s.pidfd);
     rec->sync_fd = sbx_steal_fd(&s.sync[0]);
     rec->oom_efd = sbx_steal_fd(&s.oom_efd);
+    rec->mntns_fd = -1; /* taken by sbx_broker_add_target */
     rec->cg = s.cg;
     s.cg_made = false;
     s.section_made = false;

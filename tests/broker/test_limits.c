@@ -144,6 +144,30 @@ static bool alive(pid_t pid)
     return r == 1 && st != 'Z';
 }
 
+/* In a child process: a broker whose limited target ran (so it made a
+ * cgroup leaf, and its pool a pre-made one), killed before it can free
+ * anything; it reports its pid first. */
+static void killed_broker_child(int wfd) __attribute__((noreturn));
+static void killed_broker_child(int wfd)
+{
+    sbx_broker *b = NULL;
+    if (sbx_broker_new(&b) != 0)
+        _exit(2);
+    sbx_policy *p = sbx_broker_create_policy(b);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+    sbx_target_info info;
+    if (sbx_broker_spawn(b, p, &o, &info) != 0 || sbx_broker_wait_quiescent(b) != 0)
+        _exit(4);
+    pid_t self = getpid();
+    if (write(wfd, &self, sizeof self) != (ssize_t)sizeof self)
+        _exit(6);
+    kill(self, SIGKILL);
+    _exit(7);
+}
+
 /* Cases that need a broker in another process run it in a fresh image of
  * this binary, never in a bare fork of the Criterion worker: the worker
  * has threads (Criterion's, the fixture broker's), and ASan's allocator
@@ -158,6 +182,7 @@ static bool alive(pid_t pid)
  * takes over before Criterion's main. */
 #define CHILD_ROLE_ENV "SBX_TEST_LIMITS_CHILD"
 static void brokers_child(int wfd) __attribute__((noreturn));
+static void killed_broker_child(int wfd) __attribute__((noreturn));
 
 __attribute__((constructor)) static void child_role_entry(void)
 {
@@ -169,10 +194,12 @@ __attribute__((constructor)) static void child_role_entry(void)
         broker_child(fd);
     if (!strncmp(v, "b:", 2))
         brokers_child(fd);
+    if (!strncmp(v, "k:", 2))
+        killed_broker_child(fd);
     _exit(120);
 }
 
-/* fork + exec this binary in role `role` ('d' or 'b') with `wfd` kept
+/* fork + exec this binary in role `role` ('d', 'b' or 'k') with `wfd` kept
  * open. Everything is prepared before fork: between fork and exec only
  * async-signal-safe calls. */
 static pid_t spawn_self(char role, int wfd)
@@ -516,4 +543,103 @@ Test(limits, premade_cgroup_leaves_are_fresh_and_exact)
     cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
     sbx_policy_unref(p);
     sbx_policy_unref(q);
+}
+
+/* /sys/fs/cgroup/<ctl><our cgroup>/sbx/<pid> */
+static void broker_cgroup_dir(const char *ctl, pid_t pid, char *out, size_t size)
+{
+    char own[256] = "", line[512], fmt[32];
+    snprintf(fmt, sizeof fmt, "%%*d:%s:%%255s", ctl);
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, fmt, own) == 1)
+            break;
+    if (f)
+        fclose(f);
+    snprintf(out, size, "/sys/fs/cgroup/%s%s/sbx/%d", ctl, strcmp(own, "/") ? own : "", (int)pid);
+}
+
+/* A killed broker cannot remove its cgroups (its targets die with it,
+ * their leaves and its pre-made one stay, empty): the next broker to use
+ * cgroups removes them, and leaves a live broker's alone. */
+Test(limits, killed_brokers_cgroups_removed_by_the_next)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    int pp[2];
+    cr_assert_eq(pipe(pp), 0);
+    fcntl(pp[0], F_SETFD, FD_CLOEXEC);
+    pid_t child = spawn_self('k', pp[1]);
+    close(pp[1]);
+    pid_t reported = 0;
+    cr_assert_eq(read(pp[0], &reported, sizeof reported), (ssize_t)sizeof reported);
+    close(pp[0]);
+    cr_assert_eq(reported, child);
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+    char mem[700], pids[700], live[700];
+    broker_cgroup_dir("memory", child, mem, sizeof mem);
+    broker_cgroup_dir("pids", child, pids, sizeof pids);
+    struct stat sb;
+    cr_assert_eq(stat(mem, &sb), 0, "the killed broker left no %s: nothing to test", mem);
+    /* A live broker (this one) and its leaves are not touched. */
+    sbx_policy *p = sbx_broker_create_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    sbx_target_info info;
+    char *argv[] = { (char *)"sleep", (char *)"30", NULL };
+    sbx_spawn_options o = { .path = "/bin/sleep", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    cr_assert_geq(sbx_pool_wait_ready(B->pool, NULL), 0); /* its first leaf made: reaped before */
+    cr_expect_neq(stat(mem, &sb), 0, "%s left behind", mem);
+    cr_expect_neq(stat(pids, &sb), 0, "%s left behind", pids);
+    broker_cgroup_dir("memory", getpid(), live, sizeof live);
+    char leaf[1024];
+    target_cgroup(info.pid, "memory", leaf, sizeof leaf);
+    char full[1100];
+    snprintf(full, sizeof full, "/sys/fs/cgroup/memory%s", leaf);
+    cr_expect_eq(stat(full, &sb), 0, "a live target's leaf %s was removed", full);
+    cr_expect_eq(stat(live, &sb), 0, "a live broker's %s was removed", live);
+    cr_assert_eq(sbx_broker_kill(B, info.id, SIGKILL), 0);
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
+    sbx_policy_unref(p);
+}
+
+/* Brokers one after another in one process, spawning from the same
+ * thread: the first one's free removes the per-broker directories the
+ * thread has made before (it keeps where its cgroups go), and the next
+ * broker's targets still get real cgroups, not the rlimit fallback. */
+Test(limits, brokers_in_turn_keep_real_cgroups)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    char dir[700];
+    broker_cgroup_dir("memory", getpid(), dir, sizeof dir);
+    for (int round = 0; round < 3; round++) {
+        sbx_broker *b = NULL;
+        cr_assert_eq(sbx_broker_new(&b), 0);
+        sbx_policy *p = sbx_broker_create_policy(b);
+        sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+        sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
+        char *argv[] = { (char *)"sleep", (char *)"30", NULL };
+        sbx_spawn_options o = { .path = "/bin/sleep", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                                .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+        sbx_target_info info;
+        cr_assert_eq(sbx_broker_spawn(b, p, &o, &info), 0, "%d: %s", round, info.error);
+        cr_expect_eq(info.n_warnings, 0, "round %d fell back: %s", round, info.warnings);
+        char cg[512];
+        target_cgroup(info.pid, "memory", cg, sizeof cg);
+        char want[64];
+        snprintf(want, sizeof want, "/sbx/%d/", (int)getpid());
+        cr_expect(strstr(cg, want), "round %d: target in %s", round, cg);
+        cr_assert_eq(sbx_broker_kill(b, info.id, SIGKILL), 0);
+        cr_assert_eq(sbx_broker_wait_quiescent(b), 0);
+        sbx_policy_unref(p);
+        sbx_broker_free(b);
+        struct stat sb;
+        cr_expect_neq(stat(dir, &sb), 0, "round %d: %s left behind", round, dir);
+    }
 }

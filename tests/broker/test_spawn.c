@@ -1,7 +1,10 @@
 /* Broker spawn: API order, exit codes and signals, step errors. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -216,12 +219,10 @@ Test(spawn, no_zombie_fd_or_cgroup_after_many)
     }
     cr_assert_eq(sbx_broker_wait_all(B, 20000), 0);
     cr_assert_eq(count_zombies(), 0);
+    /* Quiescent once the pool thread is idle too: it removes the ended
+     * targets' cgroups and drops their mount namespaces. */
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
     cr_assert_eq(count_fds(), fds0, "fds leaked: %d vs %d", count_fds(), fds0);
-    /* Cgroups are removed right after wait_all wakes; free waits for that. */
-    sbx_broker_free(B);
-    B = NULL;
-    cr_assert_leq(count_fds(), fds0, "fds leaked after free");
-    /* Our per-broker memory cgroup dir is gone (under our own cgroup). */
     char own[256] = "", line[512];
     FILE *f = fopen("/proc/self/cgroup", "r");
     while (f && fgets(line, sizeof line, f))
@@ -232,9 +233,77 @@ Test(spawn, no_zombie_fd_or_cgroup_after_many)
     char dir[600];
     snprintf(dir, sizeof dir, "/sys/fs/cgroup/memory%s/sbx/%d", strcmp(own, "/") ? own : "",
              getpid());
+    /* Only the pre-made leaf ("0-<seq>") is left while the broker lives. */
+    int ended_left = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));)
+        ended_left += de->d_type == DT_DIR && de->d_name[0] != '.' && strncmp(de->d_name, "0-", 2) != 0;
+    if (d)
+        closedir(d);
+    cr_assert_eq(ended_left, 0, "%d ended targets' cgroups left under %s", ended_left, dir);
+    /* The rest (the pre-made leaf, the per-broker dir) goes with free. */
+    sbx_broker_free(B);
+    B = NULL;
+    cr_assert_leq(count_fds(), fds0, "fds leaked after free");
+    /* Our per-broker memory cgroup dir is gone (under our own cgroup). */
     struct stat st;
     cr_assert(stat(dir, &st) < 0, "%s left behind", dir);
     /* (mounts: ours only ever exist in the targets' own namespaces) */
+    sbx_policy_unref(p);
+}
+
+/* The broker's fds that are mount namespaces: how many, whether all are
+ * close-on-exec, and whether one is `ino`. */
+static int mntns_fds(ino_t ino, bool *all_cloexec, bool *has_ino)
+{
+    *all_cloexec = true;
+    *has_ino = false;
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *de; d && (de = readdir(d));) {
+        char path[300], link[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        if (k <= 0)
+            continue;
+        link[k] = '\0';
+        unsigned long long i;
+        if (sscanf(link, "mnt:[%llu]", &i) != 1)
+            continue;
+        n++;
+        *has_ino |= (ino_t)i == ino;
+        *all_cloexec &= (fcntl(atoi(de->d_name), F_GETFD) & FD_CLOEXEC) != 0;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The broker holds a live target's mount namespace (so init's exit does
+ * not unmount the view before its end can be seen), close-on-exec (an
+ * application's fork+exec never inherits it), and drops it once the end
+ * is reported: none is left at the quiescent point. */
+Test(spawn, target_mount_namespace_held_until_its_end)
+{
+    sbx_policy *p = probe_policy(B);
+    sbx_target_info info;
+    cr_assert_eq(spawn_probe(B, p, &info, "sleep", "30", NULL), 0, "%s", info.error);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)info.init_pid);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    struct stat self;
+    cr_assert_eq(stat("/proc/self/ns/mnt", &self), 0);
+    cr_assert_neq(st.st_ino, self.st_ino, "the target shares the broker's mount namespace");
+    bool cloexec, has;
+    int n = mntns_fds(st.st_ino, &cloexec, &has);
+    cr_expect_eq(n, 1, "mount namespace fds while the target lives: %d", n);
+    cr_expect(has, "the target's own mount namespace is not the one held");
+    cr_expect(cloexec, "a held mount namespace is inheritable across exec");
+    cr_assert_eq(sbx_broker_kill(B, info.id, SIGKILL), 0);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
+    cr_expect_eq(mntns_fds(st.st_ino, &cloexec, &has), 0, "mount namespace fds left after its end");
     sbx_policy_unref(p);
 }
 

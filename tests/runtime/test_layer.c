@@ -98,12 +98,16 @@ Test(layer, no_leaks_across_200_spawns)
     /* Warm up: the pool, the dispatcher, the compiled cache. */
     cr_assert_eq(rt_run_prog(p, argv, &r), 0);
     cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    /* Quiescent: the pool thread dropped the ended targets' cgroups and
+     * mount namespaces too. */
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
     int fds = rt_count_fds(), threads = rt_count_threads();
     for (int i = 0; i < 200; i++) {
         cr_assert_eq(rt_run_prog(p, argv, &r), 0, "%s", r.out);
         cr_assert_str_eq(r.out, "x");
     }
     cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
     cr_expect_eq(rt_count_fds(), fds);
     cr_expect_eq(rt_count_threads(), threads);
     cr_expect_eq(sbx_runtime_live_targets(B->runtime), 0);
@@ -349,6 +353,7 @@ Test(layer, failed_spawn_releases_runtime_state)
     char *ok[] = { (char *)"/bin/cat", (char *)rt_path("ro.txt"), NULL };
     cr_assert_eq(rt_run_prog(p, ok, &r), 0); /* warm-up: pool, dispatcher */
     cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
     int fds = rt_count_fds(), threads = rt_count_threads();
     char *bad[] = { (char *)"/bin/missing-program", NULL };
     for (int i = 0; i < 5; i++) {
