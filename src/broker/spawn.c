@@ -613,6 +613,23 @@ static int program_main(void *arg)
     run_program(p, p->exec_fd);
 }
 
+/* Every disposition back to the default through the raw call: glibc's
+ * signal() refuses the signals it reserves (32, 33), and one of those
+ * ignored by whoever started the broker would survive exec into the
+ * target. */
+static void reset_signals(void)
+{
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        uint64_t mask;
+    } dfl = { SIG_DFL, 0, NULL, 0 };
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            (void)syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
+}
+
 /* The target's pid-1 init. */
 __attribute__((noreturn)) static void child_main(plan *p)
 {
@@ -620,8 +637,7 @@ __attribute__((noreturn)) static void child_main(plan *p)
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    for (int s = 1; s < NSIG; s++)
-        signal(s, SIG_DFL);
+    reset_signals();
 
     /* Into the target's cgroups before anything else: the program is
      * forked from here, so it starts inside them. */
