@@ -197,14 +197,20 @@ int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec)
     b->targets[b->n_targets++] = rec;
     pthread_mutex_unlock(&b->lock);
 
-    /* STARTED first, then watch: no exit event can overtake it. The pidfd
-     * is watched last: from that moment the events thread may reap and free
-     * rec, so nothing here may touch rec afterwards. */
+    /* STARTED first, then watch (sbx_broker_watch_target): no exit event
+     * can overtake it. */
+    sbx_event ev = { .type = SBX_EVENT_STARTED, .target_id = rec->id, .pid = rec->pid };
+    sbx_broker_emit(b, &ev);
+    return 0;
+}
+
+void sbx_broker_watch_target(sbx_broker *b, sbx_target_rec *rec)
+{
+    /* The pidfd is watched last: from that moment the events thread may
+     * reap and free rec, so nothing here may touch rec afterwards. */
     uint64_t id = rec->id;
     pid_t pid = rec->pid;
     int pidfd = rec->pidfd;
-    sbx_event ev = { .type = SBX_EVENT_STARTED, .target_id = id, .pid = pid };
-    sbx_broker_emit(b, &ev);
     struct epoll_event e = { .events = EPOLLIN };
     if (rec->oom_efd >= 0) {
         e.data.u64 = EV_KEY(id, KIND_OOM);
@@ -213,7 +219,6 @@ int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec)
     e.data.u64 = EV_KEY(id, KIND_PIDFD);
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, pidfd, &e) < 0)
         sbx_error("broker: cannot watch target %d: %s", (int)pid, strerror(errno));
-    return 0;
 }
 
 /* Under b->lock. */

@@ -33,7 +33,9 @@
  *   to the broker, 0 for "installed, no listener", or -errno (spawn fails
  *   at SBX_STEP_INTERCEPTION).
  * on_listener: broker side, receives that listener fd (TAKEN) during
- *   sbx_broker_spawn, before STARTED; `landlock` says whether the child
+ *   sbx_broker_spawn, right after STARTED (so what it serves is reported
+ *   after the start) and before the target's end is watched (no
+ *   on_target_exit can overtake it); `landlock` says whether the child
  *   applied a Landlock ruleset confining it to its view (the notify backend
  *   may answer CONTINUE only then).
  * on_target_exit: a target is gone (reaped); release its per-target state.
@@ -137,8 +139,15 @@ struct sbx_broker {
 /* Deliver one event to the callback (if any). */
 void sbx_broker_emit(sbx_broker *b, const sbx_event *ev);
 
-/* Register a freshly spawned target (takes rec). Returns 0 or -errno. */
+/* Register a freshly spawned target (takes rec; on failure it is killed,
+ * reaped and freed) and report STARTED. Returns 0 or -errno. Until
+ * sbx_broker_watch_target nothing reaps or frees rec, so the caller may
+ * still hand the target's fds to the hooks in between: what they serve
+ * (an audited call the program makes right after exec) comes after
+ * STARTED. */
 int sbx_broker_add_target(sbx_broker *b, sbx_target_rec *rec);
+/* Watch a registered target's end (the events thread owns rec after). */
+void sbx_broker_watch_target(sbx_broker *b, sbx_target_rec *rec);
 
 /* The internal quiescent point of leak checks (tests): sbx_broker_wait_all
  * with no limit, then until the pool thread has released the ended

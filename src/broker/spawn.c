@@ -1682,6 +1682,13 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     out->channel_fd = sbx_steal_fd(&s.chan[0]);
     out->id = id;
     out->pid = prog;
+    r = sbx_broker_add_target(b, rec);
+    if (r < 0) {
+        sbx_close_keep_errno(listener);
+        sbx_close_keep_errno(out->channel_fd);
+        out->channel_fd = -1;
+        return r;
+    }
     if (s.fsp[0] >= 0)
         hooks.on_fs_peer(hooks.userdata, id, pid, sbx_steal_fd(&s.fsp[0]));
     if (listener >= 0) {
@@ -1690,10 +1697,6 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
         else
             close(listener);
     }
-    r = sbx_broker_add_target(b, rec);
-    if (r < 0) {
-        sbx_close_keep_errno(out->channel_fd);
-        out->channel_fd = -1;
-    }
-    return r;
+    sbx_broker_watch_target(b, rec);
+    return 0;
 }
