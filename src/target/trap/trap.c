@@ -191,6 +191,28 @@ void sbx_trap_get_stats(sbx_trap_stats *out)
 
 #define SIGSYS_BIT (1ull << (SIGSYS - 1))
 
+/* One served call, from the SIGSYS handler or a direct entry (nr has a
+ * handler): the nesting depth is the handler's to see. */
+static long serve(int nr, const uint64_t *args)
+{
+    unsigned depth = ++trap_depth;
+    if (depth > 1)
+        atomic_fetch_add_explicit(&st_nested, 1, memory_order_relaxed);
+    sbx_trap_call call = {
+        .nr = nr,
+        .args = { args[0], args[1], args[2], args[3], args[4], args[5] },
+        .ipc = g_ipc,
+        .policy = g_policy,
+        .policy_size = g_policy_size,
+        .native_allowed = g_native,
+        .forward_allowed = g_forward,
+        .depth = depth,
+    };
+    long result = registry[nr].fn(&call, registry[nr].ctx);
+    trap_depth--;
+    return result;
+}
+
 bool sbx_trap_enterable(int nr)
 {
     return atomic_load_explicit(&installed, memory_order_acquire) && nr >= 0 &&
@@ -219,21 +241,7 @@ long sbx_trap_enter(int nr, const uint64_t args[6])
             return m;
     }
     atomic_fetch_add_explicit(&st_entered, 1, memory_order_relaxed);
-    unsigned depth = ++trap_depth;
-    if (depth > 1)
-        atomic_fetch_add_explicit(&st_nested, 1, memory_order_relaxed);
-    sbx_trap_call call = {
-        .nr = nr,
-        .args = { args[0], args[1], args[2], args[3], args[4], args[5] },
-        .ipc = g_ipc,
-        .policy = g_policy,
-        .policy_size = g_policy_size,
-        .native_allowed = g_native,
-        .forward_allowed = g_forward,
-        .depth = depth,
-    };
-    long result = registry[nr].fn(&call, registry[nr].ctx);
-    trap_depth--;
+    long result = serve(nr, args);
     if (mask)
         (void)sbx_trap_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (uint64_t)(uintptr_t)&old, 0,
                                 KERNEL_SIGSET_SIZE, 0, 0);
@@ -328,21 +336,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
         atomic_fetch_add_explicit(&st_unhandled, 1, memory_order_relaxed);
         result = -ENOSYS;
     } else {
-        unsigned depth = ++trap_depth;
-        if (depth > 1)
-            atomic_fetch_add_explicit(&st_nested, 1, memory_order_relaxed);
-        sbx_trap_call call = {
-            .nr = nr,
-            .args = { args[0], args[1], args[2], args[3], args[4], args[5] },
-            .ipc = g_ipc,
-            .policy = g_policy,
-            .policy_size = g_policy_size,
-            .native_allowed = g_native,
-            .forward_allowed = g_forward,
-            .depth = depth,
-        };
-        result = registry[nr].fn(&call, registry[nr].ctx);
-        trap_depth--;
+        result = serve(nr, args);
     }
     g[REG_RAX] = (greg_t)result;
     /* The interrupted code's errno is untouched: libc's wrapper sets errno
