@@ -65,6 +65,7 @@ struct sbx_pool {
         void *a, *b;
     } *jobs;
     size_t n_jobs, cap_jobs;
+    unsigned held;         /* spawns starting (sbx_pool_hold): no refill */
 };
 
 static bool removal_work_locked(const sbx_pool *pl)
@@ -89,11 +90,15 @@ static bool push_discard_locked(sbx_pool *pl, const sbx_cgroup *cg)
 
 static bool netns_work_locked(const sbx_pool *pl)
 {
+    if (pl->held)
+        return false;
     return pl->netns_wanted && pl->netns_ok && !pl->netns_ready;
 }
 
 static bool cg_work_locked(const sbx_pool *pl)
 {
+    if (pl->held)
+        return false;
     return pl->cg_wanted && pl->cg_ok && !pl->cg_ready;
 }
 
@@ -293,6 +298,26 @@ int sbx_pool_enter_netns(sbx_pool *pl, int *home)
         pthread_cond_signal(&pl->wake);
     pthread_mutex_unlock(&pl->lock);
     return entered;
+}
+
+void sbx_pool_hold(sbx_pool *pl)
+{
+    if (!pl)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    pl->held++;
+    pthread_mutex_unlock(&pl->lock);
+}
+
+void sbx_pool_unhold(sbx_pool *pl)
+{
+    if (!pl)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    pl->held--;
+    if (netns_work_locked(pl) || cg_work_locked(pl))
+        pthread_cond_signal(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
 }
 
 int sbx_pool_leave_netns(int home)

@@ -797,6 +797,7 @@ typedef struct spawn_res {
     sbx_cgroup cg;
     bool cg_made;
     bool section_made;
+    bool pool_held;
     uint64_t id;
     sbx_broker *b;
     int listener;
@@ -818,6 +819,8 @@ static void close_trees(plan *p)
 
 static void spawn_res_free(spawn_res *s)
 {
+    if (s->pool_held)
+        sbx_pool_unhold(s->b->pool);
     if (s->pidfd >= 0) {
         syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;
@@ -1498,6 +1501,9 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
 
     uint64_t mem = sbx_policy_effective_limit(pol, SBX_LIMIT_MEMORY);
     uint64_t procs = sbx_policy_effective_limit(pol, SBX_LIMIT_PROCESSES);
+    /* No refill of the pool until the child runs on its own (below). */
+    sbx_pool_hold(b->pool);
+    s.pool_held = true;
     /* A leaf the pool made ahead (same limits), else one made here. */
     bool pooled_cg = false;
     int join = 0;
@@ -1647,6 +1653,12 @@ SBX_API int sbx_broker_spawn(sbx_broker *b, sbx_policy *pol, const sbx_spawn_opt
     /* While the child sets up: the OOM watch (eventfd + event_control). */
     if (s.cg_made && s.cg.memory_limited && (s.oom_efd = sbx_cgroup_oom_eventfd(&s.cg)) < 0)
         s.oom_efd = -1;
+    /* This thread now waits for the child: the pool makes the next
+     * namespace and leaf on the CPU it leaves. */
+    if (s.pool_held) {
+        s.pool_held = false;
+        sbx_pool_unhold(b->pool);
+    }
     pid_t prog = 0;
     /* A child that failed meanwhile (its end is closed: EPIPE) said why. */
     int rc = converse(&s, out, &prog);

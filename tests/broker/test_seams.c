@@ -291,3 +291,27 @@ Test(seams, compiled_policy_kept_between_spawns)
         sbx_policy_unref(q[i]);
     sbx_policy_unref(p);
 }
+
+/* A spawn that fails while it holds the pool's refill (here the section
+ * hook, after clone) releases it: the pool makes the next network
+ * namespace again, and the next spawn gets it. */
+Test(seams, failed_spawn_resumes_pool_refill)
+{
+    if (geteuid() != 0)
+        cr_skip_test("the pool makes network namespaces for a root broker only");
+    sbx_broker_hooks h = { .setup_section = failing_section, .on_target_exit = count_exit };
+    sbx_broker_set_hooks(B, &h);
+    sbx_policy *p = probe_policy(B);
+    cr_assert_eq(sbx_pool_wait_ready(B->pool, NULL), 1);
+    sbx_target_info info;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(spawn_probe(B, p, &info, "exit", "0", NULL), SBX_ERROR_SPAWN);
+        cr_assert_eq(info.failed_step, SBX_STEP_SECTION);
+        cr_assert_eq(sbx_pool_wait_ready(B->pool, NULL), 1, "refill still held after a failure");
+    }
+    sbx_broker_set_hooks(B, &(sbx_broker_hooks){ 0 });
+    cr_assert_eq(spawn_probe(B, p, &info, "exit", "0", NULL), 0, "%s", info.error);
+    cr_assert_eq(sbx_broker_wait_all(B, 5000), 0);
+    cr_assert_eq(sbx_pool_wait_ready(B->pool, NULL), 1);
+    sbx_policy_unref(p);
+}
