@@ -11,8 +11,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
@@ -138,6 +140,61 @@ static int make_leaf(const char *base, uint64_t id, char *out, size_t size)
     return -EEXIST;
 }
 
+/* A live broker's per-broker directories are flock'ed (shared) by its
+ * process for as long as it lives: the pid in their name is from its pid
+ * namespace, which a broker elsewhere (another pid namespace, same
+ * cgroup) cannot check, so sbx_cgroup_reap_stale takes the lock instead
+ * (exclusive, non-blocking). One fd per directory, process-wide, kept
+ * (close-on-exec); a directory made again replaces its entry. */
+#define HELD_DIRS 8
+static struct {
+    char path[SBX_CGROUP_PATH_MAX + 32];
+    int fd;
+} g_held[HELD_DIRS];
+static unsigned g_n_held;
+static pthread_mutex_t g_held_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Lock dir (shared) unless this process holds it already. Blocks while a
+ * reaper holds it (briefly); the reaper may have removed it meanwhile:
+ * the leaf's mkdir then fails (ENOENT) and make_dirs makes both again. */
+static void hold_broker_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat now;
+    if (fstat(fd, &now) < 0) {
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&g_held_lock);
+    unsigned slot = g_n_held;
+    for (unsigned i = 0; i < g_n_held; i++) {
+        if (strcmp(g_held[i].path, dir) != 0)
+            continue;
+        struct stat held;
+        if (fstat(g_held[i].fd, &held) == 0 && held.st_dev == now.st_dev &&
+            held.st_ino == now.st_ino) {
+            pthread_mutex_unlock(&g_held_lock);
+            close(fd);
+            return;
+        }
+        slot = i;
+        break;
+    }
+    if (slot == HELD_DIRS)
+        slot = HELD_DIRS - 1; /* more places than expected: the last one changes */
+    while (flock(fd, LOCK_SH) < 0 && errno == EINTR)
+        ;
+    if (slot < g_n_held)
+        close(g_held[slot].fd);
+    else
+        g_n_held++;
+    snprintf(g_held[slot].path, sizeof g_held[slot].path, "%s", dir);
+    g_held[slot].fd = fd;
+    pthread_mutex_unlock(&g_held_lock);
+}
+
 /* mkdir -p of base/sbx/<pid>/<id>-<seq>; returns 0 or -errno, fills out. */
 static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
 {
@@ -148,6 +205,9 @@ static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
     snprintf(p, sizeof p, "%s/sbx/%d", base, (int)getpid());
     if (mkdir(p, 0755) < 0 && errno != EEXIST)
         return sbx_neg_errno();
+    /* Locked before a leaf is made in it: a reaper never sees that leaf
+     * in an unlocked directory. */
+    hold_broker_dir(p);
     return make_leaf(base, id, out, size);
 }
 
@@ -581,7 +641,17 @@ static void reap_stale_in(const char *sbxdir)
         char bdir[SBX_CGROUP_PATH_MAX + 32];
         if (snprintf(bdir, sizeof bdir, "%s/%s", sbxdir, de->d_name) >= (int)sizeof bdir)
             continue;
-        DIR *l = opendir(bdir);
+        /* No such pid here, but maybe in another pid namespace: a live
+         * broker holds its directory locked (hold_broker_dir). Ours is
+         * held until the directory is gone. */
+        int lfd = open(bdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd < 0)
+            continue;
+        if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+            close(lfd);
+            continue;
+        }
+        DIR *l = fdopendir(dup(lfd));
         for (struct dirent *le; l && (le = readdir(l));) {
             if (!is_leaf_name(le->d_name))
                 continue;
@@ -592,6 +662,7 @@ static void reap_stale_in(const char *sbxdir)
         if (l)
             closedir(l);
         (void)rmdir(bdir);
+        close(lfd);
     }
     closedir(d);
 }

@@ -1,6 +1,7 @@
 /* Limits and lifetime: memory, processes, warnings, broker death. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "base/fd.h"
 #include "broker/broker_internal.h"
+#include "broker/cgroup.h"
 #include "common.h"
 
 static sbx_broker *B;
@@ -184,6 +186,27 @@ static void killed_broker_child(int wfd)
 static void brokers_child(int wfd) __attribute__((noreturn));
 static void killed_broker_child(int wfd) __attribute__((noreturn));
 
+/* Another broker's reap of stale cgroups, run from a pid namespace of its
+ * own (a broker under bubblewrap --unshare-pid sharing our cgroup): our
+ * pid does not exist there. Single-threaded here (before main). */
+static void reaper_in_own_pidns_child(void) __attribute__((noreturn));
+static void reaper_in_own_pidns_child(void)
+{
+    if (unshare(CLONE_NEWPID) != 0)
+        _exit(2);
+    pid_t c = fork();
+    if (c < 0)
+        _exit(3);
+    if (c == 0) {
+        sbx_cgroup_reap_stale();
+        _exit(0);
+    }
+    int st;
+    if (waitpid(c, &st, 0) != c || !WIFEXITED(st))
+        _exit(4);
+    _exit(WEXITSTATUS(st));
+}
+
 __attribute__((constructor)) static void child_role_entry(void)
 {
     const char *v = getenv(CHILD_ROLE_ENV);
@@ -196,10 +219,12 @@ __attribute__((constructor)) static void child_role_entry(void)
         brokers_child(fd);
     if (!strncmp(v, "k:", 2))
         killed_broker_child(fd);
+    if (!strncmp(v, "r:", 2))
+        reaper_in_own_pidns_child();
     _exit(120);
 }
 
-/* fork + exec this binary in role `role` ('d', 'b' or 'k') with `wfd` kept
+/* fork + exec this binary in role `role` ('d', 'b', 'k' or 'r') with `wfd` kept
  * open. Everything is prepared before fork: between fork and exec only
  * async-signal-safe calls. */
 static pid_t spawn_self(char role, int wfd)
@@ -642,4 +667,38 @@ Test(limits, brokers_in_turn_keep_real_cgroups)
         struct stat sb;
         cr_expect_neq(stat(dir, &sb), 0, "round %d: %s left behind", round, dir);
     }
+}
+
+/* The pid in a per-broker directory's name is from its broker's pid
+ * namespace: a broker in another one (same cgroup) sees no such process.
+ * Its reap must still leave a live broker's empty leaves alone (a leaf
+ * made ahead by the pool, or made and not yet joined by its child). */
+Test(limits, a_reaper_in_another_pid_namespace_leaves_live_brokers_alone)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+    sbx_policy *p = sbx_broker_create_policy(B);
+    sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
+    char *argv[] = { (char *)"true", NULL };
+    sbx_spawn_options o = { .path = "/bin/true", .argv = argv, .stdin_fd = SBX_STDIO_NULL,
+                            .stdout_fd = SBX_STDIO_NULL, .stderr_fd = 2 };
+    sbx_target_info info;
+    cr_assert_eq(sbx_broker_spawn(B, p, &o, &info), 0, "%s", info.error);
+    cr_assert_eq(sbx_broker_wait_quiescent(B), 0);
+    /* An empty leaf of ours, as the pool's pre-made one is. */
+    char dir[700], leaf[800];
+    broker_cgroup_dir("memory", getpid(), dir, sizeof dir);
+    snprintf(leaf, sizeof leaf, "%s/999999-1", dir);
+    cr_assert_eq(mkdir(leaf, 0755), 0, "%s: %s", leaf, strerror(errno));
+    pid_t child = spawn_self('r', -1);
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    struct stat sb;
+    bool kept = stat(leaf, &sb) == 0;
+    (void)rmdir(leaf);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reaper status %d", st);
+    cr_expect(kept, "a live broker's empty leaf %s was removed", leaf);
+    cr_expect_eq(stat(dir, &sb), 0, "a live broker's %s was removed", dir);
+    sbx_policy_unref(p);
 }
