@@ -154,9 +154,11 @@ static struct {
 static unsigned g_n_held;
 static pthread_mutex_t g_held_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Lock dir (shared) unless this process holds it already. Blocks while a
- * reaper holds it (briefly); the reaper may have removed it meanwhile:
- * the leaf's mkdir then fails (ENOENT) and make_dirs makes both again. */
+/* Lock dir (shared) unless this process holds it already. Waits while a
+ * reaper holds it (briefly; at most ~0.2 s, then goes on unlocked: a
+ * stopped reaper must not hang our spawns); the reaper may have removed
+ * it meanwhile: the leaf's mkdir then fails (ENOENT) and make_dirs makes
+ * both again. */
 static void hold_broker_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -184,8 +186,11 @@ static void hold_broker_dir(const char *dir)
     }
     if (slot == HELD_DIRS)
         slot = HELD_DIRS - 1; /* more places than expected: the last one changes */
-    while (flock(fd, LOCK_SH) < 0 && errno == EINTR)
-        ;
+    for (int tries = 0; tries < 200 && flock(fd, LOCK_SH | LOCK_NB) < 0; tries++) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+    }
     if (slot < g_n_held)
         close(g_held[slot].fd);
     else
