@@ -15,6 +15,7 @@
 
 #include <sbx/broker.h>
 
+#include "broker/broker_internal.h"
 #include "broker/runtime.h"
 #include "rt_common.h"
 
@@ -589,5 +590,44 @@ Test(e2e, background_brokered_calls_do_not_hold_the_teardown)
     cr_expect_str_eq(r.out, "started\n");
     cr_assert_eq(rt_sh(p, cmd("cat %s", bg), &r), 0);
     cr_expect_str_eq(r.out, "bg\n");
+    sbx_policy_unref(p);
+}
+
+static void *quiesce_main(void *arg)
+{
+    (void)arg;
+    (void)sbx_broker_wait_quiescent(B);
+    return NULL;
+}
+
+/* A target blocked in a brokered open of a FIFO nobody writes, killed
+ * with its program: the broker's serving thread must not stay in that
+ * open forever (it would hold the target's release, and so the pool
+ * thread and sbx_broker_free). */
+Test(e2e, a_brokered_fifo_open_does_not_outlive_its_target)
+{
+    const char *f = rt_path("fifo");
+    (void)unlink(f);
+    cr_assert_eq(mkfifo(f, 0644), 0);
+    sbx_policy *p = pol();
+    rule(p, SBX_FILES_ALLOW_READONLY, f);
+    rt_run r;
+    cr_assert_eq(rt_sh(p, cmd("(cat %s >/dev/null &); sleep 0.3; echo started", f), &r), 0);
+    cr_expect_str_eq(r.out, "started\n");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, quiesce_main, NULL), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    int jr = pthread_timedjoin_np(t, NULL, &dl);
+    if (jr != 0) {
+        /* Unblock it so the suite can end: a writer opens the FIFO. */
+        int w = open(f, O_WRONLY | O_NONBLOCK);
+        pthread_join(t, NULL);
+        if (w >= 0)
+            close(w);
+    }
+    cr_expect_eq(jr, 0, "the ended target's release still waits in its FIFO open");
+    unlink(f);
     sbx_policy_unref(p);
 }

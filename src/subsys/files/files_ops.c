@@ -413,7 +413,34 @@ static int copy_path(char *work, const char *path)
 
 /* ---- operations ---- */
 
+static int op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags, mode_t mode);
+
+/* A FIFO's open waits for its other end (a tty's for its carrier): the
+ * broker's serving thread would wait with it, for ever if the target dies
+ * meanwhile, and the target's release joins that thread (the pool thread,
+ * then sbx_broker_free, would hang; every later release queue behind it).
+ * So the open itself never blocks: O_NONBLOCK is added, and taken off the
+ * fd again when the target did not ask for it. A FIFO with no writer
+ * opens for reading at once (reads see end-of-file until one comes); one
+ * with no reader refuses writing (ENXIO). */
 int sbx_files_op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags, mode_t mode)
+{
+    bool added = !(flags & (O_NONBLOCK | O_PATH));
+    int fd = op_open(ctx, path, added ? flags | O_NONBLOCK : flags, mode);
+    if (fd < 0 || !added)
+        return fd;
+    /* F_SETFL checks O_NOATIME as the broker: without it, atime is kept. */
+    int keep = flags & (O_APPEND | O_DIRECT | O_NOATIME);
+    if (fcntl(fd, F_SETFL, keep) < 0 &&
+        (errno != EPERM || fcntl(fd, F_SETFL, keep & ~O_NOATIME) < 0)) {
+        int e = sbx_neg_errno();
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static int op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags, mode_t mode)
 {
     unsigned need;
     int r = sbx_files_open_flags_check(flags, &need);
