@@ -200,6 +200,14 @@ static void hold_broker_dir(const char *dir)
     pthread_mutex_unlock(&g_held_lock);
 }
 
+unsigned sbx_cgroup_held_dirs(void)
+{
+    pthread_mutex_lock(&g_held_lock);
+    unsigned n = g_n_held;
+    pthread_mutex_unlock(&g_held_lock);
+    return n;
+}
+
 /* mkdir -p of base/sbx/<pid>/<id>-<seq>; returns 0 or -errno, fills out. */
 static int make_dirs_once(const char *base, uint64_t id, char *out, size_t size)
 {

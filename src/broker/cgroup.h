@@ -76,6 +76,11 @@ void sbx_cgroup_remove_broker_dirs(void);
  * thread calls it before making its first leaf. */
 void sbx_cgroup_reap_stale(void);
 
+/* How many per-broker directories this process holds locked (one fd
+ * each, kept for the process's life, at most 8): leak checks count them
+ * apart. */
+unsigned sbx_cgroup_held_dirs(void);
+
 /* Append one formatted line to a warnings buffer. */
 __attribute__((format(printf, 4, 5)))
 void sbx_warn_append(char *buf, size_t size, unsigned *n, const char *fmt, ...);
