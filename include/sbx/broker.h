@@ -202,7 +202,12 @@ SBX_API int sbx_broker_spawn(sbx_broker *broker, sbx_policy *policy,
 /* ---- waiting ---- */
 
 /* Wait until no target (nor any of its descendants) is alive. timeout_ms
- * < 0 waits forever. Returns 0, SBX_ERROR_TIMEOUT or -EINVAL. Thread-safe. */
+ * < 0 waits forever. Returns 0, SBX_ERROR_TIMEOUT or -EINVAL. Thread-safe.
+ * An ended target's release (its serving threads, fds, cgroup) may finish
+ * after this returns: a call it was serving as the target died can still
+ * be audited or reported (SBX_EVENT_DENIED) then. Keep the callbacks'
+ * userdata valid until sbx_broker_free returns, which finishes every
+ * release. */
 SBX_API int sbx_broker_wait_all(sbx_broker *broker, int timeout_ms);
 
 /* True if `pid` is the program pid or init pid of a live target of this
