@@ -181,3 +181,23 @@ int count_zombies(void)
     fclose(f);
     return n;
 }
+
+bool pid_alive(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char st = 0;
+    int r = fscanf(f, "%*d %*s %c", &st);
+    fclose(f);
+    return r == 1 && st != 'Z';
+}
+
+void skip_without_v1_cgroups(void)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
+        cr_skip_test("no writable v1 memory and pids cgroups");
+}

@@ -3,6 +3,8 @@
 #define SBX_TEST_BROKER_COMMON_H
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
 #include <sbx/broker.h>
 #include <sbx/error.h>
 #include <sbx/policy.h>
@@ -39,6 +41,11 @@ int spawn_probe(sbx_broker *b, sbx_policy *p, sbx_target_info *info, const char 
 sbx_event run_probe(sbx_broker *b, event_log *l, sbx_policy *p, const char *cmd, const char *arg);
 
 int count_fds(void);
+/* pid exists and is not a zombie. */
+bool pid_alive(pid_t pid);
+/* Skips the calling test unless the v1 memory and pids cgroups are
+ * writable here. */
+void skip_without_v1_cgroups(void);
 int count_zombies(void);
 
 #endif

@@ -330,19 +330,6 @@ Test(denied, intercepted_flood_is_bounded_and_counted)
     sbx_policy_unref(p);
 }
 
-static bool alive(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char st = 0;
-    int r = fscanf(f, "%*d %*s %c", &st);
-    fclose(f);
-    return r == 1 && st != 'Z';
-}
-
 /* The broker holds a denied call (the callback blocks) while the target is
  * killed: the answer then finds no caller, and the broker carries on. */
 Test(denied, target_dying_mid_notification_does_not_wedge)
@@ -372,11 +359,11 @@ Test(denied, target_dying_mid_notification_does_not_wedge)
     cr_assert(held, "no denial reached the callback");
     cr_assert_eq(sbx_broker_kill(B, info.id, SIGKILL), 0);
     unsigned long long t0 = now_ns();
-    while ((alive(info.pid) || alive(info.init_pid)) && now_ns() - t0 < 5000000000ull) {
+    while ((pid_alive(info.pid) || pid_alive(info.init_pid)) && now_ns() - t0 < 5000000000ull) {
         struct timespec ts = { 0, 5000000 };
         nanosleep(&ts, NULL);
     }
-    cr_assert_not(alive(info.pid), "the target survived SIGKILL");
+    cr_assert_not(pid_alive(info.pid), "the target survived SIGKILL");
     pthread_mutex_lock(&D.lock);
     D.release = true;
     pthread_cond_broadcast(&D.cond);

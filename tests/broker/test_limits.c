@@ -133,19 +133,6 @@ static void broker_child(int wfd)
         pause();
 }
 
-static bool alive(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char st = 0;
-    int r = fscanf(f, "%*d %*s %c", &st);
-    fclose(f);
-    return r == 1 && st != 'Z';
-}
-
 /* In a child process: a broker whose limited target ran (so it made a
  * cgroup leaf, and its pool a pre-made one), killed before it can free
  * anything; it reports its pid first. */
@@ -271,18 +258,18 @@ Test(limits, broker_death_kills_targets_within_1s)
     int gc = 0;
     cr_assert_eq(fscanf(f, "%d", &gc), 1);
     fclose(f);
-    cr_assert(alive(pids[0]) && alive(gc));
+    cr_assert(pid_alive(pids[0]) && pid_alive(gc));
     kill(child, SIGKILL);
     unsigned long long t0 = sbx_now_ns();
     int st;
     waitpid(child, &st, 0);
-    while ((alive(pids[0]) || alive(pids[1]) || alive(gc)) && sbx_now_ns() - t0 < 1000000000ull) {
+    while ((pid_alive(pids[0]) || pid_alive(pids[1]) || pid_alive(gc)) && sbx_now_ns() - t0 < 1000000000ull) {
         struct timespec ts = { 0, 5000000 };
         nanosleep(&ts, NULL);
     }
-    cr_assert_not(alive(pids[0]), "target survived its broker");
-    cr_assert_not(alive(gc), "grandchild survived the broker");
-    cr_assert_not(alive(pids[1]), "init survived the broker");
+    cr_assert_not(pid_alive(pids[0]), "target survived its broker");
+    cr_assert_not(pid_alive(gc), "grandchild survived the broker");
+    cr_assert_not(pid_alive(pids[1]), "init survived the broker");
 }
 
 Test(limits, target_exit_tears_down_descendants)
@@ -309,7 +296,7 @@ Test(limits, target_exit_tears_down_descendants)
     sbx_event e = log_wait_end(&L, info.id, 5000);
     cr_assert_eq(e.type, SBX_EVENT_KILLED);
     cr_assert_eq(e.signal, SIGTERM);
-    cr_assert_not(alive(gc), "grandchild outlived the target");
+    cr_assert_not(pid_alive(gc), "grandchild outlived the target");
     cr_assert_not(sbx_broker_is_active_target(B, info.pid));
     close(pf[0]);
     sbx_policy_unref(p);
@@ -353,8 +340,8 @@ Test(limits, free_kills_live_targets_and_stops_events)
     pid_t pid = info.pid, init = info.init_pid;
     sbx_broker_free(b);
     freed = 1;
-    cr_assert_not(alive(pid), "target outlived sbx_broker_free");
-    cr_assert_not(alive(init));
+    cr_assert_not(pid_alive(pid), "target outlived sbx_broker_free");
+    cr_assert_not(pid_alive(init));
     cr_assert_eq(count_zombies(), 0);
     struct timespec ts = { 0, 50000000 };
     nanosleep(&ts, NULL);
@@ -408,9 +395,7 @@ Test(limits, no_cgroups_means_rlimits_and_warnings)
  * broker): the program must start inside them, in both controllers. */
 Test(limits, program_starts_inside_its_cgroups)
 {
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
-        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
-        cr_skip_test("no writable v1 memory and pids cgroups");
+    skip_without_v1_cgroups();
     sbx_policy *p = probe_policy(B);
     sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
     sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
@@ -474,9 +459,7 @@ static void brokers_child(int wfd)
 
 Test(limits, concurrent_brokers_never_fall_back)
 {
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
-        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
-        cr_skip_test("no writable v1 memory and pids cgroups");
+    skip_without_v1_cgroups();
     /* The other process: a fresh image (see spawn_self), not a fork. */
     pid_t child = spawn_self('b', -1);
     sbx_broker *b2 = NULL;
@@ -531,9 +514,7 @@ static unsigned long long cg_value(const char *ctl, const char *dir, const char 
  * gets a leaf with its own. */
 Test(limits, premade_cgroup_leaves_are_fresh_and_exact)
 {
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
-        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
-        cr_skip_test("no writable v1 memory and pids cgroups");
+    skip_without_v1_cgroups();
     sbx_policy *p = probe_policy(B);
     sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
     sbx_policy_set_limit(p, SBX_LIMIT_PROCESSES, 8);
@@ -589,9 +570,7 @@ static void broker_cgroup_dir(const char *ctl, pid_t pid, char *out, size_t size
  * cgroups removes them, and leaves a live broker's alone. */
 Test(limits, killed_brokers_cgroups_removed_by_the_next)
 {
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
-        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
-        cr_skip_test("no writable v1 memory and pids cgroups");
+    skip_without_v1_cgroups();
     int pp[2];
     cr_assert_eq(pipe(pp), 0);
     fcntl(pp[0], F_SETFD, FD_CLOEXEC);
@@ -638,9 +617,7 @@ Test(limits, killed_brokers_cgroups_removed_by_the_next)
  * broker's targets still get real cgroups, not the rlimit fallback. */
 Test(limits, brokers_in_turn_keep_real_cgroups)
 {
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
-        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
-        cr_skip_test("no writable v1 memory and pids cgroups");
+    skip_without_v1_cgroups();
     char dir[700];
     broker_cgroup_dir("memory", getpid(), dir, sizeof dir);
     for (int round = 0; round < 3; round++) {
@@ -675,9 +652,7 @@ Test(limits, brokers_in_turn_keep_real_cgroups)
  * made ahead by the pool, or made and not yet joined by its child). */
 Test(limits, a_reaper_in_another_pid_namespace_leaves_live_brokers_alone)
 {
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) != 0 ||
-        access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0)
-        cr_skip_test("no writable v1 memory and pids cgroups");
+    skip_without_v1_cgroups();
     sbx_policy *p = sbx_broker_create_policy(B);
     sbx_policy_set_limit(p, SBX_LIMIT_MEMORY, 64ull << 20);
     char *argv[] = { (char *)"true", NULL };
