@@ -7,7 +7,10 @@
  * re-issue under Landlock) and with no interception at all (a policy
  * without brokered rules), and, in the same run, the same loop through
  * the SEQPACKET reference broker and natively inside a bubblewrap bind
- * mount (the no-brokering floor), the cases taking turns in rounds.
+ * mount (the no-brokering floor), and the bare SCM_RIGHTS hand-off of a
+ * freshly opened fd between two spinning processes (transport_floor.h:
+ * the floor under any brokered open that returns an fd this way), the
+ * cases taking turns in rounds.
  * Figures are per open+close, one sample per batch of 1000. */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +27,7 @@
 
 #include "bench.h"
 #include "refbroker.h"
+#include "transport_floor.h"
 #include "target_samples.h"
 
 #define N 100000
@@ -72,6 +76,30 @@ static int run_refbroker(bench_samples *s)
         bench_samples_add(s, (bench_now_ns() - t0) / BATCH);
     }
     bench_refbroker_stop(&rb);
+    return r;
+}
+
+/* The floor broker spins: started for its round only, so it never takes
+ * a CPU from the other cases. */
+static int run_floor(bench_samples *s)
+{
+    floor_broker *fb = floor_start(FLOOR_SCM_RIGHTS, g_file);
+    if (!fb)
+        return -errno;
+    int r = 0;
+    for (int b = 0; b < PER_ROUND / BATCH && r == 0; b++) {
+        unsigned long long t0 = bench_now_ns();
+        for (int i = 0; i < BATCH; i++) {
+            int fd = floor_open(fb);
+            if (fd < 0) {
+                r = -EIO;
+                break;
+            }
+            close(fd);
+        }
+        bench_samples_add(s, (bench_now_ns() - t0) / BATCH);
+    }
+    floor_stop(fb);
     return r;
 }
 
@@ -137,7 +165,8 @@ int main(void)
     sbx_policy *plain = sbx_broker_create_policy(b);
     sbx_policy_add_view(plain, viewdir, SBX_VIEW_EXEC);
 
-    bench_samples sb, sn, sp, stb, stn, sr, sw;
+    bench_samples sb, sn, sp, stb, stn, sr, sw, sf;
+    bench_samples_init(&sf, N / BATCH);
     bench_samples_init(&sr, N / BATCH);
     bench_samples_init(&sw, N / BATCH);
     bench_samples_init(&sb, N / BATCH);
@@ -155,6 +184,8 @@ int main(void)
         r = run(b, plain, "/etc/ld.so.cache", &sp);
         if (r == 0)
             r = run(b, trap, g_file, &stb);
+        if (r == 0)
+            r = run_floor(&sf);
         if (trap_only)
             continue;
         if (r == 0)
@@ -175,11 +206,13 @@ int main(void)
         return 1;
     }
     if (trap_only) {
-        bench_result rp, rtb;
+        bench_result rp, rtb, rf;
         bench_summarize(&sp, "runtime", "open_close_no_interception", &rp);
         bench_summarize(&stb, "runtime", "open_close_brokered_trap", &rtb);
+        bench_summarize(&sf, "runtime", "open_close_scm_rights_floor", &rf);
         bench_print(&rp, NULL);
         bench_print(&rtb, &rp);
+        bench_print(&rf, &rp);
         return 0;
     }
     bench_result rp, rn, rb, rtn, rtb;
@@ -195,6 +228,9 @@ int main(void)
     bench_print(&rtn, &rp);
     bench_print(&rtb, &rp);
     bench_print(&rtb, &rb);
+    bench_result rf;
+    bench_summarize(&sf, "runtime", "open_close_scm_rights_floor", &rf);
+    bench_print(&rf, &rp);
     bench_result rr, rw;
     if (have_ref) {
         bench_summarize(&sr, "runtime", "open_close_seqpacket_ref", &rr);
@@ -213,14 +249,17 @@ int main(void)
     bench_table_row(&rn, &rp);
     bench_table_row(&rtn, &rp);
     bench_table_row(&rtb, &rp);
+    bench_table_row(&rf, &rp);
     bench_table_row(&rb, &rp);
     if (have_ref)
         bench_table_row(&rr, &rp);
     if (have_ref)
-        printf("goals: trap brokered %.2fx native (<= 4x); notify brokered %.2fx the SEQPACKET "
-               "reference (<= 1x)\n",
+        printf("goals: trap brokered %.2fx native (<= 4x; the bare SCM_RIGHTS floor alone is "
+               "%.2fx); notify brokered %.2fx the SEQPACKET reference (<= 1x)\n",
                (double)rtb.median_ns / (double)rp.median_ns,
+               (double)rf.median_ns / (double)rp.median_ns,
                (double)rb.median_ns / (double)rr.median_ns);
+    bench_samples_free(&sf);
     bench_samples_free(&sr);
     bench_samples_free(&sw);
     bench_samples_free(&sp);

@@ -12,16 +12,26 @@
  *                     copy, no IPC (no close needed)
  *   ipc_direct        the same cross call made directly, without the trap
  *                     (what the IPC and the broker's open cost alone)
- * The issue's goal: trap_brokered <= 4x native. Not a test. */
+ *   floor_scm_rights  the floor under any brokered open here: a bare
+ *                     spinning process opens with openat2 and sends the
+ *                     fd by SCM_RIGHTS, no policy, no checks
+ *                     (transport_floor.h)
+ *   floor_pidfd_getfd the same with pidfd_getfd instead of SCM_RIGHTS (a
+ *                     transport a target can never use: comparison only)
+ * native, the floors and ipc_direct run in alternating rounds, so their
+ * ratios share the machine's moods; the trapped cases run after the
+ * install. The issue's goal: trap_brokered <= 4x native. Not a test. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "transport_floor.h"
 #include "../../tests/trap/trap_broker.h" /* the test broker and subsystem */
 
 #define ITERS 100000u
 #define WARMUP 2000u
+#define ROUNDS 10u /* rounds of ITERS / ROUNDS for the alternating cases */
 
 static char dir[] = "/tmp/sbx-bench-trap-XXXXXX";
 static char okf[300], natf[300], denyf[300];
@@ -59,26 +69,78 @@ static int ipc_open(const char *path)
     return r < 0 ? r : rep.fd;
 }
 
-static void measure(const char *name, open_fn fn, const char *path, bool expect_fail,
-                    bench_result *out)
+static floor_broker *g_floor_scm, *g_floor_getfd;
+
+static int floor_scm_open(const char *path)
 {
+    (void)path; /* the floor broker was started with it */
+    return floor_open(g_floor_scm);
+}
+
+static int floor_getfd_open(const char *path)
+{
+    (void)path;
+    return floor_open(g_floor_getfd);
+}
+
+typedef struct {
+    const char *name;
+    open_fn fn;
+    const char *path;
+    bool expect_fail;
+    floor_broker *floor; /* resumed while the case runs, else NULL */
     bench_samples s;
-    bench_samples_init(&s, ITERS);
-    for (unsigned i = 0; i < WARMUP + ITERS; i++) {
+} bench_case;
+
+/* `warmup` unrecorded calls, then `iters` recorded ones. */
+static void run_case(bench_case *c, unsigned warmup, unsigned iters)
+{
+    if (c->floor)
+        floor_resume(c->floor);
+    for (unsigned i = 0; i < warmup + iters; i++) {
         uint64_t t0 = bench_now_ns();
-        int fd = fn(path);
+        int fd = c->fn(c->path);
         if (fd >= 0)
             close(fd);
         uint64_t t1 = bench_now_ns();
-        if ((fd < 0) != expect_fail) {
-            fprintf(stderr, "bench_trap: %s: unexpected result %d\n", name, fd);
+        if ((fd < 0) != c->expect_fail) {
+            fprintf(stderr, "bench_trap: %s: unexpected result %d\n", c->name, fd);
             exit(1);
         }
-        if (i >= WARMUP)
-            bench_samples_add(&s, t1 - t0);
+        if (i >= warmup)
+            bench_samples_add(&c->s, t1 - t0);
     }
-    bench_summarize(&s, "trap", name, out);
-    bench_samples_free(&s);
+    if (c->floor)
+        floor_pause(c->floor);
+}
+
+static void finish_case(bench_case *c, bench_result *out)
+{
+    bench_summarize(&c->s, "trap", c->name, out);
+    bench_samples_free(&c->s);
+}
+
+static void measure(const char *name, open_fn fn, const char *path, bool expect_fail,
+                    bench_result *out)
+{
+    bench_case c = { name, fn, path, expect_fail, NULL, { 0 } };
+    bench_samples_init(&c.s, ITERS);
+    run_case(&c, WARMUP, ITERS);
+    finish_case(&c, out);
+}
+
+/* The cases in turns: ROUNDS rounds of ITERS / ROUNDS calls each. */
+static void measure_rounds(bench_case *cases, size_t n, bench_result *out)
+{
+    for (size_t k = 0; k < n; k++) {
+        bench_samples_init(&cases[k].s, ITERS);
+        run_case(&cases[k], WARMUP, 0);
+    }
+    for (unsigned r = 0; r < ROUNDS; r++)
+        for (size_t k = 0; k < n; k++)
+            run_case(&cases[k], 0, ITERS / ROUNDS);
+    for (size_t k = 0; k < n; k++)
+        finish_case(&cases[k], &out[k]);
 }
 
 int main(void)
@@ -107,9 +169,29 @@ int main(void)
         return 1;
     }
     g_client = b.client;
-    bench_result native, filtered, trap_native, brokered, denied, direct;
-    measure("native", libc_open, natf, false, &native);
-    measure("ipc_direct", ipc_open, okf, false, &direct);
+    g_floor_scm = floor_start(FLOOR_SCM_RIGHTS, okf);
+    if (!g_floor_scm) {
+        perror("bench_trap: floor broker");
+        return 1;
+    }
+    g_floor_getfd = floor_start(FLOOR_PIDFD_GETFD, okf);
+    if (!g_floor_getfd)
+        perror("bench_trap: pidfd_getfd floor skipped"); /* no ptrace rights here */
+    else
+        floor_pause(g_floor_getfd);
+    floor_pause(g_floor_scm);
+    bench_case first[4] = {
+        { "native", libc_open, natf, false, NULL, { 0 } },
+        { "ipc_direct", ipc_open, okf, false, NULL, { 0 } },
+        { "floor_scm_rights", floor_scm_open, okf, false, g_floor_scm, { 0 } },
+        { "floor_pidfd_getfd", floor_getfd_open, okf, false, g_floor_getfd, { 0 } },
+    };
+    bench_result res[4];
+    measure_rounds(first, g_floor_getfd ? 4 : 3, res);
+    floor_stop(g_floor_scm);
+    floor_stop(g_floor_getfd);
+    bench_result native = res[0], direct = res[1], floor_scm = res[2];
+    bench_result filtered, trap_native, brokered, denied;
     if (tb_install(&b, true) < 0) {
         fprintf(stderr, "bench_trap: install failed\n");
         return 1;
@@ -125,6 +207,9 @@ int main(void)
     bench_print(&brokered, &native);
     bench_print(&denied, &native);
     bench_print(&direct, &native);
+    bench_print(&floor_scm, &native);
+    if (g_floor_getfd)
+        bench_print(&res[3], &native);
     bench_table_header("trap backend: open+close (ratio vs native)");
     bench_table_row(&native, NULL);
     bench_table_row(&filtered, &native);
@@ -132,6 +217,16 @@ int main(void)
     bench_table_row(&brokered, &native);
     bench_table_row(&denied, &native);
     bench_table_row(&direct, &native);
+    bench_table_row(&floor_scm, &native);
+    if (g_floor_getfd)
+        bench_table_row(&res[3], &native);
+    printf("\ngoal: trap_brokered %.2fx native (<= 4x); the SCM_RIGHTS floor alone is %.2fx",
+           (double)brokered.median_ns / (double)native.median_ns,
+           (double)floor_scm.median_ns / (double)native.median_ns);
+    if (g_floor_getfd)
+        printf(", the pidfd_getfd floor %.2fx",
+               (double)res[3].median_ns / (double)native.median_ns);
+    printf("\n");
 
     tb_broker_kill(&b);
     unlink(okf);
