@@ -235,8 +235,11 @@ void sbx_ipc_client_free_buffer(sbx_ipc_client *c, int channel)
  * checked, so a dead broker gives an error and a slow one is waited for. */
 static int wait_pong(sbx_ipc_client *c, sbx_ipc_control *ctl, uint32_t p0, uint32_t me)
 {
+    /* The clock is read every 64 rounds, not on the first: a broker on
+     * another CPU usually answers before that, and a vDSO clock read is a
+     * sizeable part of a round trip. */
     uint64_t t0 = 0;
-    for (unsigned i = 0;; i++) {
+    for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&ctl->pong, memory_order_acquire) != p0)
             return 0;
         uint32_t cpu = atomic_load_explicit(&ctl->srv_cpu, memory_order_relaxed);
@@ -347,18 +350,21 @@ static int recv_fd(sbx_ipc_client *c, unsigned ch, uint32_t seq)
     }
 }
 
-/* Publish the request written in channel ch and wait for its answer. */
+/* Publish the request written in channel ch and wait for its answer. The
+ * words the broker reads (ping, cli_cpu) share the request's first cache
+ * line; the lock and tag stay in line A, which the broker never reads. */
 static int transact(sbx_ipc_client *c, unsigned ch, uint32_t tag, uint32_t seq)
 {
     sbx_ipc_control *ctl = sbx_ipc_client_control(c, ch);
+    sbx_ipc_chan_head *head = sbx_ipc_client_head(c, ch);
     uint32_t me = my_cpu1();
     atomic_store_explicit(&ctl->tag, tag, memory_order_relaxed);
-    atomic_store_explicit(&ctl->cli_cpu, me, memory_order_relaxed);
-    uint32_t p0 = atomic_load(&ctl->pong);
-    atomic_store(&ctl->ping, seq); /* seq_cst: ordered before the srv_sleep load */
+    atomic_store_explicit(&head->cli_cpu, me, memory_order_relaxed);
+    uint32_t p0 = atomic_load_explicit(&ctl->pong, memory_order_relaxed);
+    atomic_store(&head->ping, seq); /* seq_cst: ordered before the srv_sleep load */
     uint32_t s = atomic_load(&ctl->srv_sleep);
     if (s == SBX_SRV_WAITV) {
-        sbx_futex_wake(&ctl->ping, 1, 0);
+        sbx_futex_wake(&head->ping, 1, 0);
     } else if (s == SBX_SRV_DOORBELL) {
         sbx_ipc_header *h = (sbx_ipc_header *)c->base;
         atomic_fetch_add(&h->doorbell, 1);
@@ -431,9 +437,9 @@ int sbx_ipc_client_call_on(sbx_ipc_client *c, int channel, uint32_t tag, const s
     unsigned ch = (unsigned)channel;
     sbx_ipc_control *ctl = sbx_ipc_client_control(c, ch);
     uint8_t *buf = sbx_ipc_client_buffer(c, ch);
-    uint32_t seq = atomic_load_explicit(&ctl->ping, memory_order_relaxed) + 1;
+    uint32_t seq = atomic_load_explicit(&sbx_ipc_client_head(c, ch)->ping, memory_order_relaxed) + 1;
     uint32_t offs[SBX_IPC_MAX_PARAMS];
-    int r = sbx_ipc_wire_encode(buf, c->layout.channel_size, tag,
+    int r = sbx_ipc_wire_encode(buf, sbx_ipc_client_request_cap(c), tag,
                                 (flags & SBX_IPC_CALL_CLOEXEC) ? SBX_WIRE_F_FD_CLOEXEC : 0, seq,
                                 args, nargs, offs);
     if (r < 0) {
