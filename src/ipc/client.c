@@ -183,6 +183,9 @@ static uint64_t timeout_ns(const sbx_ipc_client *c)
     return (uint64_t)c->timeout_ms * 1000000u;
 }
 
+/* Lock a free channel. The scan starts where the last one of this client
+ * left off (a hint: racing threads may start at the same place, the CAS
+ * decides), without a locked add or a division on the way. */
 int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
 {
     int saved = errno;
@@ -194,21 +197,30 @@ int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
             errno = saved;
             return SBX_ERROR_CHANNEL_ERROR;
         }
-        uint32_t seen = atomic_load(&h->free_seq);
-        uint32_t start = atomic_fetch_add_explicit(&c->rr, 1, memory_order_relaxed) % n;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t i = (start + k) % n;
+        uint32_t i = atomic_load_explicit(&c->rr, memory_order_relaxed);
+        if (i >= n)
+            i = 0;
+        for (uint32_t k = 0; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
             uint32_t want = SBX_CH_FREE;
             if (atomic_load_explicit(&ctl[i].state, memory_order_relaxed) == SBX_CH_FREE &&
                 atomic_compare_exchange_strong(&ctl[i].state, &want, SBX_CH_BUSY)) {
+                atomic_store_explicit(&c->rr, i + 1 == n ? 0 : i + 1, memory_order_relaxed);
                 errno = saved;
                 return (int)i;
             }
         }
-        /* Every channel busy: sleep until one is freed (free_seq moves) or
-         * the timeout passes, then check that the broker still lives. */
+        /* Every channel busy: announce a waiter, then look once more
+         * (a channel freed before the freer could see us is found here),
+         * then sleep until free_seq moves or the timeout passes and check
+         * that the broker still lives. free_seq is read after the
+         * announcement: a freer that saw us bumps it after that read, so
+         * the wait returns at once. */
         atomic_fetch_add(&h->free_waiters, 1);
-        int r = sbx_futex_wait(&h->free_seq, seen, timeout_ns(c), 0);
+        uint32_t seen = atomic_load(&h->free_seq);
+        bool found = false;
+        for (uint32_t k = 0; k < n && !found; k++)
+            found = atomic_load(&ctl[k].state) == SBX_CH_FREE;
+        int r = found ? 0 : sbx_futex_wait(&h->free_seq, seen, timeout_ns(c), 0);
         atomic_fetch_sub(&h->free_waiters, 1);
         if (r == -ETIMEDOUT && !broker_alive(c)) {
             errno = saved;
@@ -217,15 +229,21 @@ int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
     }
 }
 
+/* Free a channel: a store in line A (in our cache: the broker never reads
+ * it), then free_seq is bumped and woken only if someone waits. The
+ * seq_cst store orders the Free before the free_waiters load against the
+ * waiter's increment-then-rescan (get_buffer): either it sees Free or we
+ * see it waiting. */
 void sbx_ipc_client_free_buffer(sbx_ipc_client *c, int channel)
 {
     if (channel < 0 || (uint32_t)channel >= c->layout.channel_count)
         return;
     sbx_ipc_header *h = (sbx_ipc_header *)c->base;
     atomic_store(&sbx_ipc_client_control(c, (unsigned)channel)->state, SBX_CH_FREE);
-    atomic_fetch_add(&h->free_seq, 1);
-    if (atomic_load(&h->free_waiters))
+    if (atomic_load(&h->free_waiters)) {
+        atomic_fetch_add(&h->free_seq, 1);
         sbx_futex_wake(&h->free_seq, 1, 0);
+    }
 }
 
 /* Wait until pong moves away from p0. Spin only while the broker thread for

@@ -296,8 +296,14 @@ static void *thread_main(void *arg)
         }
         unsigned served = 0;
         bool remote = false;
-        for (unsigned k = 0; k < t->n; k++) {
-            watch *w = &t->w[(start + k) % t->n];
+        /* No division per channel: a `%` by t->n in this loop was most of a
+         * 14-channel scan, and half a scan is added to every request's
+         * latency on average. */
+        unsigned n = t->n;
+        if (start >= n)
+            start = 0;
+        for (unsigned k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
+            watch *w = &t->w[i];
             uint32_t pv = atomic_load_explicit(&w->head->ping, memory_order_acquire);
             if (pv == w->last_ping)
                 continue;

@@ -291,6 +291,66 @@ Test(ipc_call, all_channels_busy_then_freed)
             sbx_ipc_client_free_buffer(C, held[i]);
 }
 
+/* More threads than channels: every call but the first few finds them all
+ * busy and waits for a free. A free only bumps free_seq when it sees a
+ * waiter, and a waiter rescans after announcing itself: a lost wake-up
+ * would stall its caller for the whole 1 s timeout, so 20 000 calls on 2
+ * channels from 8 threads must finish in a few seconds, and free_seq must
+ * not move while nobody waits. */
+typedef struct starved {
+    sbx_ipc_client *c;
+    unsigned bad;
+} starved;
+
+static void *starved_caller(void *p)
+{
+    starved *s = p;
+    for (unsigned i = 0; i < 2500; i++) {
+        sbx_arg a = sbx_arg_u32(i);
+        sbx_ipc_reply rep;
+        if (sbx_ipc_client_call(s->c, SBX_IPC_TAG_PING1, &a, 1, 0, &rep) != 0 ||
+            rep.ext[0] != 2ull * i)
+            s->bad++;
+    }
+    return NULL;
+}
+
+Test(ipc_call_starved, more_threads_than_channels_lose_no_wakeup)
+{
+    broker b;
+    sbx_ipc_section_options o = { .ipc_size = 64 + 2 * (128 + 1024), .channel_size = 1024 };
+    cr_assert_eq(broker_start(&b, NULL, &o, NULL), 0);
+    sbx_ipc_client *c = client_for(&b);
+    cr_assert_not_null(c);
+    cr_assert_eq(sbx_ipc_client_channel_count(c), 2);
+    sbx_ipc_header *h = (sbx_ipc_header *)c->base;
+    uint32_t fs0 = atomic_load(&h->free_seq);
+    for (unsigned i = 0; i < 100; i++) {
+        sbx_arg a = sbx_arg_u32(i);
+        cr_assert_eq(sbx_ipc_client_call(c, SBX_IPC_TAG_PING1, &a, 1, 0, NULL), 0);
+    }
+    cr_expect_eq(atomic_load(&h->free_seq), fs0, "free_seq moved with nobody waiting");
+    starved s[8];
+    pthread_t th[8];
+    uint64_t t0 = t_now_ms();
+    for (unsigned i = 0; i < 8; i++) {
+        s[i] = (starved){ .c = c };
+        pthread_create(&th[i], NULL, starved_caller, &s[i]);
+    }
+    unsigned bad = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        bad += s[i].bad;
+    }
+    uint64_t took = t_now_ms() - t0;
+    cr_expect_eq(bad, 0);
+    cr_expect_eq(atomic_load(&h->free_waiters), 0);
+    cr_expect_lt(took, 8000, "20000 starved calls took %llu ms (a lost wake-up costs 1 s)",
+                 (unsigned long long)took);
+    sbx_ipc_client_free(c);
+    broker_stop(&b, 1);
+}
+
 Test(ipc_call, idle_broker_and_client_use_no_cpu)
 {
     sbx_arg a = sbx_arg_u32(1);
