@@ -1,6 +1,6 @@
 /* libFuzzer target: the broker's request validator. The input is a channel
- * buffer as a hostile target could leave it; it goes through the same
- * copy-out and decode the server runs, then through the dispatcher's
+ * buffer as a hostile target could leave it (head words, then the
+ * request); it goes through the same copy-out and decode the server runs, then through the dispatcher's
  * signature check. Valid decodes are checked for the invariants the
  * handlers rely on. */
 #include <stdint.h>
@@ -42,10 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t cap = size < CAP ? size : CAP;
     memset(shm, 0, CAP);
     memcpy(shm, data, cap);
-    size_t n = sbx_ipc_wire_copy_in(copy, shm, cap);
+    if (cap <= SBX_IPC_CHAN_HEAD)
+        return 0;
+    /* as serve(): the request starts after ping and cli_cpu */
+    size_t n = sbx_ipc_wire_copy_in(copy, shm + SBX_IPC_CHAN_HEAD, cap - SBX_IPC_CHAN_HEAD);
     if (!n)
         return 0;
-    if (n > cap)
+    if (n > cap - SBX_IPC_CHAN_HEAD)
         abort();
     sbx_ipc_request req;
     if (sbx_ipc_wire_decode(copy, n, &req) != 0)
@@ -104,6 +107,12 @@ size_t sbx_fuzz_seed(unsigned index, uint8_t *buf, size_t cap)
             a[n] = n % 2 ? sbx_arg_handle(n) : sbx_arg_string("x");
     }
     uint32_t tag = index % 4 == 3 ? 9 : (index % 4 == 2 ? 3 : index % 4 + 1);
-    int r = sbx_ipc_wire_encode(buf, cap < CAP ? cap : CAP, tag, index & 1, index, a, n, NULL);
-    return r < 0 ? 0 : (size_t)r;
+    cap = cap < CAP ? cap : CAP;
+    if (cap <= SBX_IPC_CHAN_HEAD)
+        return 0;
+    sbx_wire_put32(buf, index + 1);       /* ping */
+    sbx_wire_put32(buf + 4, index % 3);   /* cli_cpu */
+    int r = sbx_ipc_wire_encode(buf + SBX_IPC_CHAN_HEAD, cap - SBX_IPC_CHAN_HEAD, tag, index & 1,
+                                index + 1, a, n, NULL);
+    return r < 0 ? 0 : (size_t)r + SBX_IPC_CHAN_HEAD;
 }

@@ -183,6 +183,10 @@ static uint64_t timeout_ns(const sbx_ipc_client *c)
     return (uint64_t)c->timeout_ms * 1000000u;
 }
 
+/* Lock a free channel. Each call starts its scan one channel further (a
+ * fetch_add, so that concurrent callers start apart: a plain "last + 1"
+ * hint made two threads race for the same lock word and cost a third of
+ * the 2-thread throughput); the scan itself wraps without a division. */
 int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
 {
     int saved = errno;
@@ -194,10 +198,8 @@ int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
             errno = saved;
             return SBX_ERROR_CHANNEL_ERROR;
         }
-        uint32_t seen = atomic_load(&h->free_seq);
-        uint32_t start = atomic_fetch_add_explicit(&c->rr, 1, memory_order_relaxed) % n;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t i = (start + k) % n;
+        uint32_t i = atomic_fetch_add_explicit(&c->rr, 1, memory_order_relaxed) % n;
+        for (uint32_t k = 0; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
             uint32_t want = SBX_CH_FREE;
             if (atomic_load_explicit(&ctl[i].state, memory_order_relaxed) == SBX_CH_FREE &&
                 atomic_compare_exchange_strong(&ctl[i].state, &want, SBX_CH_BUSY)) {
@@ -205,10 +207,18 @@ int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
                 return (int)i;
             }
         }
-        /* Every channel busy: sleep until one is freed (free_seq moves) or
-         * the timeout passes, then check that the broker still lives. */
+        /* Every channel busy: announce a waiter, then look once more
+         * (a channel freed before the freer could see us is found here),
+         * then sleep until free_seq moves or the timeout passes and check
+         * that the broker still lives. free_seq is read after the
+         * announcement: a freer that saw us bumps it after that read, so
+         * the wait returns at once. */
         atomic_fetch_add(&h->free_waiters, 1);
-        int r = sbx_futex_wait(&h->free_seq, seen, timeout_ns(c), 0);
+        uint32_t seen = atomic_load(&h->free_seq);
+        bool found = false;
+        for (uint32_t k = 0; k < n && !found; k++)
+            found = atomic_load(&ctl[k].state) == SBX_CH_FREE;
+        int r = found ? 0 : sbx_futex_wait(&h->free_seq, seen, timeout_ns(c), 0);
         atomic_fetch_sub(&h->free_waiters, 1);
         if (r == -ETIMEDOUT && !broker_alive(c)) {
             errno = saved;
@@ -217,15 +227,21 @@ int sbx_ipc_client_get_buffer(sbx_ipc_client *c)
     }
 }
 
+/* Free a channel: a store in line A (in our cache: the broker never reads
+ * it), then free_seq is bumped and woken only if someone waits. The
+ * seq_cst store orders the Free before the free_waiters load against the
+ * waiter's increment-then-rescan (get_buffer): either it sees Free or we
+ * see it waiting. */
 void sbx_ipc_client_free_buffer(sbx_ipc_client *c, int channel)
 {
     if (channel < 0 || (uint32_t)channel >= c->layout.channel_count)
         return;
     sbx_ipc_header *h = (sbx_ipc_header *)c->base;
     atomic_store(&sbx_ipc_client_control(c, (unsigned)channel)->state, SBX_CH_FREE);
-    atomic_fetch_add(&h->free_seq, 1);
-    if (atomic_load(&h->free_waiters))
+    if (atomic_load(&h->free_waiters)) {
+        atomic_fetch_add(&h->free_seq, 1);
         sbx_futex_wake(&h->free_seq, 1, 0);
+    }
 }
 
 /* Wait until pong moves away from p0. Spin only while the broker thread for
@@ -235,8 +251,11 @@ void sbx_ipc_client_free_buffer(sbx_ipc_client *c, int channel)
  * checked, so a dead broker gives an error and a slow one is waited for. */
 static int wait_pong(sbx_ipc_client *c, sbx_ipc_control *ctl, uint32_t p0, uint32_t me)
 {
+    /* The clock is read every 64 rounds, not on the first: a broker on
+     * another CPU usually answers before that, and a vDSO clock read is a
+     * sizeable part of a round trip. */
     uint64_t t0 = 0;
-    for (unsigned i = 0;; i++) {
+    for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&ctl->pong, memory_order_acquire) != p0)
             return 0;
         uint32_t cpu = atomic_load_explicit(&ctl->srv_cpu, memory_order_relaxed);
@@ -347,18 +366,21 @@ static int recv_fd(sbx_ipc_client *c, unsigned ch, uint32_t seq)
     }
 }
 
-/* Publish the request written in channel ch and wait for its answer. */
+/* Publish the request written in channel ch and wait for its answer. The
+ * words the broker reads (ping, cli_cpu) share the request's first cache
+ * line; the lock and tag stay in line A, which the broker never reads. */
 static int transact(sbx_ipc_client *c, unsigned ch, uint32_t tag, uint32_t seq)
 {
     sbx_ipc_control *ctl = sbx_ipc_client_control(c, ch);
+    sbx_ipc_chan_head *head = sbx_ipc_client_head(c, ch);
     uint32_t me = my_cpu1();
     atomic_store_explicit(&ctl->tag, tag, memory_order_relaxed);
-    atomic_store_explicit(&ctl->cli_cpu, me, memory_order_relaxed);
-    uint32_t p0 = atomic_load(&ctl->pong);
-    atomic_store(&ctl->ping, seq); /* seq_cst: ordered before the srv_sleep load */
+    atomic_store_explicit(&head->cli_cpu, me, memory_order_relaxed);
+    uint32_t p0 = atomic_load_explicit(&ctl->pong, memory_order_relaxed);
+    atomic_store(&head->ping, seq); /* seq_cst: ordered before the srv_sleep load */
     uint32_t s = atomic_load(&ctl->srv_sleep);
     if (s == SBX_SRV_WAITV) {
-        sbx_futex_wake(&ctl->ping, 1, 0);
+        sbx_futex_wake(&head->ping, 1, 0);
     } else if (s == SBX_SRV_DOORBELL) {
         sbx_ipc_header *h = (sbx_ipc_header *)c->base;
         atomic_fetch_add(&h->doorbell, 1);
@@ -431,9 +453,9 @@ int sbx_ipc_client_call_on(sbx_ipc_client *c, int channel, uint32_t tag, const s
     unsigned ch = (unsigned)channel;
     sbx_ipc_control *ctl = sbx_ipc_client_control(c, ch);
     uint8_t *buf = sbx_ipc_client_buffer(c, ch);
-    uint32_t seq = atomic_load_explicit(&ctl->ping, memory_order_relaxed) + 1;
+    uint32_t seq = atomic_load_explicit(&sbx_ipc_client_head(c, ch)->ping, memory_order_relaxed) + 1;
     uint32_t offs[SBX_IPC_MAX_PARAMS];
-    int r = sbx_ipc_wire_encode(buf, c->layout.channel_size, tag,
+    int r = sbx_ipc_wire_encode(buf, sbx_ipc_client_request_cap(c), tag,
                                 (flags & SBX_IPC_CALL_CLOEXEC) ? SBX_WIRE_F_FD_CLOEXEC : 0, seq,
                                 args, nargs, offs);
     if (r < 0) {

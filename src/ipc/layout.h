@@ -2,7 +2,7 @@
  *
  *   [ header            ]  64 bytes, written once by the broker
  *   [ control 0 .. N-1  ]  128 bytes each (atomic words, futex words, reply)
- *   [ buffer 0 .. N-1   ]  channel_size bytes each
+ *   [ buffer 0 .. N-1   ]  channel_size bytes each: ping, cli_cpu, request
  *   [ padding to a page ]
  *   [ policy area       ]  policy_size bytes, page-aligned
  *
@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define SBX_IPC_MAGIC 0x31584253u /* "SBX1" little-endian */
-#define SBX_IPC_VERSION 1u
+#define SBX_IPC_VERSION 2u
 #define SBX_IPC_HEADER_SIZE 64u
 #define SBX_IPC_PAGE 4096u
 
@@ -41,11 +41,11 @@ typedef struct sbx_ipc_header {
 } sbx_ipc_header;
 _Static_assert(sizeof(sbx_ipc_header) == SBX_IPC_HEADER_SIZE, "header is 64 bytes");
 
-/* Channel states. */
+/* Channel states: the client's lock (the broker never looks at them). */
 enum {
     SBX_CH_FREE = 1,      /* available */
-    SBX_CH_BUSY = 2,      /* locked by a client, request being written/sent */
-    SBX_CH_ACK = 3,       /* the broker took the request and is serving it */
+    SBX_CH_BUSY = 2,      /* locked by a client for one call */
+    /* 3 was Ack (the broker's CAS in version 1), no longer used */
     SBX_CH_ABANDONED = 4, /* the client gave up on a dead broker: never reused */
 };
 
@@ -56,20 +56,19 @@ enum {
     SBX_SRV_DOORBELL = 2, /* sleeping in FUTEX_WAIT on header.doorbell */
 };
 
-/* One channel's control: two cache lines, one written by each side, so
- * that a client spinning on pong never fights the broker for the line it
- * writes its request words into. */
+/* One channel's control: two cache lines. Line A is the client's alone
+ * (the broker never reads or writes it), so locking and freeing a channel
+ * never moves a line between the CPUs. Line B carries the reply: the
+ * broker writes it, the client reads it; the client writes cli_wait there
+ * only on its way to sleep, where the broker reads it right after pong. */
 #define SBX_IPC_CONTROL_SIZE 128u
 typedef struct sbx_ipc_control {
-    /* line A: written by the client */
-    _Atomic uint32_t state;     /* SBX_CH_* (the broker CASes Busy -> Ack) */
-    _Atomic uint32_t ping;      /* client bumps after writing a request (futex) */
-    _Atomic uint32_t tag;       /* request tag, published for prioritising */
-    _Atomic uint32_t cli_wait;  /* 1 while the client sleeps on pong */
-    _Atomic uint32_t cli_cpu;   /* client's CPU + 1 at request time */
+    /* line A: the client's (lock and bookkeeping; never read by the broker) */
+    _Atomic uint32_t state;     /* SBX_CH_*: the client's channel lock */
+    _Atomic uint32_t tag;       /* request tag, informational */
     uint32_t buffer_offset;     /* informational; the broker never reads it */
-    uint32_t reserved_a[10];
-    /* line B: written by the broker (the reply travels here) */
+    uint32_t reserved_a[13];
+    /* line B: the reply (written by the broker) */
     _Atomic uint32_t pong;      /* broker bumps after writing the reply (futex) */
     _Atomic uint32_t srv_sleep; /* SBX_SRV_* */
     _Atomic uint32_t srv_cpu;   /* broker thread's CPU + 1 (0: unknown) */
@@ -77,14 +76,27 @@ typedef struct sbx_ipc_control {
     int32_t rep_status;         /* errno-style status */
     uint32_t rep_flags;         /* SBX_WIRE_RF_* */
     uint64_t rep_ext[4];        /* extended values */
-    uint32_t reserved_b[2];
+    _Atomic uint32_t cli_wait;  /* client: 1 while it sleeps on pong */
+    uint32_t reserved_b;
 } sbx_ipc_control;
 _Static_assert(sizeof(sbx_ipc_control) == SBX_IPC_CONTROL_SIZE, "control is 128 bytes");
 _Static_assert(offsetof(sbx_ipc_control, pong) == 64, "line B starts at 64");
 
+/* Every channel buffer starts with the words that publish a request, in
+ * the cache line the request's head is written to: the broker's one miss
+ * on ping brings a small request (PING1: 48 bytes) along with it. The
+ * request itself follows at SBX_IPC_CHAN_HEAD. */
+typedef struct sbx_ipc_chan_head {
+    _Atomic uint32_t ping;      /* client bumps after writing a request (futex) */
+    _Atomic uint32_t cli_cpu;   /* client's CPU + 1 at request time (a hint) */
+} sbx_ipc_chan_head;
+#define SBX_IPC_CHAN_HEAD 8u
+_Static_assert(sizeof(sbx_ipc_chan_head) == SBX_IPC_CHAN_HEAD, "channel head is 8 bytes");
+
 /* ---- channel buffer (wire format) ---- */
 
-/* Request header at offset 0 of a channel buffer. */
+/* Request header at offset 0 of a request (a channel buffer's bytes from
+ * SBX_IPC_CHAN_HEAD on; all request offsets count from there). */
 #define SBX_WIRE_REQ_TAG 0u        /* u32 */
 #define SBX_WIRE_REQ_COUNT 4u      /* u32 param count */
 #define SBX_WIRE_REQ_TOTAL 8u      /* u32 bytes used from offset 0 */

@@ -4,8 +4,9 @@
  *
  * Threat model: the target can write anything into its section at any time,
  * control and futex words included. A pool thread therefore:
- *   - decides on a channel with ONE compare-and-swap of its state word
- *     (Busy -> Ack); any other value means "not a request" and is ignored;
+ *   - takes a moved ping word as a request, whatever the channel's other
+ *     words say (it never reads the client's lock word: a lying target
+ *     only gets its own garbage served or rejected);
  *   - copies the request out (sbx_ipc_wire_copy_in) before looking at it and
  *     validates only the private copy; never follows a pointer from it;
  *   - writes into the section only the reply area and, after success, the
@@ -43,6 +44,7 @@ typedef struct watch {
     sbx_ipc_server *srv;
     unsigned ch;
     sbx_ipc_control *ctl;
+    sbx_ipc_chan_head *head; /* ping and cli_cpu, in the request's line */
     uint32_t last_ping;
 } watch;
 
@@ -95,10 +97,11 @@ static uint32_t my_cpu1(void)
     return cpu < 0 ? 0 : (uint32_t)cpu + 1;
 }
 
-static uint8_t *chan_buf(const sbx_ipc_server *s, unsigned ch)
+static sbx_ipc_chan_head *chan_head(const sbx_ipc_section *sec, unsigned ch)
 {
-    const sbx_ipc_layout *l = &s->section->layout;
-    return (uint8_t *)s->section->base + l->buffers_offset + (size_t)ch * l->channel_size;
+    const sbx_ipc_layout *l = &sec->layout;
+    return (sbx_ipc_chan_head *)((uint8_t *)sec->base + l->buffers_offset +
+                                 (size_t)ch * l->channel_size);
 }
 
 /* Wake a pool thread wherever it sleeps (see thread_sleep for the order). */
@@ -151,28 +154,26 @@ static int send_fd(sbx_ipc_server *s, unsigned ch, uint32_t seq, uint32_t flags,
 }
 
 /* Serve one ping on w. What the target controls: the whole channel buffer
- * and every control word. Checked: the state word once (CAS Busy->Ack),
- * then the private copy by sbx_ipc_wire_decode (count, types, offsets,
- * sizes, alignment, strings) and the tag's exact signature by
- * sbx_ipc_dispatch before the handler runs. Safe because nothing is read
- * from shared memory after the copy, and the writes go to the reply area
- * and to in/out ranges validated on the copy, all inside this channel.
- * Returns true when the request's client runs on another CPU (worth
- * spinning for its next request). */
+ * and every control word. Checked: the private copy by
+ * sbx_ipc_wire_decode (count, types, offsets, sizes, alignment, strings)
+ * and the tag's exact signature by sbx_ipc_dispatch before the handler
+ * runs. Safe because nothing is read from shared memory after the copy
+ * (cli_cpu, read once, only picks spinning or yielding), and the writes
+ * go to the reply line and to in/out ranges validated on the copy, all
+ * inside this channel. Returns true when the request's client runs on
+ * another CPU (worth spinning for its next request). */
 static bool serve(pool_thread *t, watch *w)
 {
     sbx_ipc_server *s = w->srv;
     sbx_ipc_control *ctl = w->ctl;
-    uint32_t want = SBX_CH_BUSY;
-    if (!atomic_compare_exchange_strong(&ctl->state, &want, SBX_CH_ACK))
-        return false;
     /* srv_cpu is kept current by thread_sleep; writing it here again would
      * pull the reply line away from a spinning client for nothing. */
     if (atomic_load_explicit(&ctl->srv_cpu, memory_order_relaxed) != t->cpu1)
         atomic_store_explicit(&ctl->srv_cpu, t->cpu1, memory_order_relaxed);
-    size_t cap = s->section->layout.channel_size;
-    uint8_t *shm = chan_buf(s, w->ch);
-    uint8_t *copy = s->scratch + (size_t)w->ch * cap;
+    uint32_t cc = atomic_load_explicit(&w->head->cli_cpu, memory_order_relaxed);
+    size_t cap = s->section->layout.channel_size - SBX_IPC_CHAN_HEAD;
+    uint8_t *shm = (uint8_t *)w->head + SBX_IPC_CHAN_HEAD;
+    uint8_t *copy = s->scratch + (size_t)w->ch * s->section->layout.channel_size;
 
     sbx_ipc_request req;
     sbx_ipc_info info = { .fd = -1, .target_ctx = s->target_ctx };
@@ -185,8 +186,6 @@ static bool serve(pool_thread *t, watch *w)
     } else {
         outcome = sbx_ipc_dispatch(s->d, &req, &info);
     }
-    if (outcome == SBX_ERROR_INVALID_IPC)
-        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
 
     uint32_t rflags = 0;
     if (outcome >= 0) {
@@ -207,9 +206,11 @@ static bool serve(pool_thread *t, watch *w)
     ctl->rep_flags = rflags;
     for (unsigned i = 0; i < SBX_IPC_EXT_COUNT; i++)
         ctl->rep_ext[i] = info.ext[i];
-    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
 
-    uint32_t cc = atomic_load_explicit(&ctl->cli_cpu, memory_order_relaxed);
+    /* Counted before pong: a caller that got its answer sees its call. */
+    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+    if (outcome == SBX_ERROR_INVALID_IPC)
+        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
     atomic_fetch_add(&ctl->pong, 1); /* seq_cst: before the cli_wait load */
     if (atomic_load(&ctl->cli_wait))
         sbx_futex_wake(&ctl->pong, INT_MAX, 0);
@@ -232,7 +233,7 @@ static void set_sleep_all(pool_thread *t, uint32_t v)
 static bool pings_moved(pool_thread *t)
 {
     for (unsigned i = 0; i < t->n; i++)
-        if (atomic_load(&t->w[i].ctl->ping) != t->w[i].last_ping)
+        if (atomic_load(&t->w[i].head->ping) != t->w[i].last_ping)
             return true;
     return false;
 }
@@ -256,7 +257,7 @@ static void thread_sleep(pool_thread *t, struct futex_waitv *wv)
                                           .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG };
             for (unsigned i = 0; i < t->n; i++)
                 wv[i + 1] = (struct futex_waitv){ .val = t->w[i].last_ping,
-                                                  .uaddr = (uintptr_t)&t->w[i].ctl->ping,
+                                                  .uaddr = (uintptr_t)&t->w[i].head->ping,
                                                   .flags = FUTEX_32 };
             sbx_futex_waitv(wv, t->n + 1, NULL);
         } else {
@@ -295,9 +296,15 @@ static void *thread_main(void *arg)
         }
         unsigned served = 0;
         bool remote = false;
-        for (unsigned k = 0; k < t->n; k++) {
-            watch *w = &t->w[(start + k) % t->n];
-            uint32_t pv = atomic_load_explicit(&w->ctl->ping, memory_order_acquire);
+        /* No division per channel: a `%` by t->n (a 32-bit divide, ~25
+         * cycles) cost more than the load it indexed, and half a scan is
+         * added to every request's latency on average. */
+        unsigned n = t->n;
+        if (start >= n)
+            start = 0;
+        for (unsigned k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
+            watch *w = &t->w[i];
+            uint32_t pv = atomic_load_explicit(&w->head->ping, memory_order_acquire);
             if (pv == w->last_ping)
                 continue;
             w->last_ping = pv;
@@ -499,7 +506,8 @@ int sbx_ipc_server_new(sbx_ipc_pool *pool, sbx_ipc_section *section, int fd_sock
                 continue;
             /* last_ping 0 is the section's initial value: a ping made
              * before the server existed is still seen and served. */
-            t->w[t->n++] = (watch){ .srv = s, .ch = ch, .ctl = &ctl[ch], .last_ping = 0 };
+            t->w[t->n++] = (watch){ .srv = s, .ch = ch, .ctl = &ctl[ch],
+                                    .head = chan_head(section, ch), .last_ping = 0 };
         }
         unpark(t);
     }

@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "ipc_test_util.h"
@@ -80,7 +83,7 @@ Test(ipc_call, inout_written_back_only_after_success)
     /* and the shared channel was not touched either */
     for (unsigned ch = 0; ch < sbx_ipc_client_channel_count(C); ch++) {
         uint8_t *p = sbx_ipc_client_buffer(C, ch);
-        for (unsigned k = SBX_WIRE_DATA_AT(1); k < 1024; k++)
+        for (size_t k = SBX_WIRE_DATA_AT(1); k < sbx_ipc_client_request_cap(C); k++)
             cr_assert_neq(p[k], 0xee);
     }
 }
@@ -115,7 +118,9 @@ Test(ipc_call, malformed_raw_requests_rejected)
         cr_assert_geq(ch, 0);
         uint8_t *buf = sbx_ipc_client_buffer(C, (unsigned)ch);
         sbx_arg a = sbx_arg_u32(5);
-        cr_assert_gt(sbx_ipc_wire_encode(buf, 1024, TAG_SLOW, 0, 1, &a, 1, NULL), 0);
+        size_t cap = sbx_ipc_client_request_cap(C);
+        uint32_t seq = atomic_load(&sbx_ipc_client_head(C, (unsigned)ch)->ping) + 1;
+        cr_assert_gt(sbx_ipc_wire_encode(buf, cap, TAG_SLOW, 0, seq, &a, 1, NULL), 0);
         uint8_t *p0 = buf + SBX_WIRE_PARAMS;
         switch (k) {
         case 0: sbx_wire_put32(buf + SBX_WIRE_REQ_COUNT, 10); break;
@@ -124,11 +129,10 @@ Test(ipc_call, malformed_raw_requests_rejected)
         case 3: sbx_wire_put32(p0 + 4, SBX_WIRE_DATA_AT(1) + 2); break; /* misaligned */
         case 4: sbx_wire_put32(buf + SBX_WIRE_REQ_TOTAL, 5000); break; /* beyond channel */
         case 5: sbx_wire_put32(p0, SBX_ARG_U64); break;              /* wrong type (size 4) */
-        case 6: memset(buf, 0xff, 1024); break;                       /* garbage */
+        case 6: memset(buf, 0xff, cap); break;                        /* garbage */
         case 7: sbx_wire_put32(buf + SBX_WIRE_REQ_TAG, 0); break;
         }
         sbx_ipc_reply rep;
-        uint32_t seq = atomic_load(&sbx_ipc_client_control(C, (unsigned)ch)->ping) + 1;
         cr_expect_eq(sbx_ipc_client_transact_raw(C, (unsigned)ch, TAG_SLOW, seq, &rep),
                      SBX_ERROR_INVALID_IPC, "case %d", k);
         cr_expect_eq(rep.status, EBADMSG, "case %d status %d", k, rep.status);
@@ -174,7 +178,8 @@ Test(ipc_call, state_transitions)
     sbx_ipc_client_free_buffer(C, held[0]);
     for (unsigned i = 0; i < n; i++)
         cr_expect_eq(atomic_load(&sbx_ipc_client_control(C, i)->state), SBX_CH_FREE);
-    /* Busy -> Ack while the broker serves; the tag is published */
+    /* Still Busy while the broker serves: the lock is the client's alone,
+     * the broker never writes line A; the tag is published there */
     for (unsigned i = 0; i < n; i++)
         held[i] = sbx_ipc_client_get_buffer(C);
     sbx_ipc_client_free_buffer(C, held[0]);
@@ -187,15 +192,58 @@ Test(ipc_call, state_transitions)
     while (!atomic_load(&slow_started) && t_now_ms() - t0 < 5000)
         usleep(1000);
     cr_expect(atomic_load(&slow_started));
-    cr_expect_eq(atomic_load(&ctl->state), SBX_CH_ACK);
+    cr_expect_eq(atomic_load(&ctl->state), SBX_CH_BUSY);
     cr_expect_eq(atomic_load(&ctl->tag), TAG_SLOW);
     pthread_join(th, NULL);
     cr_expect_eq(s.result, 0);
-    cr_expect_eq(atomic_load(&ctl->state), SBX_CH_FREE, "Ack -> Free after the answer");
+    cr_expect_eq(atomic_load(&ctl->state), SBX_CH_FREE, "Busy -> Free after the answer");
     for (unsigned i = 1; i < n; i++)
         sbx_ipc_client_free_buffer(C, held[i]);
 }
 
+
+/* The broker takes a moved ping as a request whatever the lock says (it
+ * never reads line A): a target pinging a channel it never locked, with a
+ * lying cli_cpu, gets that request served like any other, the lock is left
+ * as it was, and honest calls on the other channels go on. */
+Test(ipc_call, ping_on_an_unlocked_channel_is_served_and_leaves_the_lock_alone)
+{
+    unsigned ch = sbx_ipc_client_channel_count(C) - 1;
+    sbx_ipc_control *ctl = sbx_ipc_client_control(C, ch);
+    sbx_ipc_chan_head *head = sbx_ipc_client_head(C, ch);
+    uint32_t before[16];
+    memcpy(before, (const void *)ctl, sizeof before);
+    cr_assert_eq(before[0], SBX_CH_FREE);
+    for (uint32_t k = 0; k < 50; k++) {
+        uint32_t seq = atomic_load(&head->ping) + 1;
+        sbx_arg a = sbx_arg_u32(k);
+        cr_assert_gt(sbx_ipc_wire_encode(sbx_ipc_client_buffer(C, ch),
+                                         sbx_ipc_client_request_cap(C), SBX_IPC_TAG_PING1, 0,
+                                         seq, &a, 1, NULL),
+                     0);
+        atomic_store(&head->cli_cpu, k % 2 ? 0xffffffffu : k);
+        uint32_t p0 = atomic_load(&ctl->pong);
+        atomic_store(&head->ping, seq);
+        if (atomic_load(&ctl->srv_sleep))
+            syscall(SYS_futex, &head->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
+        uint64_t t0 = t_now_ms();
+        while (atomic_load(&ctl->pong) == p0 && t_now_ms() - t0 < 5000)
+            sched_yield();
+        cr_assert_neq(atomic_load(&ctl->pong), p0, "ping %u on an unlocked channel not served", k);
+        cr_expect_eq(ctl->rep_outcome, 0);
+        cr_expect_eq(ctl->rep_ext[0], 2ull * k);
+        sbx_arg b = sbx_arg_u32(k);
+        sbx_ipc_reply rep;
+        cr_expect_eq(sbx_ipc_client_call(C, SBX_IPC_TAG_PING1, &b, 1, 0, &rep), 0);
+        cr_expect_eq(rep.ext[0], 2ull * k);
+    }
+    /* line A is as it was (but the tag the honest calls publish there, if
+     * one of them got this channel): the broker wrote none of it */
+    uint32_t after[16];
+    memcpy(after, (const void *)ctl, sizeof after);
+    after[1] = before[1];
+    cr_expect_eq(memcmp(before, after, sizeof before), 0);
+}
 Test(ipc_call, slow_but_alive_server_is_waited_for)
 {
     /* The call outlasts several liveness timeouts; the broker is alive, so
@@ -241,6 +289,66 @@ Test(ipc_call, all_channels_busy_then_freed)
     for (unsigned i = 0; i < n; i++)
         if (i != n / 2)
             sbx_ipc_client_free_buffer(C, held[i]);
+}
+
+/* More threads than channels: every call but the first few finds them all
+ * busy and waits for a free. A free only bumps free_seq when it sees a
+ * waiter, and a waiter rescans after announcing itself: a lost wake-up
+ * would stall its caller for the whole 1 s timeout, so 20 000 calls on 2
+ * channels from 8 threads must finish in a few seconds, and free_seq must
+ * not move while nobody waits. */
+typedef struct starved {
+    sbx_ipc_client *c;
+    unsigned bad;
+} starved;
+
+static void *starved_caller(void *p)
+{
+    starved *s = p;
+    for (unsigned i = 0; i < 2500; i++) {
+        sbx_arg a = sbx_arg_u32(i);
+        sbx_ipc_reply rep;
+        if (sbx_ipc_client_call(s->c, SBX_IPC_TAG_PING1, &a, 1, 0, &rep) != 0 ||
+            rep.ext[0] != 2ull * i)
+            s->bad++;
+    }
+    return NULL;
+}
+
+Test(ipc_call_starved, more_threads_than_channels_lose_no_wakeup)
+{
+    broker b;
+    sbx_ipc_section_options o = { .ipc_size = 64 + 2 * (128 + 1024), .channel_size = 1024 };
+    cr_assert_eq(broker_start(&b, NULL, &o, NULL), 0);
+    sbx_ipc_client *c = client_for(&b);
+    cr_assert_not_null(c);
+    cr_assert_eq(sbx_ipc_client_channel_count(c), 2);
+    sbx_ipc_header *h = (sbx_ipc_header *)c->base;
+    uint32_t fs0 = atomic_load(&h->free_seq);
+    for (unsigned i = 0; i < 100; i++) {
+        sbx_arg a = sbx_arg_u32(i);
+        cr_assert_eq(sbx_ipc_client_call(c, SBX_IPC_TAG_PING1, &a, 1, 0, NULL), 0);
+    }
+    cr_expect_eq(atomic_load(&h->free_seq), fs0, "free_seq moved with nobody waiting");
+    starved s[8];
+    pthread_t th[8];
+    uint64_t t0 = t_now_ms();
+    for (unsigned i = 0; i < 8; i++) {
+        s[i] = (starved){ .c = c };
+        pthread_create(&th[i], NULL, starved_caller, &s[i]);
+    }
+    unsigned bad = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        bad += s[i].bad;
+    }
+    uint64_t took = t_now_ms() - t0;
+    cr_expect_eq(bad, 0);
+    cr_expect_eq(atomic_load(&h->free_waiters), 0);
+    cr_expect_lt(took, 8000, "20000 starved calls took %llu ms (a lost wake-up costs 1 s)",
+                 (unsigned long long)took);
+    sbx_ipc_client_free(c);
+    broker_stop(&b, 1);
 }
 
 Test(ipc_call, idle_broker_and_client_use_no_cpu)

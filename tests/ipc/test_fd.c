@@ -182,11 +182,12 @@ static int call_no_collect(sbx_ipc_client *c, const char *path)
     sbx_ipc_control *ctl = sbx_ipc_client_control(c, (unsigned)ch);
     uint8_t *buf = sbx_ipc_client_buffer(c, (unsigned)ch);
     sbx_arg a = sbx_arg_string(path);
-    uint32_t seq = atomic_load(&ctl->ping) + 1;
-    sbx_ipc_wire_encode(buf, c->layout.channel_size, TAG_OPEN, 0, seq, &a, 1, NULL);
+    sbx_ipc_chan_head *head = sbx_ipc_client_head(c, (unsigned)ch);
+    uint32_t seq = atomic_load(&head->ping) + 1;
+    sbx_ipc_wire_encode(buf, sbx_ipc_client_request_cap(c), TAG_OPEN, 0, seq, &a, 1, NULL);
     uint32_t p0 = atomic_load(&ctl->pong);
-    atomic_store(&ctl->ping, seq);
-    syscall(SYS_futex, &ctl->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
+    atomic_store(&head->ping, seq);
+    syscall(SYS_futex, &head->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
     uint64_t t0 = t_now_ms();
     while (atomic_load(&ctl->pong) == p0) {
         if (t_now_ms() - t0 > 5000)

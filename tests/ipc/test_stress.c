@@ -94,8 +94,8 @@ Test(ipc_stress, a_million_concurrent_calls_each_answered_to_its_caller)
     broker_stop(&b, 1);
 }
 
-/* A target that holds channel 0 and rewrites it (buffer, state, ping,
- * every control word) as fast as it can while its other threads make
+/* A target that holds channel 0 and rewrites it (request, state, ping,
+ * cli_cpu, every control word of both lines) as fast as it can while its other threads make
  * calls on the other channels; meanwhile a TOCTOU thread keeps flipping a
  * string between an allowed and a denied path after sending it. */
 typedef struct scribble {
@@ -118,12 +118,13 @@ static void *scribbler(void *p)
     if (ch < 0)
         return NULL;
     sbx_ipc_control *ctl = sbx_ipc_client_control(s->c, (unsigned)ch);
+    sbx_ipc_chan_head *head = sbx_ipc_client_head(s->c, (unsigned)ch);
     uint8_t *buf = sbx_ipc_client_buffer(s->c, (unsigned)ch);
     uint64_t seed = 88172645463325252ull;
-    size_t cap = s->c->layout.channel_size;
+    size_t cap = sbx_ipc_client_request_cap(s->c);
     while (!atomic_load(&s->stop)) {
         uint64_t r = xs(&seed);
-        switch (r % 6) {
+        switch (r % 8) {
         case 0: /* a plausible request, then garbage over it */
             {
                 sbx_arg a = sbx_arg_u32((uint32_t)r);
@@ -139,21 +140,32 @@ static void *scribbler(void *p)
             break;
         case 3: /* any state but Free: Free would hand the channel to a sibling */
             {
-                static const uint32_t st[] = { 0, SBX_CH_BUSY, SBX_CH_ACK, SBX_CH_ABANDONED, 77, 0xffffffffu };
+                static const uint32_t st[] = { 0, SBX_CH_BUSY, 3, SBX_CH_ABANDONED, 77, 0xffffffffu };
                 atomic_store(&ctl->state, st[(r >> 16) % 6]);
             }
             break;
-        case 4:
+        case 4: /* any word of either control line but the lock */
             {
-                unsigned w = 1 + (unsigned)((r >> 8) % 15);
+                unsigned w = 1 + (unsigned)((r >> 8) % 31);
                 atomic_store((_Atomic uint32_t *)ctl + w, (uint32_t)xs(&seed));
             }
             break;
+        case 5: /* the CPU hint the broker reads outside the copy */
+            {
+                static const uint32_t cpu[] = { 0, 1, 2, 0xffffffffu };
+                atomic_store(&head->cli_cpu, (r >> 8) & 1 ? cpu[(r >> 9) % 4] : (uint32_t)xs(&seed));
+            }
+            break;
+        case 6: /* ping moved to any value, without the lock being Busy */
+            atomic_store(&head->ping, (uint32_t)xs(&seed));
+            if (atomic_load(&ctl->srv_sleep))
+                syscall(SYS_futex, &head->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
+            break;
         default:
             atomic_store(&ctl->state, SBX_CH_BUSY);
-            atomic_fetch_add(&ctl->ping, 1);
+            atomic_fetch_add(&head->ping, 1);
             if (atomic_load(&ctl->srv_sleep))
-                syscall(SYS_futex, &ctl->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
+                syscall(SYS_futex, &head->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
             break;
         }
     }
@@ -179,16 +191,17 @@ static void *toctou_main(void *p)
             return NULL;
         uint8_t *buf = sbx_ipc_client_buffer(t->c, (unsigned)ch);
         sbx_arg a = sbx_arg_string("/ok/x");
-        uint32_t seq = atomic_load(&sbx_ipc_client_control(t->c, (unsigned)ch)->ping) + 1;
+        sbx_ipc_chan_head *head = sbx_ipc_client_head(t->c, (unsigned)ch);
+        uint32_t seq = atomic_load(&head->ping) + 1;
         uint32_t offs[1];
-        sbx_ipc_wire_encode(buf, t->c->layout.channel_size, TAG_CHECK, 0, seq, &a, 1, offs);
+        sbx_ipc_wire_encode(buf, sbx_ipc_client_request_cap(t->c), TAG_CHECK, 0, seq, &a, 1, offs);
         /* flip the string from a sibling thread's point of view: we write it
          * right after publishing, racing the broker's copy */
         sbx_ipc_control *ctl = sbx_ipc_client_control(t->c, (unsigned)ch);
         uint32_t p0 = atomic_load(&ctl->pong);
-        atomic_store(&ctl->ping, seq);
+        atomic_store(&head->ping, seq);
         if (atomic_load(&ctl->srv_sleep))
-            syscall(SYS_futex, &ctl->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
+            syscall(SYS_futex, &head->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
         for (int k = 0; k < (int)(i % 64); k++)
             __asm__ __volatile__("" ::: "memory");
         memcpy(buf + offs[0], "/no/x", 5);
@@ -280,7 +293,7 @@ static int flood_and_hold(sbx_ipc_client *c, void *arg)
         sbx_ipc_client_get_buffer(c);
     for (;;)
         for (unsigned i = 0; i < n; i++)
-            atomic_fetch_add(&sbx_ipc_client_control(c, i)->ping, 1);
+            atomic_fetch_add(&sbx_ipc_client_head(c, i)->ping, 1);
     return 0;
 }
 
