@@ -141,6 +141,89 @@ Test(files_path, canon_random_is_idempotent_and_clean)
     }
 }
 
+/* A model of canonicalisation, written component by component: what the
+ * result must be for in[0..len) with an output buffer of cap bytes
+ * (inputs here are short and NUL-free). A component that would not fit,
+ * even one a later ".." removes, is ENAMETOOLONG, like the real walk. */
+static int model_canon(const char *in, size_t len, char *out, size_t cap)
+{
+    if (len == 0)
+        return -ENOENT;
+    if (in[0] != '/')
+        return -EINVAL;
+    if (cap < 2)
+        return -ENAMETOOLONG;
+    size_t o = 1;
+    out[0] = '/';
+    bool dir = false;
+    for (size_t i = 0; i < len;) {
+        while (i < len && in[i] == '/')
+            i++;
+        if (i == len)
+            break;
+        size_t s = i;
+        while (i < len && in[i] != '/')
+            i++;
+        size_t n = i - s;
+        if (n > NAME_MAX)
+            return -ENAMETOOLONG;
+        if (n == 1 && in[s] == '.') {
+            dir = true;
+        } else if (n == 2 && in[s] == '.' && in[s + 1] == '.') {
+            while (o > 1 && out[o - 1] != '/')
+                o--;
+            if (o > 1)
+                o--;
+            dir = true;
+        } else {
+            size_t sep = o > 1 ? 1 : 0;
+            if (o + sep + n + 1 > cap)
+                return -ENAMETOOLONG;
+            if (sep)
+                out[o++] = '/';
+            memcpy(out + o, in + s, n);
+            o += n;
+            dir = i < len;
+        }
+    }
+    if (dir && o > 1) {
+        if (o + 2 > cap)
+            return -ENAMETOOLONG;
+        out[o++] = '/';
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* The canonical form of every input, already canonical or not (the
+ * plain ones are copied without the walk), with every output size, is
+ * the model's: same length, same bytes, same error. */
+Test(files_path, canon_matches_the_model)
+{
+    static const char alpha[] = "//..ab";
+    unsigned seed = 777;
+    static char in[NAME_MAX + 8];
+    for (int iter = 0; iter < 200000; iter++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + ((seed >> 16) % 24);
+        if (iter % 1000 == 0)
+            len = NAME_MAX - 2 + (size_t)(iter / 1000) % 6; /* components around NAME_MAX */
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = iter % 1000 == 0 ? 'n' : alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        seed = seed * 1103515245u + 12345u;
+        size_t cap = iter % 3 ? SBX_FILES_PATH_MAX : 1 + (seed >> 16) % 30;
+        char got[SBX_FILES_PATH_MAX], want[SBX_FILES_PATH_MAX];
+        int r = sbx_files_path_canon(in, len, got, cap);
+        int m = model_canon(in, len, want, cap);
+        cr_assert_eq(r, m, "canon(%.*s) cap %zu = %d, model %d", (int)len, in, cap, r, m);
+        if (m >= 0)
+            cr_assert_str_eq(got, want, "canon(%.*s)", (int)len, in);
+    }
+}
+
 Test(files_path, join)
 {
     char out[SBX_FILES_PATH_MAX];

@@ -17,6 +17,26 @@
 
 #include "base/cleanup.h"
 
+/* Is in[0..len) (absolute, len >= 1) already its own canonical form: "/",
+ * or components of 1..NAME_MAX bytes, none "." or "..", one '/' between
+ * them and none at the end (an empty last one)? Then canon_impl's walk
+ * would copy it as it is. One memchr per component, no copy. */
+static bool plain_canonical(const char *in, size_t len)
+{
+    if (len == 1)
+        return true;
+    const char *p = in + 1, *end = in + len;
+    for (;;) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t clen = (size_t)((slash ? slash : end) - p);
+        if (clen == 0 || clen > NAME_MAX || (p[0] == '.' && (clen == 1 || (clen == 2 && p[1] == '.'))))
+            return false;
+        if (!slash)
+            return true;
+        p = slash + 1;
+    }
+}
+
 /* Canonicalise in[0..len) (absolute) accepting inputs up to in_max bytes. */
 static int canon_impl(const char *in, size_t len, size_t in_max, char *out, size_t cap)
 {
@@ -32,6 +52,11 @@ static int canon_impl(const char *in, size_t len, size_t in_max, char *out, size
         cap = SBX_FILES_PATH_MAX;
     if (cap < 2)
         return -ENAMETOOLONG;
+    if (len < cap && plain_canonical(in, len)) {
+        memcpy(out, in, len);
+        out[len] = '\0';
+        return (int)len;
+    }
 
     size_t o = 0;
     out[o++] = '/';
