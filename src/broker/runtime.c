@@ -491,6 +491,7 @@ struct sbx_runtime {
     pthread_mutex_t audit_lock; /* held while the audit callback runs */
     sbx_audit_fn audit;
     void *audit_ud;
+    atomic_bool audit_on; /* audit != NULL, readable without the lock (rt_audit_wanted) */
 };
 
 /* Under rt->lock. */
@@ -563,6 +564,15 @@ static sbx_audit_decision audit_kind(sbx_files_action a)
     }
 }
 
+/* The dispatcher prepares a record (clock, lock) only for a listener or
+ * for an action that has an effect here. */
+static bool rt_audit_wanted(void *ctx, sbx_files_action action, bool alarm)
+{
+    const rt_target *t = ctx;
+    return alarm || action == SBX_FILES_TERMINATE ||
+           atomic_load_explicit(&t->rt->audit_on, memory_order_relaxed);
+}
+
 static void rt_audit(void *ctx, const sbx_files_audit_record *rec)
 {
     rt_target *t = ctx;
@@ -618,6 +628,7 @@ int sbx_runtime_set_audit(sbx_runtime *rt, sbx_audit_fn fn, void *ud)
     pthread_mutex_lock(&rt->audit_lock);
     rt->audit = fn;
     rt->audit_ud = ud;
+    atomic_store(&rt->audit_on, fn != NULL);
     pthread_mutex_unlock(&rt->audit_lock);
     return 0;
 }
@@ -737,7 +748,7 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     if (r == 0) {
         t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide,
                                            .decide_ctx = &t->decider, .audit = rt_audit,
-                                           .audit_ctx = t, .broker_root_fd = rt->root_fd };
+                                           .audit_wanted = rt_audit_wanted, .audit_ctx = t, .broker_root_fd = rt->root_fd };
         /* Cross calls come from the target's processes; Landlock is not
          * known here, so the files services never answer NATIVE: they
          * perform native-view calls inside the target's root. */

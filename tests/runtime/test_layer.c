@@ -487,6 +487,16 @@ Test(layer, adapter_maps_every_action)
     cr_assert_geq(kk, 0);
     cr_expect_eq(g_rec[ka].d, SBX_AUDIT_DENIED);
     cr_expect_eq(g_rec[kk].d, SBX_AUDIT_TERMINATED);
+    /* No audit listener: no record is prepared, but the alarm and the
+     * kill still happen. */
+    g_nrec = 0;
+    g_alarms = 0;
+    cr_assert_eq(rt_sh(live, "cat /x/alarm; echo after-alarm; cat /x/kill; sleep 3; echo not-reached", &r), 0);
+    cr_expect(strstr(r.out, "after-alarm"), "%s", r.out);
+    cr_expect(!strstr(r.out, "not-reached"), "%s", r.out);
+    cr_expect_eq(r.sig, SIGKILL);
+    cr_expect_eq(__atomic_load_n(&g_alarms, __ATOMIC_SEQ_CST), 1);
+    cr_expect_eq(g_nrec, 0);
     sbx_policy_unref(live);
     /* a malformed buffer denies */
     memset(buf, 0xff, size < 64 ? size : 64);
