@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -650,4 +651,124 @@ Test(files_path, view_mounts_tell_own_mounts_from_foreign_ones)
     reap(&c);
     sbx_test_rmtree(d);
     free(d);
+}
+
+/* ---- a thread pidfd never vouches for a later holder of its tid ---- */
+
+typedef struct held_thread {
+    pid_t tid;
+    int release; /* read end: the thread returns when it reads EOF */
+} held_thread;
+
+static void *hold_until_released(void *arg)
+{
+    held_thread *h = arg;
+    __atomic_store_n(&h->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+    char c;
+    while (read(h->release, &c, 1) > 0)
+        ;
+    return NULL;
+}
+
+/* Start a thread that lives until *release_w is closed; its tid. */
+static pid_t start_held(pthread_t *th, held_thread *h, int *release_w)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    *h = (held_thread){ .release = p[0] };
+    *release_w = p[1];
+    if (pthread_create(th, NULL, hold_until_released, h) != 0)
+        return -1;
+    while (!__atomic_load_n(&h->tid, __ATOMIC_SEQ_CST))
+        usleep(100);
+    return h->tid;
+}
+
+/* Wait (up to ~2 s) for the released thread's pidfd to read dead. */
+static bool becomes_dead(int pidfd)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (!sbx_files_pidfd_alive(pidfd))
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* In a fresh pid namespace (we are its init): thread A's pidfd reads
+ * alive, then dead once A is gone; thread B is then given A's very tid
+ * (ns_last_pid) and A's pidfd must still read dead while B's reads
+ * alive. Exit code: 0, or the step that failed. */
+static int reused_tid_child(void)
+{
+    pthread_t ta, tb;
+    held_thread ha, hb;
+    int wa, wb;
+    pid_t a = start_held(&ta, &ha, &wa);
+    if (a <= 0)
+        return 10;
+    int pa = sbx_files_thread_pidfd(a);
+    if (pa < 0)
+        return 11;
+    if (!sbx_files_pidfd_alive(pa))
+        return 12;
+    errno = 1234;
+    (void)sbx_files_pidfd_alive(pa);
+    if (errno != 1234)
+        return 13;
+    close(wa);
+    pthread_join(ta, NULL);
+    if (!becomes_dead(pa))
+        return 14;
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 15;
+    char num[32];
+    int n = snprintf(num, sizeof num, "%d", (int)a - 1);
+    if (write(fd, num, (size_t)n) != n)
+        return 16;
+    close(fd);
+    pid_t b = start_held(&tb, &hb, &wb);
+    if (b != a)
+        return 17; /* the namespace holds nothing else: the number must come back */
+    int pb = sbx_files_thread_pidfd(b);
+    if (pb < 0 || !sbx_files_pidfd_alive(pb))
+        return 18;
+    if (sbx_files_pidfd_alive(pa))
+        return 19; /* the old pidfd vouched for the new holder of the tid */
+    close(wb);
+    pthread_join(tb, NULL);
+    if (!becomes_dead(pb))
+        return 20;
+    if (sbx_files_pidfd_alive(-1))
+        return 21;
+    return 0;
+}
+
+Test(files_path, pidfd_alive_never_vouches_for_a_reused_tid)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs CAP_SYS_ADMIN for a pid namespace and ns_last_pid");
+    pid_t outer = fork();
+    cr_assert_geq(outer, 0);
+    if (outer == 0) {
+        if (unshare(CLONE_NEWPID) < 0)
+            _exit(errno == EPERM || errno == EINVAL ? 77 : 2);
+        pid_t inner = fork();
+        if (inner < 0)
+            _exit(3);
+        if (inner == 0)
+            _exit(reused_tid_child());
+        int st;
+        if (waitpid(inner, &st, 0) != inner || !WIFEXITED(st))
+            _exit(4);
+        _exit(WEXITSTATUS(st));
+    }
+    int st;
+    cr_assert_eq(waitpid(outer, &st, 0), outer);
+    cr_assert(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        cr_skip_test("no pid namespaces here");
+    cr_expect_eq(WEXITSTATUS(st), 0, "step %d failed", WEXITSTATUS(st));
 }

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,8 +222,17 @@ bool sbx_files_pidfd_alive(int pidfd)
 {
     if (pidfd < 0)
         return false;
-    struct pollfd p = { .fd = pidfd, .events = POLLIN };
-    return poll(&p, 1, 0) == 0;
+    /* Signal 0 sends nothing: it succeeds while the pidfd's own task is
+     * still attached to its pid (running, or a zombie not yet released),
+     * i.e. while no other task can have been given its tid; once the
+     * task is released it is ESRCH, whatever now holds the number. Any
+     * other failure (EPERM from an LSM) reads as dead: a fresh lookup,
+     * never a stale one. Cheaper than poll(POLLIN) on the pidfd (no poll
+     * table, one fd lookup). */
+    int saved = errno;
+    bool alive = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+    errno = saved;
+    return alive;
 }
 
 int sbx_files_thread_pidfd(pid_t tid)
