@@ -81,6 +81,7 @@ typedef struct sbx_runtime_decider {
     /* The policy's native view (owned), read on every decision: built
      * once, the policy being frozen. */
     sbx_runtime_view_tree *trees;
+    unsigned char *tree_second; /* trees[i].path[1], one byte each (in trees' block) */
     size_t n_trees;
 } sbx_runtime_decider;
 

@@ -116,6 +116,14 @@ void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
     pthread_mutex_destroy(&m->lock);
 }
 
+/* Only the groups in use: nothing reads past ngroups, and the entry's
+ * whole array is four more cache lines per call. */
+static void creds_copy(sbx_files_creds *to, const sbx_files_creds *from)
+{
+    size_t n = from->ngroups < SBX_FILES_MAX_GROUPS ? from->ngroups : SBX_FILES_MAX_GROUPS;
+    memcpy(to, from, offsetof(sbx_files_creds, groups) + n * sizeof from->groups[0]);
+}
+
 /* A live memo entry for tid: *task gets a dup of its /proc fd if need_fd,
  * else proc_fd -1 (an absolute path needs only the ids and the pid).
  * root (may be NULL): a dup of the entry's root fd, -1 if it has none yet
@@ -146,7 +154,7 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, int *root,
             *root = rfd;
         *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
         ts->ns_tid = tid;
-        ts->creds = e->creds;
+        creds_copy(&ts->creds, &e->creds);
         hit = true;
     }
     pthread_mutex_unlock(&m->lock);
