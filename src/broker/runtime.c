@@ -766,7 +766,8 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     if (r == 0) {
         t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide,
                                            .decide_ctx = &t->decider, .audit = rt_audit,
-                                           .audit_wanted = rt_audit_wanted, .audit_ctx = t, .broker_root_fd = rt->root_fd };
+                                           .audit_wanted = rt_audit_wanted, .audit_ctx = t,
+                                           .broker_root_fd = rt->root_fd };
         /* Cross calls come from the target's processes; Landlock is not
          * known here, so the files services never answer NATIVE: they
          * perform native-view calls inside the target's root. */

@@ -28,7 +28,9 @@ static bool plain_canonical(const char *in, size_t len)
     for (;;) {
         const char *slash = memchr(p, '/', (size_t)(end - p));
         size_t clen = (size_t)((slash ? slash : end) - p);
-        if (clen == 0 || clen > NAME_MAX || (p[0] == '.' && (clen == 1 || (clen == 2 && p[1] == '.'))))
+        if (clen == 0 || clen > NAME_MAX)
+            return false;
+        if (p[0] == '.' && (clen == 1 || (clen == 2 && p[1] == '.')))
             return false;
         if (!slash)
             return true;

@@ -216,7 +216,8 @@ static void params_of(const sbx_files_request *req, size_t path_len,
     params[SBX_FILES_P_NAME].type = SBX_PTYPE_STRING;
     params[SBX_FILES_P_NAME].len = path_len > UINT32_MAX ? UINT32_MAX : (uint32_t)path_len;
     params[SBX_FILES_P_NAME].str = req->path;
-    set_u32(&params[SBX_FILES_P_FLAGS], req->op == SBX_FILES_OP_OPEN ? (uint32_t)req->open_flags : 0);
+    set_u32(&params[SBX_FILES_P_FLAGS],
+            req->op == SBX_FILES_OP_OPEN ? (uint32_t)req->open_flags : 0);
     set_u32(&params[SBX_FILES_P_MODE], req->mode);
     set_u32(&params[SBX_FILES_P_ACCESS],
             req->op == SBX_FILES_OP_ACCESS ? (uint32_t)req->access_mode : 0);
