@@ -18,6 +18,7 @@
 
 #include "sbx_test.h"
 #include "subsys/files/files_path.h"
+#include "subsys/files/files_policy.h"
 
 static void expect_canon(const char *in, const char *want)
 {
@@ -206,7 +207,7 @@ Test(files_path, canon_matches_the_model)
     static char in[NAME_MAX + 8];
     for (int iter = 0; iter < 200000; iter++) {
         seed = seed * 1103515245u + 12345u;
-        size_t len = 1 + ((seed >> 16) % 24);
+        size_t len = 1 + ((seed >> 16) % 40); /* across several 8-byte words */
         if (iter % 1000 == 0)
             len = NAME_MAX - 2 + (size_t)(iter / 1000) % 6; /* components around NAME_MAX */
         in[0] = '/';
@@ -223,6 +224,40 @@ Test(files_path, canon_matches_the_model)
         if (m >= 0)
             cr_assert_str_eq(got, want, "canon(%.*s)", (int)len, in);
     }
+}
+
+/* The evaluator's guard (files_policy) against the model: a path is
+ * canonical exactly when it is absolute, NUL-free, its own canonical form
+ * and, past "/", has no trailing '/'. Random strings with NULs, dots and
+ * slashes at every offset of the word-at-a-time scan. */
+Test(files_path, is_canonical_matches_the_model)
+{
+    static const char alpha[] = "//..ab\0c";
+    unsigned seed = 4242;
+    for (int iter = 0; iter < 300000; iter++) {
+        char in[80];
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + ((seed >> 16) % 70);
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        if (iter % 7 == 0)
+            in[0] = 'a'; /* relative */
+        char want_buf[SBX_FILES_PATH_MAX];
+        bool has_nul = memchr(in, '\0', len) != NULL;
+        int m = has_nul ? -1 : model_canon(in, len, want_buf, sizeof want_buf);
+        bool want = m == (int)len && memcmp(want_buf, in, len) == 0 &&
+                    (len == 1 || in[len - 1] != '/');
+        cr_assert_eq(sbx_files_path_is_canonical(in, len), want, "is_canonical(%.*s)", (int)len,
+                     in);
+    }
+    cr_expect(sbx_files_path_is_canonical("/a/.b/c..", 9));
+    cr_expect(!sbx_files_path_is_canonical("/a/./b", 6));
+    cr_expect(!sbx_files_path_is_canonical("/abcdefgh//i", 12));
+    cr_expect(!sbx_files_path_is_canonical("/abcdefg/..", 11));
+    cr_expect(!sbx_files_path_is_canonical("/abcdefg\0", 9));
 }
 
 Test(files_path, join)

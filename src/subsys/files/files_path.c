@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/path_scan.h"
 
 /* Is in[0..len) (absolute, len >= 1) already its own canonical form: "/",
  * or components of 1..NAME_MAX bytes, none "." or "..", one '/' between
@@ -23,6 +24,10 @@
 static bool plain_canonical(const char *in, size_t len)
 {
     if (len == 1)
+        return true;
+    /* Short enough that no component can pass NAME_MAX, no "//", no
+     * component starting with '.', no '/' at the end: plain. */
+    if (len <= NAME_MAX + 1 && in[len - 1] != '/' && !sbx_path_has_dot_or_empty(in, len))
         return true;
     const char *p = in + 1, *end = in + len;
     for (;;) {

@@ -11,6 +11,7 @@
 #include <sbx/error.h>
 
 #include "base/cleanup.h"
+#include "base/path_scan.h"
 
 /* O_TMPFILE is __O_TMPFILE | O_DIRECTORY; the bit that makes it a tmpfile: */
 #define FILES_O_TMPFILE_BIT ((unsigned)O_TMPFILE & ~(unsigned)O_DIRECTORY)
@@ -187,7 +188,12 @@ bool sbx_files_path_is_canonical(const char *path, size_t len)
         return false;
     if (len == 1)
         return true;
-    if (path[len - 1] == '/' || memchr(path, '\0', len))
+    if (path[len - 1] == '/')
+        return false;
+    /* No NUL, no "//", no component starting with '.': canonical. */
+    if (!sbx_path_has_dot_or_empty(path, len))
+        return true;
+    if (memchr(path, '\0', len))
         return false;
     /* Each component: from after a '/' to the next '/' or the end. */
     for (size_t comp = 1; comp <= len;) {
