@@ -82,14 +82,6 @@ static bool view_at(const sbx_policy *pol, size_t i, view_tree *out)
     return false;
 }
 
-/* `path` is `tree` or lies beneath it (both canonical; `tree_len` bytes). */
-static bool beneath(const char *path, const char *tree, size_t tree_len)
-{
-    if (tree_len == 1 && tree[0] == '/')
-        return true;
-    return strncmp(path, tree, tree_len) == 0 && (path[tree_len] == '\0' || path[tree_len] == '/');
-}
-
 /* One pattern component p[0..pe) against one name n[0..ne): `*` any run,
  * `?` one character, `\\` makes the next character literal. Iterative with
  * one backtrack point (the last `*`): O(len(p) * len(n)), whatever the
@@ -199,21 +191,73 @@ static char *find_preload(void)
 
 /* ---- the policy adapter ---- */
 
+int sbx_runtime_decider_init(sbx_runtime_decider *d, const sbx_policy *policy, const void *buf,
+                             size_t size, int root_fd, const char *preload)
+{
+    *d = (sbx_runtime_decider){ .policy = policy, .buf = buf, .size = size, .root_fd = root_fd,
+                                .preload = preload, .preload_len = preload ? strlen(preload) : 0,
+                                .deny_in_view = sbx_runtime_deny_in_view(policy) };
+    view_tree t;
+    size_t n = 0;
+    while (view_at(policy, n, &t))
+        n++;
+    /* One block: the trees, then their second bytes, which the scans test
+     * first (one cache line for the whole view). */
+    d->trees = calloc(n, sizeof *d->trees + 1);
+    if (!d->trees)
+        return -ENOMEM;
+    d->tree_second = (unsigned char *)(d->trees + n);
+    for (size_t i = 0; view_at(policy, i, &t); i++) {
+        d->trees[i] = (sbx_runtime_view_tree){ .path = t.path, .len = strlen(t.path),
+                                               .writable = t.writable };
+        d->tree_second[i] = (unsigned char)t.path[1]; /* '\0' for "/" */
+    }
+    d->n_trees = n;
+    return 0;
+}
+
+void sbx_runtime_decider_destroy(sbx_runtime_decider *d)
+{
+    free(d->trees);
+    d->trees = NULL;
+    d->tree_second = NULL;
+    d->n_trees = 0;
+}
+
+/* Could tree i hold `path` or a name beneath it (or be held by it)? Its
+ * second byte must be the path's, "/" excepted: most trees differ from
+ * the path there, and the bytes sit together. */
+static bool tree_candidate(const sbx_runtime_decider *d, size_t i, const char *path)
+{
+    unsigned char k = d->tree_second[i];
+    return k == (unsigned char)path[1] || k == '\0';
+}
+
+/* `path` (plen bytes) is `tree` or lies beneath it (both canonical). */
+static bool beneath_tree(const char *path, size_t plen, const sbx_runtime_view_tree *t)
+{
+    if (t->len == 1)
+        return true; /* "/" */
+    return t->len <= plen && (path[t->len] == '\0' || path[t->len] == '/') &&
+           memcmp(path, t->path, t->len) == 0;
+}
+
 /* Inside a native-view tree that admits this kind of call? */
-static bool in_native_view(const sbx_policy *pol, const char *path, bool write)
+static bool in_native_view(const sbx_runtime_decider *d, const char *path, size_t plen, bool write)
 {
     /* The deepest tree holding the path decides: a read-only view below
      * the writable /tmp (a working directory under /tmp) is mounted on top
      * of it, so a write there is not native but the policy's call. */
-    view_tree t;
     size_t best = 0;
     bool found = false, writable = false;
-    for (size_t i = 0; view_at(pol, i, &t); i++) {
-        size_t tl = strlen(t.path);
-        if (beneath(path, t.path, tl) && (!found || tl >= best)) {
+    for (size_t i = 0; i < d->n_trees; i++) {
+        if (!tree_candidate(d, i, path))
+            continue;
+        const sbx_runtime_view_tree *t = &d->trees[i];
+        if ((!found || t->len >= best) && beneath_tree(path, plen, t)) {
             found = true;
-            best = tl;
-            writable = t.writable;
+            best = t->len;
+            writable = t->writable;
         }
     }
     return found && (writable || !write);
@@ -223,15 +267,17 @@ static bool in_native_view(const sbx_policy *pol, const char *path, bool write)
  * "/dev" for /dev/null): in the target these are directories of its own
  * tmpfs root, made by the broker to hold the mounts. Reading them shows
  * only the view's own layout. */
-static bool view_skeleton(const sbx_policy *pol, const char *path)
+static bool view_skeleton(const sbx_runtime_decider *d, const char *path, size_t plen)
 {
     if (path[0] == '/' && path[1] == '\0')
         return true;
-    size_t pl = strlen(path);
-    view_tree t;
-    for (size_t i = 0; view_at(pol, i, &t); i++)
-        if (strlen(t.path) > pl && strncmp(t.path, path, pl) == 0 && t.path[pl] == '/')
+    for (size_t i = 0; i < d->n_trees; i++) {
+        if (!tree_candidate(d, i, path))
+            continue;
+        const sbx_runtime_view_tree *t = &d->trees[i];
+        if (t->len > plen && t->path[plen] == '/' && memcmp(t->path, path, plen) == 0)
             return true;
+    }
     return false;
 }
 
@@ -265,9 +311,11 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
     size_t plen = strnlen(path, sizeof trimmed);
     if (plen > 1 && plen < sizeof trimmed && path[plen - 1] == '/') {
         memcpy(trimmed, path, plen - 1);
-        trimmed[plen - 1] = '\0';
+        trimmed[--plen] = '\0';
         path = trimmed;
     }
+    if (plen == 0 || plen >= sizeof trimmed)
+        return -EINVAL; /* not canonical: sbx_files_policy_eval would say so too */
     sbx_files_request req;
     memset(&req, 0, sizeof req);
     req.path = path;
@@ -331,8 +379,9 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
     }
     /* The trap shim is bound into the view read-only (spawn); the loader
      * maps it before any handler exists, through the notify filter. */
-    bool native = in_native_view(d->policy, path, write) ||
-                  (!write && d->preload && strcmp(path, d->preload) == 0);
+    bool native = in_native_view(d, path, plen, write) ||
+                  (!write && d->preload && plen == d->preload_len &&
+                   memcmp(path, d->preload, plen) == 0);
     if (!native && want_dir && d->root_fd >= 0)
         req.is_dir = broker_is_dir(d->root_fd, path);
     sbx_files_verdict v;
@@ -354,7 +403,7 @@ int sbx_runtime_decide(void *ctx, const sbx_files_query *q, sbx_files_decision *
      * are read natively when no rule speaks for the path: `ls /` lists the
      * view, it is not a denied host access. A rule that matches (allow or
      * deny) keeps its meaning: it names the host object. */
-    if (!v.matched && !write && view_skeleton(d->policy, path)) {
+    if (!v.matched && !write && view_skeleton(d, path, plen)) {
         out->action = SBX_FILES_NATIVE;
         out->origin = NULL;
         return 0;
@@ -460,6 +509,7 @@ struct sbx_runtime {
     pthread_mutex_t audit_lock; /* held while the audit callback runs */
     sbx_audit_fn audit;
     void *audit_ud;
+    atomic_bool audit_on; /* audit != NULL, readable without the lock (rt_audit_wanted) */
 };
 
 /* Under rt->lock. */
@@ -532,6 +582,15 @@ static sbx_audit_decision audit_kind(sbx_files_action a)
     }
 }
 
+/* The dispatcher prepares a record (clock, lock) only for a listener or
+ * for an action that has an effect here. */
+static bool rt_audit_wanted(void *ctx, sbx_files_action action, bool alarm)
+{
+    const rt_target *t = ctx;
+    return alarm || action == SBX_FILES_TERMINATE ||
+           atomic_load_explicit(&t->rt->audit_on, memory_order_relaxed);
+}
+
 static void rt_audit(void *ctx, const sbx_files_audit_record *rec)
 {
     rt_target *t = ctx;
@@ -587,6 +646,7 @@ int sbx_runtime_set_audit(sbx_runtime *rt, sbx_audit_fn fn, void *ud)
     pthread_mutex_lock(&rt->audit_lock);
     rt->audit = fn;
     rt->audit_ud = ud;
+    atomic_store(&rt->audit_on, fn != NULL);
     pthread_mutex_unlock(&rt->audit_lock);
     return 0;
 }
@@ -658,6 +718,7 @@ static void target_free(sbx_runtime *rt, rt_target *t)
     sbx_close_keep_errno(t->fs_peer_fd);
     sbx_ipc_server_free(t->server);
     sbx_files_ipc_memo_destroy(&t->memo);
+    sbx_runtime_decider_destroy(&t->decider);
     sbx_ipc_section_free(t->section);
     pthread_mutex_lock(&rt->lock);
     cache_put(rt, t->comp);
@@ -698,17 +759,15 @@ static int rt_setup_section(void *ud, uint64_t id, pid_t init_pid, const sbx_pol
     }
     if (r == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
         r = sbx_neg_errno();
+    if (r == 0)
+        r = sbx_runtime_decider_init(&t->decider, t->comp->policy, t->comp->buf, t->comp->size,
+                                     rt->root_fd,
+                                     pol->backend == SBX_BACKEND_TRAP ? rt->preload : NULL);
     if (r == 0) {
-        t->decider = (sbx_runtime_decider){ .policy = t->comp->policy, .buf = t->comp->buf,
-                                            .size = t->comp->size,
-                                            .deny_in_view = sbx_runtime_deny_in_view(pol),
-                                            .preload = pol->backend == SBX_BACKEND_TRAP
-                                                           ? rt->preload
-                                                           : NULL,
-                                            .root_fd = rt->root_fd };
         t->files = (sbx_files_dispatcher){ .decide = sbx_runtime_decide,
                                            .decide_ctx = &t->decider, .audit = rt_audit,
-                                           .audit_ctx = t, .broker_root_fd = rt->root_fd };
+                                           .audit_wanted = rt_audit_wanted, .audit_ctx = t,
+                                           .broker_root_fd = rt->root_fd };
         /* Cross calls come from the target's processes; Landlock is not
          * known here, so the files services never answer NATIVE: they
          * perform native-view calls inside the target's root. */

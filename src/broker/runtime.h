@@ -61,6 +61,13 @@ const char *sbx_runtime_preload(const sbx_runtime *rt);
  * native view: such a target gets no CONTINUE at all. Async-signal-safe. */
 bool sbx_runtime_deny_in_view(const sbx_policy *policy);
 
+/* One tree of a policy's native view, its length measured once. */
+typedef struct sbx_runtime_view_tree {
+    const char *path; /* canonical; borrowed from the policy or a static table */
+    size_t len;
+    bool writable;
+} sbx_runtime_view_tree;
+
 /* The policy adapter (an sbx_files_decide_fn) over a context made by
  * sbx_runtime_decider_init: exposed for unit tests. */
 typedef struct sbx_runtime_decider {
@@ -70,7 +77,20 @@ typedef struct sbx_runtime_decider {
     bool deny_in_view;
     int root_fd;              /* the broker's "/" (for is_dir lookups; borrowed) */
     const char *preload;      /* the trap shim's path: native read-only (NULL: none) */
+    size_t preload_len;
+    /* The policy's native view (owned), read on every decision: built
+     * once, the policy being frozen. */
+    sbx_runtime_view_tree *trees;
+    unsigned char *tree_second; /* trees[i].path[1], one byte each (in trees' block) */
+    size_t n_trees;
 } sbx_runtime_decider;
+
+/* Set *d up for `policy` (frozen; borrowed, like buf, root_fd and
+ * preload, for d's life). 0 or -ENOMEM; sbx_runtime_decider_destroy
+ * frees what it holds (also after a failed init). */
+int sbx_runtime_decider_init(sbx_runtime_decider *d, const sbx_policy *policy, const void *buf,
+                             size_t size, int root_fd, const char *preload);
+void sbx_runtime_decider_destroy(sbx_runtime_decider *d);
 
 int sbx_runtime_decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out);
 

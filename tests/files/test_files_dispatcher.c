@@ -24,6 +24,10 @@ typedef struct fake {
     sbx_files_audit_record last;
     char last_path[600];
     int audits;
+    bool unwanted; /* audit_wanted says no */
+    int asked;
+    sbx_files_action asked_action;
+    bool asked_alarm;
 } fake;
 
 static int decide(void *ctx, const sbx_files_query *req, sbx_files_decision *out)
@@ -91,11 +95,21 @@ static char *P(const char *d, const char *n)
     return o;
 }
 
+static bool audit_wanted(void *ctx, sbx_files_action action, bool alarm)
+{
+    fake *f = ctx;
+    f->asked++;
+    f->asked_action = action;
+    f->asked_alarm = alarm;
+    return !f->unwanted;
+}
+
 static sbx_files_result g_res;
 
 static long run(fake *f, sbx_files_call c)
 {
-    sbx_files_dispatcher d = { .decide = decide, .decide_ctx = f, .audit = audit, .audit_ctx = f,
+    sbx_files_dispatcher d = { .decide = decide, .decide_ctx = f, .audit = audit,
+                               .audit_wanted = audit_wanted, .audit_ctx = f,
                                .broker_root_fd = g_rootfd };
     if (!c.syscall)
         c.syscall = "test";
@@ -135,6 +149,35 @@ Test(files_dispatcher, deny_answers_without_existence_oracle, .init = setup, .fi
     /* A failing policy denies. */
     f.fail = true;
     cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_OPEN, .path = P(g_b, "f") }), -EACCES);
+}
+
+/* audit_wanted is asked with the decision's action and alarm before any
+ * record is made; a no skips the record and changes nothing else. */
+Test(files_dispatcher, audit_wanted_gates_the_record, .init = setup, .fini = teardown)
+{
+    fake f = { .c_action = SBX_FILES_REFUSE, .c_errno = EPERM, .unwanted = true };
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_OPEN, .path = P(g_c, "there") }),
+                 -EPERM);
+    cr_expect_eq(f.asked, 1);
+    cr_expect_eq(f.asked_action, SBX_FILES_REFUSE);
+    cr_expect(f.asked_alarm);
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_OPEN, .path = P(g_b, "f") }), 1000,
+                 "brokered all the same");
+    cr_expect_eq(f.asked, 2);
+    cr_expect_eq(f.asked_action, SBX_FILES_BROKER);
+    cr_expect(!f.asked_alarm);
+    cr_expect_eq(f.audits, 0);
+    f.unwanted = false;
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_OPEN, .path = P(g_b, "f") }), 1000);
+    cr_expect_eq(f.audits, 1);
+    cr_expect_eq(f.last.action, SBX_FILES_BROKER);
+    cr_expect_str_eq(f.last_path, P(g_b, "f"));
+    /* Native answers are never audited, so never asked about. */
+    cr_expect_eq(run(&f, (sbx_files_call){ .op = SBX_FILES_CALL_OPEN, .path = P(g_n, "f"),
+                                           .landlock = true }),
+                 0);
+    cr_expect_eq(g_res.kind, SBX_FILES_RES_CONTINUE);
+    cr_expect_eq(f.asked, 3);
 }
 
 Test(files_dispatcher, actions, .init = setup, .fini = teardown)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -297,4 +298,52 @@ Test(files_ipc_creds, without_landlock_native_calls_run_in_the_targets_root_as_t
     g_dir = g_b;
     EXPECT_READS(&g_nobody_no_landlock, "public", "all");
     EXPECT_DENIED(&g_nobody_no_landlock, "secret");
+}
+
+/* A target whose only way to a file is a supplementary group: served on
+ * the first call (a /proc lookup) and on every later one (the thread
+ * memo's copy of its identity), alternating with a caller who lacks the
+ * group. */
+Test(files_ipc_creds, supplementary_groups_hold_on_every_memo_hit)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (two identities)");
+    const gid_t GRP = 4242;
+    char p[700];
+    snprintf(p, sizeof p, "%s/grp", g_b);
+    int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "g", 1), 1);
+    close(fd);
+    cr_assert_eq(chown(p, 0, GRP), 0);
+    cr_assert_eq(chmod(p, 0640), 0);
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    fflush(NULL);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        gid_t groups[3] = { 5000, GRP, 5001 };
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || setgroups(3, groups) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
+            setresuid(NOBODY, NOBODY, NOBODY) != 0)
+            _exit(1);
+        (void)!write(ready[1], "r", 1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char r;
+    cr_assert_eq(read(ready[0], &r, 1), 1, "the grouped process is ready");
+    close(ready[0]);
+    conn grouped;
+    conn_new(&grouped, child, child, true, true);
+    for (int i = 0; i < 3; i++) {
+        EXPECT_READS(&grouped, "grp", "g");
+        EXPECT_DENIED(&g_as_nobody, "grp");
+    }
+    EXPECT_READS(&grouped, "grp", "g");
+    EXPECT_READS(&grouped, "grp", "g"); /* the identity it kept */
+    conn_free(&grouped);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
 }

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "sbx_test.h"
 #include "subsys/files/files_path.h"
+#include "subsys/files/files_policy.h"
 
 static void expect_canon(const char *in, const char *want)
 {
@@ -139,6 +141,123 @@ Test(files_path, canon_random_is_idempotent_and_clean)
         cr_assert(!(ol >= 2 && strcmp(out + ol - 2, "/.") == 0), "%s", out);
         cr_assert(!(ol >= 3 && strcmp(out + ol - 3, "/..") == 0), "%s", out);
     }
+}
+
+/* A model of canonicalisation, written component by component: what the
+ * result must be for in[0..len) with an output buffer of cap bytes
+ * (inputs here are short and NUL-free). A component that would not fit,
+ * even one a later ".." removes, is ENAMETOOLONG, like the real walk. */
+static int model_canon(const char *in, size_t len, char *out, size_t cap)
+{
+    if (len == 0)
+        return -ENOENT;
+    if (in[0] != '/')
+        return -EINVAL;
+    if (cap < 2)
+        return -ENAMETOOLONG;
+    size_t o = 1;
+    out[0] = '/';
+    bool dir = false;
+    for (size_t i = 0; i < len;) {
+        while (i < len && in[i] == '/')
+            i++;
+        if (i == len)
+            break;
+        size_t s = i;
+        while (i < len && in[i] != '/')
+            i++;
+        size_t n = i - s;
+        if (n > NAME_MAX)
+            return -ENAMETOOLONG;
+        if (n == 1 && in[s] == '.') {
+            dir = true;
+        } else if (n == 2 && in[s] == '.' && in[s + 1] == '.') {
+            while (o > 1 && out[o - 1] != '/')
+                o--;
+            if (o > 1)
+                o--;
+            dir = true;
+        } else {
+            size_t sep = o > 1 ? 1 : 0;
+            if (o + sep + n + 1 > cap)
+                return -ENAMETOOLONG;
+            if (sep)
+                out[o++] = '/';
+            memcpy(out + o, in + s, n);
+            o += n;
+            dir = i < len;
+        }
+    }
+    if (dir && o > 1) {
+        if (o + 2 > cap)
+            return -ENAMETOOLONG;
+        out[o++] = '/';
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* The canonical form of every input, already canonical or not (the
+ * plain ones are copied without the walk), with every output size, is
+ * the model's: same length, same bytes, same error. */
+Test(files_path, canon_matches_the_model)
+{
+    static const char alpha[] = "//..ab";
+    unsigned seed = 777;
+    static char in[NAME_MAX + 8];
+    for (int iter = 0; iter < 200000; iter++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + ((seed >> 16) % 40); /* across several 8-byte words */
+        if (iter % 1000 == 0)
+            len = NAME_MAX - 2 + (size_t)(iter / 1000) % 6; /* components around NAME_MAX */
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = iter % 1000 == 0 ? 'n' : alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        seed = seed * 1103515245u + 12345u;
+        size_t cap = iter % 3 ? SBX_FILES_PATH_MAX : 1 + (seed >> 16) % 30;
+        char got[SBX_FILES_PATH_MAX], want[SBX_FILES_PATH_MAX];
+        int r = sbx_files_path_canon(in, len, got, cap);
+        int m = model_canon(in, len, want, cap);
+        cr_assert_eq(r, m, "canon(%.*s) cap %zu = %d, model %d", (int)len, in, cap, r, m);
+        if (m >= 0)
+            cr_assert_str_eq(got, want, "canon(%.*s)", (int)len, in);
+    }
+}
+
+/* The evaluator's guard (files_policy) against the model: a path is
+ * canonical exactly when it is absolute, NUL-free, its own canonical form
+ * and, past "/", has no trailing '/'. Random strings with NULs, dots and
+ * slashes at every offset of the word-at-a-time scan. */
+Test(files_path, is_canonical_matches_the_model)
+{
+    static const char alpha[] = "//..ab\0c";
+    unsigned seed = 4242;
+    for (int iter = 0; iter < 300000; iter++) {
+        char in[80];
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + ((seed >> 16) % 70);
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        if (iter % 7 == 0)
+            in[0] = 'a'; /* relative */
+        char want_buf[SBX_FILES_PATH_MAX];
+        bool has_nul = memchr(in, '\0', len) != NULL;
+        int m = has_nul ? -1 : model_canon(in, len, want_buf, sizeof want_buf);
+        bool want = m == (int)len && memcmp(want_buf, in, len) == 0 &&
+                    (len == 1 || in[len - 1] != '/');
+        cr_assert_eq(sbx_files_path_is_canonical(in, len), want, "is_canonical(%.*s)", (int)len,
+                     in);
+    }
+    cr_expect(sbx_files_path_is_canonical("/a/.b/c..", 9));
+    cr_expect(!sbx_files_path_is_canonical("/a/./b", 6));
+    cr_expect(!sbx_files_path_is_canonical("/abcdefgh//i", 12));
+    cr_expect(!sbx_files_path_is_canonical("/abcdefg/..", 11));
+    cr_expect(!sbx_files_path_is_canonical("/abcdefg\0", 9));
 }
 
 Test(files_path, join)
@@ -567,4 +686,124 @@ Test(files_path, view_mounts_tell_own_mounts_from_foreign_ones)
     reap(&c);
     sbx_test_rmtree(d);
     free(d);
+}
+
+/* ---- a thread pidfd never vouches for a later holder of its tid ---- */
+
+typedef struct held_thread {
+    pid_t tid;
+    int release; /* read end: the thread returns when it reads EOF */
+} held_thread;
+
+static void *hold_until_released(void *arg)
+{
+    held_thread *h = arg;
+    __atomic_store_n(&h->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+    char c;
+    while (read(h->release, &c, 1) > 0)
+        ;
+    return NULL;
+}
+
+/* Start a thread that lives until *release_w is closed; its tid. */
+static pid_t start_held(pthread_t *th, held_thread *h, int *release_w)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    *h = (held_thread){ .release = p[0] };
+    *release_w = p[1];
+    if (pthread_create(th, NULL, hold_until_released, h) != 0)
+        return -1;
+    while (!__atomic_load_n(&h->tid, __ATOMIC_SEQ_CST))
+        usleep(100);
+    return h->tid;
+}
+
+/* Wait (up to ~2 s) for the released thread's pidfd to read dead. */
+static bool becomes_dead(int pidfd)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (!sbx_files_pidfd_alive(pidfd))
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* In a fresh pid namespace (we are its init): thread A's pidfd reads
+ * alive, then dead once A is gone; thread B is then given A's very tid
+ * (ns_last_pid) and A's pidfd must still read dead while B's reads
+ * alive. Exit code: 0, or the step that failed. */
+static int reused_tid_child(void)
+{
+    pthread_t ta, tb;
+    held_thread ha, hb;
+    int wa, wb;
+    pid_t a = start_held(&ta, &ha, &wa);
+    if (a <= 0)
+        return 10;
+    int pa = sbx_files_thread_pidfd(a);
+    if (pa < 0)
+        return 11;
+    if (!sbx_files_pidfd_alive(pa))
+        return 12;
+    errno = 1234;
+    (void)sbx_files_pidfd_alive(pa);
+    if (errno != 1234)
+        return 13;
+    close(wa);
+    pthread_join(ta, NULL);
+    if (!becomes_dead(pa))
+        return 14;
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 15;
+    char num[32];
+    int n = snprintf(num, sizeof num, "%d", (int)a - 1);
+    if (write(fd, num, (size_t)n) != n)
+        return 16;
+    close(fd);
+    pid_t b = start_held(&tb, &hb, &wb);
+    if (b != a)
+        return 17; /* the namespace holds nothing else: the number must come back */
+    int pb = sbx_files_thread_pidfd(b);
+    if (pb < 0 || !sbx_files_pidfd_alive(pb))
+        return 18;
+    if (sbx_files_pidfd_alive(pa))
+        return 19; /* the old pidfd vouched for the new holder of the tid */
+    close(wb);
+    pthread_join(tb, NULL);
+    if (!becomes_dead(pb))
+        return 20;
+    if (sbx_files_pidfd_alive(-1))
+        return 21;
+    return 0;
+}
+
+Test(files_path, pidfd_alive_never_vouches_for_a_reused_tid)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs CAP_SYS_ADMIN for a pid namespace and ns_last_pid");
+    pid_t outer = fork();
+    cr_assert_geq(outer, 0);
+    if (outer == 0) {
+        if (unshare(CLONE_NEWPID) < 0)
+            _exit(errno == EPERM || errno == EINVAL ? 77 : 2);
+        pid_t inner = fork();
+        if (inner < 0)
+            _exit(3);
+        if (inner == 0)
+            _exit(reused_tid_child());
+        int st;
+        if (waitpid(inner, &st, 0) != inner || !WIFEXITED(st))
+            _exit(4);
+        _exit(WEXITSTATUS(st));
+    }
+    int st;
+    cr_assert_eq(waitpid(outer, &st, 0), outer);
+    cr_assert(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        cr_skip_test("no pid namespaces here");
+    cr_expect_eq(WEXITSTATUS(st), 0, "step %d failed", WEXITSTATUS(st));
 }

@@ -16,6 +16,7 @@
 #include <sbx/error.h>
 #include <sbx/channel.h>
 
+#include "base/cleanup.h"
 #include "broker/broker_internal.h"
 #include "broker/runtime.h"
 #include "policy/compile.h"
@@ -252,8 +253,8 @@ Test(layer, adapter_native_brokered_denied)
     void *buf;
     size_t size;
     cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
-    sbx_runtime_decider d = { .policy = p, .buf = buf, .size = size, .root_fd = -1,
-                              .deny_in_view = sbx_runtime_deny_in_view(p) };
+    SBX_CLEANUP(sbx_runtime_decider_destroy) sbx_runtime_decider d;
+    cr_assert_eq(sbx_runtime_decider_init(&d, p, buf, size, -1, NULL), 0);
     cr_expect(d.deny_in_view);
     cr_expect(sbx_runtime_needs_interception(p));
     const unsigned R = SBX_FILES_NEED_READ, W = SBX_FILES_NEED_WRITE;
@@ -328,8 +329,8 @@ Test(layer, nested_view_and_trailing_slash)
     void *buf;
     size_t size;
     cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
-    sbx_runtime_decider d = { .policy = p, .buf = buf, .size = size, .root_fd = -1,
-                              .deny_in_view = sbx_runtime_deny_in_view(p) };
+    SBX_CLEANUP(sbx_runtime_decider_destroy) sbx_runtime_decider d;
+    cr_assert_eq(sbx_runtime_decider_init(&d, p, buf, size, -1, NULL), 0);
     const unsigned R = SBX_FILES_NEED_READ, W = SBX_FILES_NEED_WRITE;
     cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/a", R, 0).action, SBX_FILES_NATIVE);
     cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/a", W, 0).action, SBX_FILES_REFUSE,
@@ -340,6 +341,47 @@ Test(layer, nested_view_and_trailing_slash)
     cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmp/proj/out/", R, 0).action, SBX_FILES_NATIVE);
     sbx_files_decision x = decide(&d, SBX_FILES_CALL_OPEN, "/srv/", R, 0);
     cr_expect_eq(x.action, SBX_FILES_REFUSE);
+    free(buf);
+    sbx_policy_unref(p);
+}
+
+/* The view's trees match whole components only (the decider keeps their
+ * lengths): a name that merely starts like a tree is the policy's call;
+ * the skeleton directories holding a tree read natively, their prefixes
+ * do not; the shim is native read-only by its exact name. */
+Test(layer, view_trees_match_whole_components)
+{
+    sbx_policy *p = sbx_broker_create_policy(B);
+    sbx_policy_add_view(p, "/srv/view", SBX_VIEW_READONLY);
+    sbx_policy_freeze(p);
+    void *buf;
+    size_t size;
+    cr_assert_eq(sbx_policy_compile(p, &buf, &size, NULL), 0);
+    SBX_CLEANUP(sbx_runtime_decider_destroy) sbx_runtime_decider d;
+    cr_assert_eq(sbx_runtime_decider_init(&d, p, buf, size, -1, "/opt/sbx/libsbx-preload.so"), 0);
+    const unsigned R = SBX_FILES_NEED_READ, W = SBX_FILES_NEED_WRITE;
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/usr", R, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/usr/bin/env", R, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/usrx", R, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/us", R, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/tmpfoo", W, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/srv/view/a", R, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/srv/view/a", W, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/srv/viewx", R, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/srv/vie", R, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_STAT, "/srv", R, 0).action, SBX_FILES_NATIVE,
+                 "holds a view tree");
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_STAT, "/sr", R, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_STAT, "/etc", R, 0).action, SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_STAT, "/etc/passwd", R, 0).action, SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/opt/sbx/libsbx-preload.so", R, 0).action,
+                 SBX_FILES_NATIVE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/opt/sbx/libsbx-preload.so", W, 0).action,
+                 SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/opt/sbx/libsbx-preload.s", R, 0).action,
+                 SBX_FILES_REFUSE);
+    cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/opt/sbx/libsbx-preload.sox", R, 0).action,
+                 SBX_FILES_REFUSE);
     free(buf);
     sbx_policy_unref(p);
 }
@@ -406,7 +448,8 @@ Test(layer, adapter_maps_every_action)
     sbx_pol_builder_free(b);
     sbx_policy *p = sbx_broker_create_policy(B);
     cr_assert_eq(sbx_policy_set_deny_errno(p, ENOENT), 0);
-    sbx_runtime_decider d = { .policy = p, .buf = buf, .size = size, .root_fd = -1 };
+    SBX_CLEANUP(sbx_runtime_decider_destroy) sbx_runtime_decider d;
+    cr_assert_eq(sbx_runtime_decider_init(&d, p, buf, size, -1, NULL), 0);
     const unsigned R = SBX_FILES_NEED_READ, W = SBX_FILES_NEED_WRITE;
     cr_expect_eq(decide(&d, SBX_FILES_CALL_OPEN, "/x/fake", R, 0).action, SBX_FILES_FAKE_SUCCESS);
     sbx_files_decision x = decide(&d, SBX_FILES_CALL_OPEN, "/x/alarm", R, 0);
@@ -444,6 +487,16 @@ Test(layer, adapter_maps_every_action)
     cr_assert_geq(kk, 0);
     cr_expect_eq(g_rec[ka].d, SBX_AUDIT_DENIED);
     cr_expect_eq(g_rec[kk].d, SBX_AUDIT_TERMINATED);
+    /* No audit listener: no record is prepared, but the alarm and the
+     * kill still happen. */
+    g_nrec = 0;
+    g_alarms = 0;
+    cr_assert_eq(rt_sh(live, "cat /x/alarm; echo after-alarm; cat /x/kill; sleep 3; echo not-reached", &r), 0);
+    cr_expect(strstr(r.out, "after-alarm"), "%s", r.out);
+    cr_expect(!strstr(r.out, "not-reached"), "%s", r.out);
+    cr_expect_eq(r.sig, SIGKILL);
+    cr_expect_eq(__atomic_load_n(&g_alarms, __ATOMIC_SEQ_CST), 1);
+    cr_expect_eq(g_nrec, 0);
     sbx_policy_unref(live);
     /* a malformed buffer denies */
     memset(buf, 0xff, size < 64 ? size : 64);

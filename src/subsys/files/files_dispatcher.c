@@ -267,7 +267,7 @@ static void handle_chdir(const sbx_files_ops_ctx *ops, const sbx_files_call *c,
 static void audit(const sbx_files_dispatcher *d, const sbx_files_call *c,
                   const sbx_files_decision *dec, long result)
 {
-    if (!d->audit)
+    if (!d->audit || (d->audit_wanted && !d->audit_wanted(d->audit_ctx, dec->action, dec->alarm)))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

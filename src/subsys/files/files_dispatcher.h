@@ -94,11 +94,18 @@ typedef struct sbx_files_audit_record {
 } sbx_files_audit_record;
 
 typedef void (*sbx_files_audit_fn)(void *ctx, const sbx_files_audit_record *rec);
+/* Would audit(ctx, rec) do anything with a record of this action and
+ * alarm (a listener is set, or the action itself has an effect)? Asked
+ * first, so that a record nobody reads is never prepared (no clock read,
+ * no lock). Thread-safe. A listener set meanwhile may miss this one
+ * record, as if it had been set just after. */
+typedef bool (*sbx_files_audit_wanted_fn)(void *ctx, sbx_files_action action, bool alarm);
 
 typedef struct sbx_files_dispatcher {
     sbx_files_decide_fn decide;
     void *decide_ctx;
     sbx_files_audit_fn audit; /* may be NULL */
+    sbx_files_audit_wanted_fn audit_wanted; /* may be NULL: every record is wanted */
     void *audit_ctx;
     int broker_root_fd; /* O_PATH fd of the broker's "/" (borrowed) */
     unsigned ops_flags; /* SBX_FILES_OPS_* */

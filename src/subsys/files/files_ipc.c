@@ -116,6 +116,14 @@ void sbx_files_ipc_memo_destroy(sbx_files_ipc_memo *m)
     pthread_mutex_destroy(&m->lock);
 }
 
+/* Only the groups in use: nothing reads past ngroups, and the entry's
+ * whole array is four more cache lines per call. */
+static void creds_copy(sbx_files_creds *to, const sbx_files_creds *from)
+{
+    size_t n = from->ngroups < SBX_FILES_MAX_GROUPS ? from->ngroups : SBX_FILES_MAX_GROUPS;
+    memcpy(to, from, offsetof(sbx_files_creds, groups) + n * sizeof from->groups[0]);
+}
+
 /* A live memo entry for tid: *task gets a dup of its /proc fd if need_fd,
  * else proc_fd -1 (an absolute path needs only the ids and the pid).
  * root (may be NULL): a dup of the entry's root fd, -1 if it has none yet
@@ -146,7 +154,7 @@ static bool memo_find(sbx_files_ipc_memo *m, pid_t tid, bool need_fd, int *root,
             *root = rfd;
         *task = (sbx_files_task){ .proc_fd = fd, .pid = e->pid, .tid = e->tid };
         ts->ns_tid = tid;
-        ts->creds = e->creds;
+        creds_copy(&ts->creds, &e->creds);
         hit = true;
     }
     pthread_mutex_unlock(&m->lock);
@@ -386,14 +394,14 @@ static int caller_find(const sbx_files_ipc_target *t, uint32_t ns_tid, bool fres
 }
 
 /* Resolve a path argument (a private NUL-free copy) against the caller's
- * cwd / dirfd into out (SBX_FILES_PATH_MAX bytes). */
-static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, char *out)
+ * cwd / dirfd into out (SBX_FILES_PATH_MAX bytes); task: needs_task(a). */
+static int resolve_arg(const caller *c, int dirfd, const sbx_arg *a, bool task, char *out)
 {
     if (a->v.str.len == 0)
         return -ENOENT;
     /* A relative path is resolved through the thread's /proc entries and
      * the broker's own namespace, /proc/self through /proc: as the broker. */
-    if (needs_task(a))
+    if (task)
         sbx_files_creds_drop();
     int r = sbx_files_resolve(&c->task, dirfd, a->v.str.ptr, a->v.str.len, out, SBX_FILES_PATH_MAX);
     return r < 0 ? r : 0;
@@ -595,13 +603,14 @@ static int files_ipc_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (r < 0)
         return fail(info, r);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, creates(&call), needs_task(&args[3]), &c)) < 0)
+    bool task = needs_task(&args[3]);
+    if ((r = caller_find(t, args[1].v.u32, creates(&call), task, &c)) < 0)
         return fail(info, r);
     if (call.op == SBX_FILES_CALL_CHMOD && args[3].v.str.len == 0 &&
         (args[4].v.u32 & AT_EMPTY_PATH))
         return fail(info, -EPERM); /* fchmod of an fd is native (fchmod(2)), never brokered */
     static _Thread_local char path[SBX_FILES_PATH_MAX];
-    if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
+    if ((r = resolve_arg(&c, dirfd, &args[3], task, path)) < 0)
         return fail(info, r);
     call.path = path;
     answer(info, run_in_view(t, &c, &call, &dirfd, base_counts(&call, &args[3])));
@@ -764,7 +773,8 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
     if (call.op == SBX_FILES_CALL_UTIMENS && !call.times_now)
         memcpy(call.times, buf, TIMES_SIZE);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    if ((r = caller_find(t, args[1].v.u32, false, needs_task(&args[3]), &c)) < 0)
+    bool task = needs_task(&args[3]);
+    if ((r = caller_find(t, args[1].v.u32, false, task, &c)) < 0)
         return fail(info, r);
     if (args[3].v.str.len == 0 && empty_ok) {
         if (call.op == SBX_FILES_CALL_UTIMENS)
@@ -778,7 +788,7 @@ static int files_ipc_attr_handler(sbx_ipc_info *info, const sbx_arg *args)
         return 0;
     }
     static _Thread_local char path[SBX_FILES_PATH_MAX];
-    if ((r = resolve_arg(&c, dirfd, &args[3], path)) < 0)
+    if ((r = resolve_arg(&c, dirfd, &args[3], task, path)) < 0)
         return fail(info, r);
     call.path = path;
     sbx_files_result *res = run_in_view(t, &c, &call, &dirfd, base_counts(&call, &args[3]));
@@ -823,12 +833,13 @@ static int files_ipc_rename_handler(sbx_ipc_info *info, const sbx_arg *args)
     int dirfd1 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[2].v.handle);
     int dirfd2 = cwd ? SBX_FILES_AT_FDCWD : as_dirfd(args[4].v.handle);
     SBX_CLEANUP(caller_done) caller c = { .task = { .proc_fd = -1 }, .root_fd = -1 };
-    int r = caller_find(t, args[1].v.u32, false, needs_task(&args[3]) || needs_task(&args[5]), &c);
+    bool task1 = needs_task(&args[3]), task2 = needs_task(&args[5]);
+    int r = caller_find(t, args[1].v.u32, false, task1 || task2, &c);
     if (r < 0)
         return fail(info, r);
     static _Thread_local char path[2][SBX_FILES_PATH_MAX];
-    if ((r = resolve_arg(&c, dirfd1, &args[3], path[0])) < 0 ||
-        (r = resolve_arg(&c, dirfd2, &args[5], path[1])) < 0)
+    if ((r = resolve_arg(&c, dirfd1, &args[3], task1, path[0])) < 0 ||
+        (r = resolve_arg(&c, dirfd2, &args[5], task2, path[1])) < 0)
         return fail(info, r);
     sbx_files_call call;
     memset(&call, 0, sizeof call);

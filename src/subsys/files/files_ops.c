@@ -398,17 +398,27 @@ static int resolve_at(const sbx_files_ops_ctx *ctx, unsigned which, char *work, 
     }
 }
 
-static int copy_path(char *work, const char *path)
+/* An operation's path: absolute, 1..SBX_FILES_PATH_MAX - 1 bytes; *len
+ * its length. */
+static int check_path(const char *path, size_t *len)
 {
-    size_t len = strnlen(path, SBX_FILES_PATH_MAX);
-    if (len == 0)
+    *len = strnlen(path, SBX_FILES_PATH_MAX);
+    if (*len == 0)
         return -ENOENT;
-    if (len >= SBX_FILES_PATH_MAX)
+    if (*len >= SBX_FILES_PATH_MAX)
         return -ENAMETOOLONG;
     if (path[0] != '/')
         return -EINVAL;
-    memcpy(work, path, len + 1);
     return 0;
+}
+
+static int copy_path(char *work, const char *path)
+{
+    size_t len;
+    int r = check_path(path, &len);
+    if (r == 0)
+        memcpy(work, path, len + 1);
+    return r;
 }
 
 /* ---- operations ---- */
@@ -446,11 +456,10 @@ static int op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags, mo
     int r = sbx_files_open_flags_check(flags, &need);
     if (r < 0)
         return r;
-    char work[SBX_FILES_PATH_MAX];
-    if ((r = copy_path(work, path)) < 0)
+    size_t len;
+    if ((r = check_path(path, &len)) < 0)
         return r;
-    size_t len = strlen(work);
-    if (len > 1 && work[len - 1] == '/') {
+    if (len > 1 && path[len - 1] == '/') {
         if (flags & O_CREAT)
             return -EISDIR;
         flags |= O_DIRECTORY;
@@ -467,11 +476,14 @@ static int op_open(const sbx_files_ops_ctx *ctx, const char *path, int flags, mo
     /* Fast path: one openat2 that refuses every symlink. Only a symlink on
      * the way (ELOOP) needs the careful path below. */
     if (use_openat2(ctx)) {
-        int fd = openat2_(ctx->root_fd, work[1] ? work + 1 : ".", flags, mode,
+        int fd = openat2_(ctx->root_fd, path[1] ? path + 1 : ".", flags, mode,
                           resolve_flags(ctx));
         if (fd >= 0 || (fd != -ELOOP && fd != -ENOSYS))
             return fd;
     }
+    /* The careful path rewrites its own copy as it follows links. */
+    char work[SBX_FILES_PATH_MAX];
+    memcpy(work, path, len + 1);
     int hops = 0;
     for (;;) {
         SBX_AUTOCLOSE int dir = -1;

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,33 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/path_scan.h"
+
+/* Is in[0..len) (absolute, len >= 1) already its own canonical form: "/",
+ * or components of 1..NAME_MAX bytes, none "." or "..", one '/' between
+ * them and none at the end (an empty last one)? Then canon_impl's walk
+ * would copy it as it is. One memchr per component, no copy. */
+static bool plain_canonical(const char *in, size_t len)
+{
+    if (len == 1)
+        return true;
+    /* Short enough that no component can pass NAME_MAX, no "//", no
+     * component starting with '.', no '/' at the end: plain. */
+    if (len <= NAME_MAX + 1 && in[len - 1] != '/' && !sbx_path_has_dot_or_empty(in, len))
+        return true;
+    const char *p = in + 1, *end = in + len;
+    for (;;) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t clen = (size_t)((slash ? slash : end) - p);
+        if (clen == 0 || clen > NAME_MAX)
+            return false;
+        if (p[0] == '.' && (clen == 1 || (clen == 2 && p[1] == '.')))
+            return false;
+        if (!slash)
+            return true;
+        p = slash + 1;
+    }
+}
 
 /* Canonicalise in[0..len) (absolute) accepting inputs up to in_max bytes. */
 static int canon_impl(const char *in, size_t len, size_t in_max, char *out, size_t cap)
@@ -32,6 +58,11 @@ static int canon_impl(const char *in, size_t len, size_t in_max, char *out, size
         cap = SBX_FILES_PATH_MAX;
     if (cap < 2)
         return -ENAMETOOLONG;
+    if (len < cap && plain_canonical(in, len)) {
+        memcpy(out, in, len);
+        out[len] = '\0';
+        return (int)len;
+    }
 
     size_t o = 0;
     out[o++] = '/';
@@ -198,8 +229,17 @@ bool sbx_files_pidfd_alive(int pidfd)
 {
     if (pidfd < 0)
         return false;
-    struct pollfd p = { .fd = pidfd, .events = POLLIN };
-    return poll(&p, 1, 0) == 0;
+    /* Signal 0 sends nothing: it succeeds while the pidfd's own task is
+     * still attached to its pid (running, or a zombie not yet released),
+     * i.e. while no other task can have been given its tid; once the
+     * task is released it is ESRCH, whatever now holds the number. Any
+     * other failure (EPERM from an LSM) reads as dead: a fresh lookup,
+     * never a stale one. Cheaper than poll(POLLIN) on the pidfd (no poll
+     * table, one fd lookup). */
+    int saved = errno;
+    bool alive = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+    errno = saved;
+    return alive;
 }
 
 int sbx_files_thread_pidfd(pid_t tid)

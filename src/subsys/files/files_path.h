@@ -77,10 +77,12 @@ typedef struct sbx_files_task {
  * for another negative dirfd. */
 #define SBX_FILES_TASK_LINK_MAX 32
 
-/* Is the thread behind pidfd (pidfd_open(tid, PIDFD_THREAD)) alive? A
- * pidfd refers to that very task, never to a later one with the same tid,
- * so a cached handle of a thread stays usable exactly while this holds.
- * -1: false (no pidfd: never reuse). One poll(2). */
+/* Is the thread behind pidfd (pidfd_open(tid, PIDFD_THREAD)) still the
+ * holder of its tid (alive, or a zombie not yet released)? A pidfd
+ * refers to that very task, never to a later one with the same tid, so a
+ * cached handle of a thread stays usable exactly while this holds.
+ * -1: false (no pidfd: never reuse). One pidfd_send_signal(2) of signal
+ * 0; errno is kept. */
 bool sbx_files_pidfd_alive(int pidfd);
 /* pidfd_open(tid, PIDFD_THREAD), or -errno. */
 int sbx_files_thread_pidfd(pid_t tid);

@@ -11,6 +11,7 @@
 #include <sbx/error.h>
 
 #include "base/cleanup.h"
+#include "base/path_scan.h"
 
 /* O_TMPFILE is __O_TMPFILE | O_DIRECTORY; the bit that makes it a tmpfile: */
 #define FILES_O_TMPFILE_BIT ((unsigned)O_TMPFILE & ~(unsigned)O_DIRECTORY)
@@ -187,7 +188,12 @@ bool sbx_files_path_is_canonical(const char *path, size_t len)
         return false;
     if (len == 1)
         return true;
-    if (path[len - 1] == '/' || memchr(path, '\0', len))
+    if (path[len - 1] == '/')
+        return false;
+    /* No NUL, no "//", no component starting with '.': canonical. */
+    if (!sbx_path_has_dot_or_empty(path, len))
+        return true;
+    if (memchr(path, '\0', len))
         return false;
     /* Each component: from after a '/' to the next '/' or the end. */
     for (size_t comp = 1; comp <= len;) {
@@ -201,13 +207,32 @@ bool sbx_files_path_is_canonical(const char *path, size_t len)
     return true;
 }
 
+static void set_u32(sbx_pol_param *p, uint32_t v)
+{
+    p->type = SBX_PTYPE_U32;
+    p->num = v;
+}
+
+/* Field by field into zeroed slots (whole-struct copies of compound
+ * literals went through the stack), the path's length given. */
+static void params_of(const sbx_files_request *req, size_t path_len,
+                      sbx_pol_param params[SBX_FILES_P_COUNT])
+{
+    memset(params, 0, SBX_FILES_P_COUNT * sizeof *params);
+    params[SBX_FILES_P_NAME].type = SBX_PTYPE_STRING;
+    params[SBX_FILES_P_NAME].len = path_len > UINT32_MAX ? UINT32_MAX : (uint32_t)path_len;
+    params[SBX_FILES_P_NAME].str = req->path;
+    set_u32(&params[SBX_FILES_P_FLAGS],
+            req->op == SBX_FILES_OP_OPEN ? (uint32_t)req->open_flags : 0);
+    set_u32(&params[SBX_FILES_P_MODE], req->mode);
+    set_u32(&params[SBX_FILES_P_ACCESS],
+            req->op == SBX_FILES_OP_ACCESS ? (uint32_t)req->access_mode : 0);
+    set_u32(&params[SBX_FILES_P_IS_DIR], req->is_dir ? 1 : 0);
+}
+
 void sbx_files_policy_params(const sbx_files_request *req, sbx_pol_param params[SBX_FILES_P_COUNT])
 {
-    params[SBX_FILES_P_NAME] = sbx_pol_str(req->path);
-    params[SBX_FILES_P_FLAGS] = sbx_pol_u32(req->op == SBX_FILES_OP_OPEN ? (uint32_t)req->open_flags : 0);
-    params[SBX_FILES_P_MODE] = sbx_pol_u32(req->mode);
-    params[SBX_FILES_P_ACCESS] = sbx_pol_u32(req->op == SBX_FILES_OP_ACCESS ? (uint32_t)req->access_mode : 0);
-    params[SBX_FILES_P_IS_DIR] = sbx_pol_u32(req->is_dir ? 1 : 0);
+    params_of(req, req->path ? strlen(req->path) : 0, params);
 }
 
 int sbx_files_policy_eval(const void *buf, size_t size, const sbx_files_request *req,
@@ -220,7 +245,7 @@ int sbx_files_policy_eval(const void *buf, size_t size, const sbx_files_request 
     if (!sbx_files_path_is_canonical(req->path, len))
         return -EINVAL;
     sbx_pol_param params[SBX_FILES_P_COUNT];
-    sbx_files_policy_params(req, params);
+    params_of(req, len, params);
     sbx_pol_result r = sbx_pol_evaluate(buf, size, sbx_files_service(req->op), params, SBX_FILES_P_COUNT, 0);
     if (r.status == SBX_POL_ERROR)
         return SBX_ERROR_BAD_POLICY;
