@@ -332,6 +332,34 @@ Test(files_path, is_canonical_matches_the_model)
     cr_expect(!sbx_files_path_is_canonical("/abcdefg\0", 9));
 }
 
+/* The word-at-a-time scan reads eight bytes and their followers: with
+ * each input at the very end of its own allocation (ASan's redzone right
+ * after it), lengths 1..80 and every byte class at the last offsets, no
+ * check reads past len. */
+Test(files_path, scans_never_read_past_the_buffer)
+{
+    static const char alpha[] = "//..ab\0c\x80";
+    unsigned seed = 99;
+    char out[SBX_FILES_PATH_MAX];
+    for (int iter = 0; iter < 40000; iter++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + ((seed >> 16) % 80);
+        char *in = malloc(len);
+        cr_assert_not_null(in);
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        bool canonical = sbx_files_path_is_canonical(in, len);
+        int r = sbx_files_path_canon(in, len, out, sizeof out);
+        /* a canonical path is its own canonical form */
+        if (canonical)
+            cr_assert(r == (int)len && memcmp(out, in, len) == 0, "canon(%.*s)", (int)len, in);
+        free(in);
+    }
+}
+
 Test(files_path, join)
 {
     char out[SBX_FILES_PATH_MAX];
