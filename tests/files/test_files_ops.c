@@ -533,3 +533,88 @@ Test(files_ops, reopen_readable_pins_the_object, .init = setup, .fini = teardown
         close(o);
     }
 }
+
+/* op_open hands the caller's path to openat2 as it is (no copy) and
+ * copies it only for the walk: at the length limits, for "/", for a name
+ * past NAME_MAX and for a buffer with no NUL in SBX_FILES_PATH_MAX bytes,
+ * both ways give the same answer and never read past the caller's
+ * buffer (each path sits at the very end of its own allocation: ASan). */
+static char *at_end(const char *s, size_t n)
+{
+    char *b = malloc(n);
+    cr_assert_not_null(b);
+    memcpy(b, s, n);
+    return b;
+}
+
+Test(files_ops, open_path_edges_same_both_ways, .init = setup, .fini = teardown)
+{
+    static char longp[SBX_FILES_PATH_MAX + 1];
+    memset(longp, 'q', sizeof longp);
+    for (size_t i = 0; i < SBX_FILES_PATH_MAX; i += 100)
+        longp[i] = '/';
+    char name[NAME_MAX + 3];
+    name[0] = '/';
+    memset(name + 1, 'n', NAME_MAX + 1);
+    name[NAME_MAX + 2] = '\0';
+    struct stat rs;
+    cr_assert_eq(fstat(make_ctx(0, NULL).root_fd, &rs), 0);
+    for (int walk = 0; walk < 2; walk++) {
+        int count = 0;
+        sbx_files_ops_ctx c = make_ctx(walk ? SBX_FILES_OPS_FORCE_WALK : 0, &count);
+        /* "/" is the root itself */
+        char *p = at_end("/", 2);
+        int fd = sbx_files_op_open(&c, p, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        cr_assert_geq(fd, 0, "walk %d: %s", walk, strerror(-fd));
+        struct stat st;
+        cr_assert_eq(fstat(fd, &st), 0);
+        cr_expect(st.st_dev == rs.st_dev && st.st_ino == rs.st_ino, "walk %d", walk);
+        close(fd);
+        free(p);
+        p = at_end("", 1);
+        cr_expect_eq(sbx_files_op_open(&c, p, O_RDONLY, 0), -ENOENT, "walk %d", walk);
+        free(p);
+        p = at_end("rel", 4);
+        cr_expect_eq(sbx_files_op_open(&c, p, O_RDONLY, 0), -EINVAL, "walk %d", walk);
+        free(p);
+        /* SBX_FILES_PATH_MAX - 1 bytes: taken, and nothing is there */
+        longp[SBX_FILES_PATH_MAX - 1] = '\0';
+        p = at_end(longp, SBX_FILES_PATH_MAX);
+        cr_expect_eq(sbx_files_op_open(&c, p, O_RDONLY, 0), -ENOENT, "walk %d", walk);
+        free(p);
+        /* no NUL in SBX_FILES_PATH_MAX bytes: too long, not read further */
+        p = at_end(longp, SBX_FILES_PATH_MAX - 1);
+        char *q = malloc(SBX_FILES_PATH_MAX);
+        cr_assert_not_null(q);
+        memcpy(q, p, SBX_FILES_PATH_MAX - 1);
+        q[SBX_FILES_PATH_MAX - 1] = 'q';
+        cr_expect_eq(sbx_files_op_open(&c, q, O_RDONLY, 0), -ENAMETOOLONG, "walk %d", walk);
+        free(q);
+        free(p);
+        /* a name one byte past NAME_MAX, under a real directory */
+        char *nm = at_end(pa("%s%s", g_a, name), strlen(g_a) + NAME_MAX + 3);
+        cr_expect_eq(sbx_files_op_open(&c, nm, O_RDONLY, 0), -ENAMETOOLONG, "walk %d", walk);
+        cr_expect_eq(sbx_files_op_open(&c, nm, O_RDWR | O_CREAT, 0600), -ENAMETOOLONG, "walk %d",
+                     walk);
+        free(nm);
+        /* a last name of 2000 bytes (the walk copies the last name into a
+         * NAME_MAX + 1 buffer: it must refuse it, not overrun it) */
+        static char huge[SBX_FILES_PATH_MAX];
+        int hl = snprintf(huge, sizeof huge, "%s/", g_a);
+        memset(huge + hl, 'h', 2000);
+        huge[hl + 2000] = '\0';
+        nm = at_end(huge, (size_t)hl + 2001);
+        int hr = sbx_files_op_open(&c, nm, O_RDONLY, 0);
+        cr_expect_eq(hr, -ENAMETOOLONG, "walk %d: open %d", walk, hr);
+        hr = sbx_files_op_mkdir(&c, nm, 0700);
+        cr_expect_eq(hr, -ENAMETOOLONG, "walk %d: mkdir %d", walk, hr);
+        hr = sbx_files_op_unlink(&c, nm);
+        cr_expect_eq(hr, -ENAMETOOLONG, "walk %d: unlink %d", walk, hr);
+        free(nm);
+        /* a file read through a path at the end of its allocation */
+        const char *xp = pa("%s/x", g_a, 0);
+        p = at_end(xp, strlen(xp) + 1);
+        read_is(sbx_files_op_open(&c, p, O_RDONLY | O_CLOEXEC, 0), "INSIDE");
+        free(p);
+    }
+}

@@ -226,6 +226,78 @@ Test(files_path, canon_matches_the_model)
     }
 }
 
+/* Past NAME_MAX + 1 bytes the plain check walks component by component
+ * (memchr): long paths made of names of 1..3 bytes, 255 and 256 bytes,
+ * ".", "..", ".x", empty ones, bytes >= 0x80, with or without a trailing
+ * '/', up to PATH_MAX, through canon and through join (whose input may
+ * pass PATH_MAX), with output sizes at and around the result: the
+ * model's answer every time. */
+static size_t long_random_path(char *buf, size_t max, unsigned *seed)
+{
+    static char n255[NAME_MAX + 1], n256[NAME_MAX + 2];
+    if (!n255[0]) {
+        memset(n255, 'L', NAME_MAX);
+        memset(n256, 'M', NAME_MAX + 1);
+    }
+    static const char *const names[] = { "a", "bc", "def", ".", "..", ".x", "", "\x80\xff", "..y" };
+    size_t len = 0;
+    size_t target = 258 + (*seed >> 8) % (max - 258);
+    while (len < target) {
+        *seed = *seed * 1103515245u + 12345u;
+        unsigned k = (*seed >> 16) % 12;
+        const char *nm = k < 9 ? names[k] : k == 9 ? n256 : n255;
+        size_t nl = strlen(nm);
+        if (len + 1 + nl > max)
+            break;
+        buf[len++] = '/';
+        memcpy(buf + len, nm, nl);
+        len += nl;
+    }
+    if (len == 0)
+        buf[len++] = '/';
+    *seed = *seed * 1103515245u + 12345u;
+    if ((*seed >> 16) % 4 == 0 && len < max)
+        buf[len++] = '/';
+    return len;
+}
+
+Test(files_path, canon_of_long_paths_matches_the_model)
+{
+    static char in[SBX_FILES_PATH_MAX + 600];
+    static char got[SBX_FILES_PATH_MAX], want[SBX_FILES_PATH_MAX];
+    unsigned seed = 4242;
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = long_random_path(in, SBX_FILES_PATH_MAX - 1, &seed);
+        int m = model_canon(in, len, want, SBX_FILES_PATH_MAX);
+        size_t caps[] = { SBX_FILES_PATH_MAX, m > 0 ? (size_t)m + 1 : 2, m > 1 ? (size_t)m : 2,
+                          len, len + 1 };
+        for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+            size_t cap = caps[k] > SBX_FILES_PATH_MAX ? SBX_FILES_PATH_MAX : caps[k];
+            int r = sbx_files_path_canon(in, len, got, cap);
+            int mm = model_canon(in, len, want, cap);
+            cr_assert_eq(r, mm, "canon(len %zu) cap %zu = %d, model %d", len, cap, r, mm);
+            if (mm >= 0)
+                cr_assert_eq(memcmp(got, want, (size_t)mm + 1), 0, "canon(len %zu)", len);
+        }
+        /* join: "/b" + '/' + a relative tail, the joined input up to
+         * PATH_MAX + 600 bytes; the result bounded as canon's */
+        size_t rl = len - 1;
+        const char *rel = in + 1;
+        if (rl == 0)
+            continue;
+        static char joined[SBX_FILES_PATH_MAX + 600];
+        /* a tail starting with '/' is absolute: join canonicalises it alone */
+        size_t base = rel[0] == '/' ? 0 : 3;
+        memcpy(joined, "/b/", base);
+        memcpy(joined + base, rel, rl);
+        int jm = model_canon(joined, rl + base, want, SBX_FILES_PATH_MAX);
+        int jr = sbx_files_path_join("/b", rel, rl, got, SBX_FILES_PATH_MAX);
+        cr_assert_eq(jr, jm, "join(len %zu) = %d, model %d", rl, jr, jm);
+        if (jm >= 0)
+            cr_assert_str_eq(got, want);
+    }
+}
+
 /* The evaluator's guard (files_policy) against the model: a path is
  * canonical exactly when it is absolute, NUL-free, its own canonical form
  * and, past "/", has no trailing '/'. Random strings with NULs, dots and
@@ -258,6 +330,34 @@ Test(files_path, is_canonical_matches_the_model)
     cr_expect(!sbx_files_path_is_canonical("/abcdefgh//i", 12));
     cr_expect(!sbx_files_path_is_canonical("/abcdefg/..", 11));
     cr_expect(!sbx_files_path_is_canonical("/abcdefg\0", 9));
+}
+
+/* The word-at-a-time scan reads eight bytes and their followers: with
+ * each input at the very end of its own allocation (ASan's redzone right
+ * after it), lengths 1..80 and every byte class at the last offsets, no
+ * check reads past len. */
+Test(files_path, scans_never_read_past_the_buffer)
+{
+    static const char alpha[] = "//..ab\0c\x80";
+    unsigned seed = 99;
+    char out[SBX_FILES_PATH_MAX];
+    for (int iter = 0; iter < 40000; iter++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + ((seed >> 16) % 80);
+        char *in = malloc(len);
+        cr_assert_not_null(in);
+        in[0] = '/';
+        for (size_t i = 1; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
+        }
+        bool canonical = sbx_files_path_is_canonical(in, len);
+        int r = sbx_files_path_canon(in, len, out, sizeof out);
+        /* a canonical path is its own canonical form */
+        if (canonical)
+            cr_assert(r == (int)len && memcmp(out, in, len) == 0, "canon(%.*s)", (int)len, in);
+        free(in);
+    }
 }
 
 Test(files_path, join)

@@ -311,6 +311,94 @@ static int many_fd_calls(sbx_ipc_client *c, void *arg)
     return 0;
 }
 
+/* The broker serves any moved ping, so a target can make it answer one
+ * request several times (ping moved again without a new request, or
+ * twice in a row) and leave every fd uncollected: all those fds carry the
+ * channel and the request's old seq. The channel's next honest call
+ * (seq: the ping + 1) must get its own file, never one of them, and they
+ * are closed, not leaked into the target. Exit code: 0 or the step. */
+static void ping_to(sbx_ipc_chan_head *head, uint32_t v)
+{
+    atomic_store(&head->ping, v);
+    syscall(SYS_futex, &head->ping, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static bool pong_moves(sbx_ipc_control *ctl, uint32_t p0)
+{
+    uint64_t t0 = t_now_ms();
+    while (atomic_load(&ctl->pong) == p0)
+        if (t_now_ms() - t0 > 5000)
+            return false;
+        else
+            sched_yield();
+    return true;
+}
+
+static int stale_then_honest(sbx_ipc_client *c, void *arg)
+{
+    (void)arg;
+    int fds0 = count_fds();
+    for (int round = 0; round < 50; round++) {
+        int ch = sbx_ipc_client_get_buffer(c);
+        if (ch < 0)
+            return 1;
+        sbx_ipc_control *ctl = sbx_ipc_client_control(c, (unsigned)ch);
+        sbx_ipc_chan_head *head = sbx_ipc_client_head(c, (unsigned)ch);
+        uint32_t s = atomic_load(&head->ping) + 1;
+        sbx_arg a = sbx_arg_string(paths[round % 4]);
+        if (sbx_ipc_wire_encode(sbx_ipc_client_buffer(c, (unsigned)ch),
+                                sbx_ipc_client_request_cap(c), TAG_OPEN, 0, s, &a, 1, NULL) < 0)
+            return 2;
+        uint32_t p0 = atomic_load(&ctl->pong);
+        ping_to(head, s);
+        if (!pong_moves(ctl, p0))
+            return 3;
+        /* the same request served again: another fd for (ch, s) */
+        p0 = atomic_load(&ctl->pong);
+        ping_to(head, s + 1);
+        if (!pong_moves(ctl, p0))
+            return 4;
+        /* twice in a row: served once or twice */
+        p0 = atomic_load(&ctl->pong);
+        ping_to(head, s + 2);
+        ping_to(head, s + 3);
+        if (!pong_moves(ctl, p0))
+            return 5;
+        if (round % 2)
+            usleep(2000); /* sometimes let a second serve land before the honest call */
+        /* the honest call on the same channel: its own file */
+        int want = 4 + round % 4;
+        sbx_arg b = sbx_arg_string(paths[want]);
+        sbx_ipc_reply rep;
+        int r = sbx_ipc_client_call_on(c, ch, TAG_OPEN, &b, 1, 0, &rep);
+        if (r != 0 || rep.fd < 0)
+            return 6;
+        if (!same_file(rep.fd, paths[want]))
+            return 7; /* a stale fd of the replayed request was taken */
+        close(rep.fd);
+    }
+    /* honest calls on every channel drain whatever is still queued */
+    for (unsigned i = 0; i < 2 * sbx_ipc_client_channel_count(c); i++) {
+        sbx_arg b = sbx_arg_string(paths[7]);
+        sbx_ipc_reply rep;
+        if (sbx_ipc_client_call(c, TAG_OPEN, &b, 1, 0, &rep) != 0 || !same_file(rep.fd, paths[7]))
+            return 8;
+        close(rep.fd);
+    }
+    int fds1 = count_fds();
+    sbx_ipc_client_free(c);
+    return fds1 == fds0 ? 0 : 9;
+}
+
+Test(ipc_fd, replayed_requests_fds_never_reach_the_channels_next_call)
+{
+    broker b;
+    cr_assert_eq(broker_start(&b, NULL, NULL, NULL), 0);
+    pid_t pid = spawn_target(&b, stale_then_honest, NULL);
+    cr_expect_eq(wait_code(pid), 0);
+    broker_stop(&b, 1);
+}
+
 Test(ipc_fd, no_fd_leak_after_many_fd_calls)
 {
     broker b;

@@ -357,6 +357,10 @@ static int resolve_at(const sbx_files_ops_ctx *ctx, unsigned which, char *work, 
             *pfd = fd;
             return 0;
         }
+        /* name holds NAME_MAX bytes: a longer last name (a caller's
+         * uncanonicalised path) is refused, never copied over the stack */
+        if (nlen > NAME_MAX)
+            return -ENAMETOOLONG;
         size_t nstart = (size_t)(nm - work);
         memcpy(name, nm, nlen);
         name[nlen] = '\0';
