@@ -78,6 +78,30 @@ static void conn_free(conn *c)
     sbx_files_ipc_memo_destroy(&c->memo);
 }
 
+/* A process that becomes nobody with these supplementary groups and
+ * waits to be killed (it dies with this one too). */
+static pid_t fork_as_nobody(const gid_t *groups, size_t n)
+{
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    fflush(NULL);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || setgroups(n, groups) != 0 ||
+            setresgid(NOBODY, NOBODY, NOBODY) != 0 || setresuid(NOBODY, NOBODY, NOBODY) != 0)
+            _exit(1);
+        (void)!write(ready[1], "r", 1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char r;
+    cr_assert_eq(read(ready[0], &r, 1), 1, "the nobody process is ready");
+    close(ready[0]);
+    return child;
+}
+
 static void setup(void)
 {
     if (geteuid() != 0)
@@ -106,24 +130,8 @@ static void setup(void)
     cr_assert_eq(chmod(p, 0777), 0);
 
     /* The nobody target: a process whose every id is nobody's. */
-    int ready[2];
-    cr_assert_eq(pipe(ready), 0);
-    fflush(NULL);
-    g_child = fork();
-    cr_assert_geq(g_child, 0);
-    if (g_child == 0) {
-        gid_t none[1] = { NOBODY };
-        if (setgroups(1, none) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
-            setresuid(NOBODY, NOBODY, NOBODY) != 0)
-            _exit(1);
-        (void)!write(ready[1], "r", 1);
-        for (;;)
-            pause();
-    }
-    close(ready[1]);
-    char r;
-    cr_assert_eq(read(ready[0], &r, 1), 1, "the nobody process is ready");
-    close(ready[0]);
+    gid_t none[1] = { NOBODY };
+    g_child = fork_as_nobody(none, 1);
 
     g_rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     g_disp = (sbx_files_dispatcher){ .decide = decide, .broker_root_fd = g_rootfd };
@@ -317,24 +325,8 @@ Test(files_ipc_creds, supplementary_groups_hold_on_every_memo_hit)
     close(fd);
     cr_assert_eq(chown(p, 0, GRP), 0);
     cr_assert_eq(chmod(p, 0640), 0);
-    int ready[2];
-    cr_assert_eq(pipe(ready), 0);
-    fflush(NULL);
-    pid_t child = fork();
-    cr_assert_geq(child, 0);
-    if (child == 0) {
-        gid_t groups[3] = { 5000, GRP, 5001 };
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || setgroups(3, groups) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
-            setresuid(NOBODY, NOBODY, NOBODY) != 0)
-            _exit(1);
-        (void)!write(ready[1], "r", 1);
-        for (;;)
-            pause();
-    }
-    close(ready[1]);
-    char r;
-    cr_assert_eq(read(ready[0], &r, 1), 1, "the grouped process is ready");
-    close(ready[0]);
+    gid_t groups[3] = { 5000, GRP, 5001 };
+    pid_t child = fork_as_nobody(groups, 3);
     conn grouped;
     conn_new(&grouped, child, child, true, true);
     for (int i = 0; i < 3; i++) {
