@@ -19,7 +19,7 @@
 
 /* One cache line each, so the request and the answer do not share one. */
 typedef struct {
-    _Alignas(64) _Atomic long req;   /* caller: sequence number, -1 = stop,
+    _Alignas(64) _Atomic long req;   /* caller: sequence number, or
                                         FLOOR_PAUSED = sleep until woken */
     _Alignas(64) _Atomic long ans;   /* broker: sequence answered */
     int fd;                          /* broker's fd number (getfd kind) */
@@ -86,8 +86,6 @@ static _Noreturn void broker_main(floor_kind kind, floor_shared *sh, int sock,
         while ((r = atomic_load_explicit(&sh->req, memory_order_acquire)) != seq) {
             if (r == FLOOR_PAUSED) /* the futex word is the low half */
                 syscall(SYS_futex, (void *)(uintptr_t)&sh->req, FUTEX_WAIT, (int)FLOOR_PAUSED, NULL, NULL, 0);
-            else if (r < 0)
-                _exit(0);
             else
                 __builtin_ia32_pause();
         }
@@ -198,7 +196,7 @@ void floor_stop(floor_broker *b)
 {
     if (!b)
         return;
-    if (b->pid > 0) {
+    if (b->pid > 0) { /* it holds nothing worth a clean exit */
         kill(b->pid, SIGKILL);
         waitpid(b->pid, NULL, 0);
     }

@@ -53,52 +53,55 @@ static int run(sbx_broker *b, sbx_policy *p, const char *path, bench_samples *s)
     return bench_target_samples(b, p, argv, s, PER_ROUND / BATCH);
 }
 
+/* PER_ROUND / BATCH samples of BATCH open+close through open_fn, from
+ * this process. */
+static int run_batches(int (*open_fn)(void *ctx), void *ctx, bench_samples *s)
+{
+    for (int b = 0; b < PER_ROUND / BATCH; b++) {
+        unsigned long long t0 = bench_now_ns();
+        for (int i = 0; i < BATCH; i++) {
+            int fd = open_fn(ctx);
+            if (fd < 0)
+                return -EIO;
+            close(fd);
+        }
+        bench_samples_add(s, (bench_now_ns() - t0) / BATCH);
+    }
+    return 0;
+}
+
 /* The comparisons, same loop, same file, same batches: the SEQPACKET
  * reference broker (refbroker.h) from this process, and the open_loop
  * program natively inside a bubblewrap bind mount of the file's folder
  * (the no-brokering floor). */
+static int refbroker_open(void *rb)
+{
+    return bench_refbroker_open(rb, g_file);
+}
+
 static int run_refbroker(bench_samples *s)
 {
     bench_refbroker rb;
     if (bench_refbroker_start(&rb) < 0)
         return -errno;
-    int r = 0;
-    for (int b = 0; b < PER_ROUND / BATCH && r == 0; b++) {
-        unsigned long long t0 = bench_now_ns();
-        for (int i = 0; i < BATCH; i++) {
-            int fd = bench_refbroker_open(&rb, g_file);
-            if (fd < 0) {
-                r = -EIO;
-                break;
-            }
-            close(fd);
-        }
-        bench_samples_add(s, (bench_now_ns() - t0) / BATCH);
-    }
+    int r = run_batches(refbroker_open, &rb, s);
     bench_refbroker_stop(&rb);
     return r;
 }
 
 /* The floor broker spins: started for its round only, so it never takes
  * a CPU from the other cases. */
+static int floor_open_fn(void *fb)
+{
+    return floor_open(fb);
+}
+
 static int run_floor(bench_samples *s)
 {
     floor_broker *fb = floor_start(FLOOR_SCM_RIGHTS, g_file);
     if (!fb)
         return -errno;
-    int r = 0;
-    for (int b = 0; b < PER_ROUND / BATCH && r == 0; b++) {
-        unsigned long long t0 = bench_now_ns();
-        for (int i = 0; i < BATCH; i++) {
-            int fd = floor_open(fb);
-            if (fd < 0) {
-                r = -EIO;
-                break;
-            }
-            close(fd);
-        }
-        bench_samples_add(s, (bench_now_ns() - t0) / BATCH);
-    }
+    int r = run_batches(floor_open_fn, fb, s);
     floor_stop(fb);
     return r;
 }
